@@ -1,0 +1,30 @@
+"""Where things live. Notebooks run from ``notebooks/`` and the CLI from anywhere, so paths resolve from the
+repository root (the folder with ``pyproject.toml``), overridable with ``SOCIALALIGN_HOME``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    env = os.environ.get("SOCIALALIGN_HOME")
+    if env:
+        return Path(env).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for d in (start, *start.parents):
+            if (d / "pyproject.toml").exists() and (d / "socialalign_lib").is_dir():
+                return d
+    return Path.cwd()
+
+
+ROOT = repo_root()
+DATA_DIR = ROOT / "data"
+GENERATED_DIR = DATA_DIR / "generated"  # git-ignored: rebuilt by `make course`
+FIGURES_DIR = ROOT / "figures"
+OUTPUTS_DIR = ROOT / "outputs"  # git-ignored: checkpoints, generations
+EMBEDDED_MODEL = DATA_DIR / "socialalign-tiny"  # committed: the course's own base model
+
+
+def world_dir(size: str, seed: int = 0) -> Path:
+    return GENERATED_DIR / f"world-{size}-seed{seed}"

@@ -1,0 +1,211 @@
+"""Latent truth of the embedded world: who users are, what topics are, and the documented models.
+
+Sentiment model (DESIGN §3), for user u replying to topic t of category c::
+
+    z(u,t)      = rho_u * v_t + stance_u[c] + e_u
+    logits(u,t) = ( -kappa_u * z,  beta_t + beta_u - gamma * interest_u[c],  +kappa_u * z )   # neg, neu, pos
+    p(s|u,t)    = softmax(logits)
+
+* ``v_t``          topic valence: good news > 0, bad news < 0, informational ~ 0;
+* ``rho_u``        +1, or -1 for the few contrarians who take the other side of every story;
+* ``stance_u[c]``  per-category stance from the user's values archetype plus noise (warm about tech, angry about prices);
+* ``e_u``          emotional baseline (pessimist / even / optimist);
+* ``kappa_u``      expressiveness from personality (emotional users rarely stay neutral);
+* ``beta_t``       how informational the topic is (more neutral replies); ``beta_u`` a neutral tendency;
+* ``interest_u[c]`` users care, and take sides, about what they follow (gamma = 1).
+
+The sentiment of a reply therefore depends on the *interaction* of user and topic: neither the topic alone nor
+the persona alone explains it, which is what makes personalised generation worth learning.
+
+Popularity model of a reply (likes), used by PopALM::
+
+    log1p(likes) ~ Normal(mu, 0.6),   mu = heat_t + 0.35*log10(1+followers) + 0.7*[non-neutral]
+                                      + 0.6*[humorous] + 0.4*[has emoji] + 0.3*[medium length] - 0.4*[long]
+                                      + 0.9*exp(-rank/4)          # early replies collect more likes
+
+The text-visible terms (sentiment strength, humour, emoji, length) are learnable from the reply; followers and
+rank are the noise that makes likes a noisy label (PopALM's reason for a curriculum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import lexicon as lx
+
+CATEGORY_KEYS: tuple[str, ...] = tuple(lx.CATEGORIES)
+GAMMA_INTEREST = 1.0
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class LatentUser:
+    """Everything the simulator knows about a user; exported as truth beside the data."""
+
+    user_id: str
+    screen_name: str
+    archetype: str
+    personality: str
+    emotional_baseline: str
+    contrarian: bool
+    interests: dict[str, float]  # category -> weight, sums to 1
+    stance: dict[str, float]  # category -> stance
+    neutral_tendency: float
+    length_class: str
+    emoji_rate: float
+    favourite_emoji: dict[str, str]  # sentiment -> emoji
+    end_punct: str
+    catch_phrases: list[str]
+    catch_rate: float
+    hashtag_rate: float
+    followers: int
+    gender: str
+    location: str
+
+    to_dict = asdict
+
+    @property
+    def expressiveness(self) -> float:
+        return float(lx.PERSONALITIES[self.personality]["expressiveness"])
+
+    @property
+    def baseline_value(self) -> float:
+        return lx.EMOTIONAL_BASELINES[self.emotional_baseline][0]
+
+    def top_interests(self, k: int = 3) -> list[str]:
+        return [c for c, _ in sorted(self.interests.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+    def true_persona(self) -> dict[str, str]:
+        """The paper's five items, rendered from the latent truth (each ≤ 20 characters)."""
+        interests = "、".join(str(lx.CATEGORIES[c]["name"]) for c in self.top_interests(3))
+        style = [lx.LENGTH_ZH[self.length_class]]
+        if self.emoji_rate >= 0.5:
+            style.append("爱用表情")
+        if self.catch_phrases:
+            style.append(f"常说“{self.catch_phrases[0]}”")
+        tone = lx.EMOTIONAL_BASELINES[self.emotional_baseline][1]
+        values = str(lx.ARCHETYPES[self.archetype]["zh"]) + ("，爱唱反调" if self.contrarian else "")
+        return {
+            "interests": interests,
+            "language_style": "，".join(style),
+            "emotional_tone": tone,
+            "personality": str(lx.PERSONALITIES[self.personality]["zh"]),
+            "values": values,
+        }
+
+
+@dataclass
+class LatentTopic:
+    topic_id: str
+    category: str
+    kind: str  # good / bad / mixed
+    valence: float
+    neutral_bias: float
+    heat: float
+    entity: str
+    city: str
+    num: int
+    day: int  # days since the world's epoch
+
+    to_dict = asdict
+
+
+def sentiment_probs(user: LatentUser, topic: LatentTopic, labels: tuple[str, ...]) -> np.ndarray:
+    """p(s | u, t) over ``labels``. 3 labels (neg, neu, pos) is the model above; 2 drops neutral; 5 splits
+    the polar classes by strength (strongly negative, negative, neutral, positive, strongly positive)."""
+    rho = -1.0 if user.contrarian else 1.0
+    z = rho * topic.valence + user.stance.get(topic.category, 0.0) + user.baseline_value
+    k = user.expressiveness
+    neu = topic.neutral_bias + user.neutral_tendency - GAMMA_INTEREST * user.interests.get(topic.category, 0.0) * 3
+    if len(labels) == 3:
+        return softmax(np.array([-k * z, neu, k * z]))
+    if len(labels) == 2:
+        return softmax(np.array([-k * z, k * z]))
+    if len(labels) == 5:
+        return softmax(np.array([-2 * k * z - 1.0, -k * z, neu, k * z, 2 * k * z - 1.0]))
+    raise ValueError(f"the world's sentiment model supports 2, 3 or 5 labels, got {labels!r}")
+
+
+def polarity(label: str, labels: tuple[str, ...]) -> int:
+    """-1 / 0 / +1 for a label, by its position in an ordered (negative → positive) label set."""
+    i, n = labels.index(label), len(labels)
+    mid = (n - 1) / 2
+    return int(np.sign(i - mid))
+
+
+def likes_mu(heat: float, followers: int, polar: int, personality: str, has_emoji: bool, length_class: str,
+             rank: int) -> float:
+    return (
+        heat
+        + 0.35 * np.log10(1 + followers)
+        + 0.7 * (polar != 0)
+        + 0.6 * (personality == "humorous")
+        + 0.4 * has_emoji
+        + 0.3 * (length_class == "medium")
+        - 0.4 * (length_class == "long")
+        + 0.9 * np.exp(-rank / 4)
+    )
+
+
+def sample_user(rng: np.random.Generator, index: int) -> LatentUser:
+    arche = str(rng.choice(list(lx.ARCHETYPES)))
+    spec = lx.ARCHETYPES[arche]
+    # interests: Dirichlet with the archetype's categories boosted
+    alpha = np.full(len(CATEGORY_KEYS), 0.3)
+    for c in spec["interests"]:  # type: ignore[union-attr]
+        alpha[CATEGORY_KEYS.index(c)] += 2.5
+    w = rng.dirichlet(alpha)
+    interests = {c: round(float(x), 4) for c, x in zip(CATEGORY_KEYS, w)}
+    stance = {c: round(float(spec["stance"].get(c, 0.0) + rng.normal(0, 0.3)), 4) for c in CATEGORY_KEYS}  # type: ignore[union-attr]
+    personality = str(rng.choice(list(lx.PERSONALITIES)))
+    baseline = str(rng.choice(list(lx.EMOTIONAL_BASELINES), p=[0.3, 0.4, 0.3]))
+    length_class = str(rng.choice(list(lx.LENGTH_CLASSES), p=[0.35, 0.45, 0.2]))
+    fav = {s: str(rng.choice(v)) for s, v in lx.EMOJI.items()}
+    name = f"{rng.choice(lx.NAME_PREFIX)}{rng.choice(lx.NAME_CORE)}" + (str(rng.integers(10, 2025)) if rng.random() < 0.5 else "")
+    return LatentUser(
+        user_id=f"u{index:06d}",
+        screen_name=f"{name}_{index}",
+        archetype=arche,
+        personality=personality,
+        emotional_baseline=baseline,
+        contrarian=bool(rng.random() < 0.08),
+        interests=interests,
+        stance=stance,
+        neutral_tendency=round(float((1.2 if arche == "neutral_observer" else 0.0) + rng.normal(0, 0.3)), 4),
+        length_class=length_class,
+        emoji_rate=float(rng.choice([0.0, 0.3, 0.8], p=[0.35, 0.35, 0.3])),
+        favourite_emoji=fav,
+        end_punct=str(rng.choice(list(lx.END_PUNCT))),
+        catch_phrases=[str(x) for x in rng.choice(lx.CATCH_PHRASES, size=int(rng.integers(0, 3)), replace=False)],
+        catch_rate=float(rng.choice([0.3, 0.7])),
+        hashtag_rate=float(rng.choice([0.0, 0.2, 0.6], p=[0.5, 0.3, 0.2])),
+        followers=int(np.exp(rng.normal(5.0, 1.6))),
+        gender=str(rng.choice(["男", "女"])),
+        location=str(rng.choice(lx.CITIES)),
+    )
+
+
+def sample_topic(rng: np.random.Generator, index: int, prefix: str = "t") -> LatentTopic:
+    category = CATEGORY_KEYS[int(rng.integers(len(CATEGORY_KEYS)))]
+    kind = str(rng.choice(["good", "bad", "mixed"], p=[0.38, 0.38, 0.24]))
+    valence = {"good": rng.uniform(0.6, 1.6), "bad": -rng.uniform(0.6, 1.6), "mixed": rng.uniform(-0.4, 0.4)}[kind]
+    spec = lx.CATEGORIES[category]
+    return LatentTopic(
+        topic_id=f"{prefix}{index:05d}",
+        category=category,
+        kind=kind,
+        valence=round(float(valence), 4),
+        neutral_bias=round(float((1.2 if kind == "mixed" else 0.0) + rng.normal(0, 0.4)), 4),
+        heat=round(float(rng.uniform(0.5, 2.5)), 4),
+        entity=str(rng.choice(spec["entities"])),
+        city=str(rng.choice(lx.CITIES)),
+        num=int(rng.integers(2, 90)),
+        day=int(rng.integers(0, 720)),
+    )
