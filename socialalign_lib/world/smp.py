@@ -3,12 +3,12 @@
 Popularity model (log-views, like SMPD's label), for post p of photo-user u::
 
     pop = base_u + effect[category] + 0.08 * min(n_tags, 10)
-          + 1.2 * align_p                       # hashtag ↔ image: max_{h,r} cos(theme(h), region_r), 0 without hashtags
+          + 2.0 * align_p                       # hashtag ↔ image: max_{h,r} cos(theme(h), region_r), 0 without hashtags
           + 0.5 * [a face aged 18-35] + 0.2 * min(n_faces, 3) - 0.4 * [a face aged 60+]
           + 0.4 * [positive hashtag] - 0.3 * [negative hashtag]
           + 0.25 * sin(2π * month / 12) + Normal(0, 0.35)
 
-``base_u`` (the user's audience) dominates, which is why the cold-start task gives the model the user's earlier
+``base_u`` (the user's audience, visible with noise as ``user_avgview`` like TPIC's USER_META) dominates, which is why the cold-start task gives the model the user's earlier
 posts and their scores; the hashtag-image alignment only shows when hashtags are read *against* the image
 regions, which is what NARRATOR's hashtag-guided attention is for.
 """
@@ -45,6 +45,8 @@ def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], theme
     rng = np.random.default_rng([seed, 7, index])
     concepts = _concepts()
     base = float(rng.normal(5.0, 1.2))
+    # what a platform shows about the user (TPIC's USER_META avgview): the audience size, measured with noise
+    avgview = round(base + float(rng.normal(0, 0.3)), 4)
     uid = f"{int(rng.integers(10000, 99999))}@N{index % 100:02d}"
     start = dt.datetime(2023, 1, 1) + dt.timedelta(days=int(rng.integers(0, 200)))
     fav_cats = rng.choice(list(lx.SMP_CATEGORIES), size=2, replace=False)
@@ -64,7 +66,7 @@ def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], theme
         extra_tags = [str(x) for x in rng.choice([k for _, _, k in concepts], size=int(rng.integers(0, 8)), replace=False)]
         tags = list(dict.fromkeys([concept, sub, str(spec["zh"]), place, *extra_tags]))
         # image regions: the concept itself plus background regions
-        regions = [themes[concept] + rng.normal(0, 0.3, REGION_DIM)]
+        regions = [themes[concept] + rng.normal(0, 0.12, REGION_DIM)]
         for _ in range(N_REGIONS - 1):
             other = concepts[int(rng.integers(len(concepts)))][2]
             regions.append(0.6 * themes[other] + rng.normal(0, 0.5, REGION_DIM))
@@ -86,7 +88,7 @@ def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], theme
             base
             + float(spec["effect"])
             + 0.08 * min(len(tags), 10)
-            + 1.2 * align
+            + 2.0 * align
             + 0.5 * any(18 <= f["age"] <= 35 for f in faces)
             + 0.2 * min(len(faces), 3)
             - 0.4 * any(f["age"] >= 60 for f in faces)
@@ -98,6 +100,7 @@ def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], theme
         posts.append(
             {
                 "uid": uid,
+                "user_avgview": avgview,
                 "pid": f"{index:05d}{j:02d}",
                 "title": title,
                 "category": str(spec["zh"]),
