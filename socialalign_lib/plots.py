@@ -16,9 +16,26 @@ from .paths import FIGURES_DIR
 DPI = 130
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c"}
 
-# Chinese glyphs: use a CJK font when the machine has one, and never fail when it does not.
-plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "WenQuanYi Zen Hei", "SimHei", "DejaVu Sans"]
-plt.rcParams["axes.unicode_minus"] = False
+
+
+def _use_cjk_font() -> None:
+    """Chinese glyphs in figures: register the Noto Sans CJK font shipped by ``mplfonts`` (no system fonts
+    needed), prefer any system CJK font, and never fail when none is there."""
+    try:
+        import importlib.resources
+
+        from matplotlib import font_manager
+
+        font = importlib.resources.files("mplfonts") / "fonts" / "NotoSansCJKsc-Regular.otf"
+        if font.is_file():
+            font_manager.fontManager.addfont(str(font))
+    except Exception:  # noqa: BLE001 - fonts are cosmetic
+        pass
+    plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "SimHei", "DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
+
+
+_use_cjk_font()
 
 
 def label_colors(labels: tuple[str, ...] | list[str]) -> list[str]:
