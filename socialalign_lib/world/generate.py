@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -140,7 +141,9 @@ def _history(cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic
         when = dt.datetime.fromisoformat(topic.time) + dt.timedelta(hours=int(rng.integers(1, 72)))
         pid = f"{lu.user_id}h{j:03d}"
         if r < cfg.junk_rate:
-            posts.append(Post(pid, lu.user_id, compose.junk_post(rng), _iso(when), screen_name=lu.screen_name))
+            junk = compose.junk_post(rng)
+            posts.append(Post(pid, lu.user_id, junk, _iso(when), hashtags=re.findall(r"#([^#]+)#", junk),
+                              screen_name=lu.screen_name))
             continue
         if r < cfg.junk_rate + 0.1:
             posts.append(Post(pid, lu.user_id, compose.daily_post(lu, rng), _iso(when), screen_name=lu.screen_name))
@@ -152,8 +155,7 @@ def _history(cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic
             media = str(rng.choice(lx.MEDIA_ACCOUNTS))
             original = Post(f"{lt.topic_id}m", f"media{lx.MEDIA_ACCOUNTS.index(media)}", f"#{topic.hashtag}#{topic.news}",
                             topic.time, hashtags=[topic.hashtag], screen_name=media, likes=int(rng.integers(100, 50000)))
-            posts.append(Post(pid, lu.user_id, text, _iso(when), hashtags=[topic.hashtag], retweet=original,
-                              screen_name=lu.screen_name))
+            posts.append(Post(pid, lu.user_id, text, _iso(when), retweet=original, screen_name=lu.screen_name))
         else:
             with_tag = rng.random() < 0.4
             posts.append(Post(pid, lu.user_id, (f"#{topic.hashtag}#" if with_tag else "") + text, _iso(when),
