@@ -3,14 +3,31 @@
 Popularity model (log-views, like SMPD's label), for post p of photo-user u::
 
     pop = base_u + effect[category] + 0.08 * min(n_tags, 10)
-          + 2.0 * align_p                       # hashtag ↔ image: max_{h,r} cos(theme(h), region_r), 0 without hashtags
+          + 2.0 * align_p                       # hashtag ↔ image alignment, below
           + 0.5 * [a face aged 18-35] + 0.2 * min(n_faces, 3) - 0.4 * [a face aged 60+]
           + 0.4 * [positive hashtag] - 0.3 * [negative hashtag]
           + 0.25 * sin(2π * month / 12) + Normal(0, 0.35)
 
-``base_u`` (the user's audience, visible with noise as ``user_avgview`` like TPIC's USER_META) dominates, which is why the cold-start task gives the model the user's earlier
-posts and their scores; the hashtag-image alignment only shows when hashtags are read *against* the image
-regions, which is what NARRATOR's hashtag-guided attention is for.
+    align_p = max over the post's concept-naming hashtags h of
+                1    if h names the photo's subject (the concept of its main region)
+                0.5  if h names a concept shown in a background region
+                0.25 if h names another concept of the subject's subcategory (#狗# on a cat photo)
+                0    otherwise;   0 for a post without concept-naming hashtags
+
+The image is ``N_REGIONS`` region vectors: the subject ``theme[concept] + Normal(0, 0.12)`` and backgrounds
+``0.8 · theme[other] + Normal(0, 0.15)`` (half of them from the subject's category: a beach photo shows a sunset
+more often than a keyboard), shuffled. ``theme`` is a random unit vector per concept: what a region showing it
+looks like to a vision backbone. A hashtag is about the subject (45%), a background concept (25%), a sibling
+concept (10%) or a random one (20%), and its template then names that concept or nothing: generic hashtags
+("随手拍", "今日份快乐") name no concept, so they can neither match nor contradict the image; they still carry
+sentiment.
+
+``base_u`` (the user's audience, visible with noise as ``user_avgview`` like TPIC's USER_META) dominates, which is
+why the cold-start task gives the model the user's earlier posts and their scores. The alignment is a function
+of *which concepts* the hashtags name and the regions show — learnable from hashtag characters and region
+vectors — and only shows when hashtags are read *against* the image regions (or the text that names the
+subject), which is what NARRATOR's hashtag-guided attention is for. Faces are fields (age, gender) a face model
+would output; they are not in the region vectors.
 """
 
 from __future__ import annotations
@@ -23,8 +40,11 @@ from . import lexicon as lx
 
 REGION_DIM = 16
 N_REGIONS = 4
-HASHTAG_SENTIMENT = {"positive": ["{concept}太美了", "治愈系{concept}", "今日份快乐"], "neutral": ["{concept}摄影", "随手拍", "{sub}日记"],
-                     "negative": ["{concept}踩雷", "失望的{sub}", "再也不去了"]}
+# Hashtag templates per sentiment. A template either names a concept (it has a theme: what it claims the photo
+# shows) or is generic ("随手拍": no theme, so it can neither match nor contradict the image).
+HASHTAG_SENTIMENT = {"positive": ["{concept}太美了", "治愈系{concept}", "今日份快乐"],
+                     "neutral": ["{concept}摄影", "随手拍", "{concept}日记"],
+                     "negative": ["{concept}踩雷", "失望的{concept}", "再也不去了"]}
 
 
 def _concepts() -> list[tuple[str, str, str]]:
@@ -41,9 +61,21 @@ def concept_themes(seed: int) -> dict[str, np.ndarray]:
     return out
 
 
+def hashtag_alignment(hashtag_concept: str, subject: str, background: list[str], sub_of: dict[str, str]) -> float:
+    """How well a photo shows what a concept-naming hashtag claims (the module docstring's ``align`` levels)."""
+    if hashtag_concept == subject:
+        return 1.0
+    if hashtag_concept in background:
+        return 0.5
+    if sub_of[hashtag_concept] == sub_of[subject]:
+        return 0.25
+    return 0.0
+
+
 def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], themes: dict[str, np.ndarray]) -> list[dict]:
     rng = np.random.default_rng([seed, 7, index])
     concepts = _concepts()
+    sub_of = {k: s for _, s, k in concepts}
     base = float(rng.normal(5.0, 1.2))
     # what a platform shows about the user (TPIC's USER_META avgview): the audience size, measured with noise
     avgview = round(base + float(rng.normal(0, 0.3)), 4)
@@ -65,25 +97,31 @@ def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], theme
         caption = str(rng.choice(lx.SMP_CAPTION)).format(concept=concept, scene=scene, light=rng.choice(lx.SMP_LIGHT))
         extra_tags = [str(x) for x in rng.choice([k for _, _, k in concepts], size=int(rng.integers(0, 8)), replace=False)]
         tags = list(dict.fromkeys([concept, sub, str(spec["zh"]), place, *extra_tags]))
-        # image regions: the concept itself plus background regions
+        # image regions: the concept itself plus background regions (half from the subject's category)
         regions = [themes[concept] + rng.normal(0, 0.12, REGION_DIM)]
+        background = []
         for _ in range(N_REGIONS - 1):
-            other = concepts[int(rng.integers(len(concepts)))][2]
-            regions.append(0.6 * themes[other] + rng.normal(0, 0.5, REGION_DIM))
+            pool = [k for c, _, k in concepts if c == cat] if rng.random() < 0.5 else [k for _, _, k in concepts]
+            other = pool[int(rng.integers(len(pool)))]
+            background.append(other)
+            regions.append(0.8 * themes[other] + rng.normal(0, 0.15, REGION_DIM))
         regions_arr = np.stack(regions)[rng.permutation(N_REGIONS)]
         hashtags, hashtag_sents = [], []
         for _ in range(int(rng.choice([0, 1, 2, 3], p=[0.3, 0.35, 0.25, 0.1]))):
-            h_concept = concept if rng.random() < 0.55 else concepts[int(rng.integers(len(concepts)))][2]
+            # users tag the subject, something in the background, a related concept, or something unrelated
+            kind = rng.choice(4, p=[0.45, 0.25, 0.1, 0.2])
+            siblings = [k for _, s_, k in concepts if s_ == sub and k != concept]
+            h_concept = (concept if kind == 0 else background[int(rng.integers(len(background)))] if kind == 1
+                         else siblings[int(rng.integers(len(siblings)))] if kind == 2
+                         else concepts[int(rng.integers(len(concepts)))][2])
             h_sent = str(rng.choice(list(HASHTAG_SENTIMENT), p=[0.5, 0.35, 0.15]))
-            hashtags.append((str(rng.choice(HASHTAG_SENTIMENT[h_sent])).format(concept=h_concept, sub=sub), h_concept))
+            template = str(rng.choice(HASHTAG_SENTIMENT[h_sent]))
+            hashtags.append((template.format(concept=h_concept), h_concept if "{concept}" in template else None))
             hashtag_sents.append(h_sent)
         faces = [{"age": int(rng.integers(3, 80)), "gender": str(rng.choice(["male", "female"]))}
                  for _ in range(int(rng.choice([0, 1, 2, 3], p=[0.45, 0.3, 0.15, 0.1])))]
-        if hashtags:
-            unit = regions_arr / np.linalg.norm(regions_arr, axis=1, keepdims=True)
-            align = max(float((unit @ themes[hc]).max()) for _, hc in hashtags)
-        else:
-            align = 0.0
+        align = max((hashtag_alignment(hc, concept, background, sub_of) for _, hc in hashtags if hc is not None),
+                    default=0.0)
         pop = (
             base
             + float(spec["effect"])

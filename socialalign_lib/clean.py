@@ -1,0 +1,556 @@
+"""Weibo text cleaning, hashtag extraction, file decoding and the official history filter — one module.
+
+Why one module: the crawler output, the real-data loaders and the dataset builder must agree on what a
+"clean" post is, or a post that survives the history filter in one notebook is dropped in the next.
+
+* :func:`clean_text` with a :class:`CleanConfig`. The default turns mobile-API HTML into text, folds
+  full-width ASCII (keeping Chinese ``，！？：；（）``), removes invisible characters and URLs, applies the
+  official strip list (FORMATS §2.2) and collapses whitespace; mentions, repost chains, ``[表情]`` codes,
+  emoji and hashtags are kept unless asked. ``CleanConfig.official()`` is upstream's ``clean_text``
+  byte for byte, so the two can be compared.
+* :func:`extract_hashtags` — ``#话题#`` → ``["话题"]``, the one definition the loaders use too.
+* :func:`read_text_file` / :func:`decode_bytes` — UTF-8 (with or without BOM), else GB18030, else an
+  :class:`EncodingError` naming file, line and byte offset. Chinese exports are often GB18030 and a wrong
+  guess silently gives mojibake, so we only accept strict decodes.
+* :class:`HistoryFilter` / :func:`filter_history` — SocialAlign's history-post filter with its word lists
+  as data (``resources/history_filter.json``, copied from upstream) and each rule a parameter; a user left
+  with fewer than ``min_history`` posts is skipped *with a reason*, never silently.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from .io import DataFormatError, PathLike
+from .schema import Post, User
+
+__all__ = [
+    "CleanConfig", "clean_text", "extract_hashtags", "html_to_text", "is_only_hashtags", "WEIBO_EMOJI_NAMES",
+    "EncodingError", "decode_bytes", "read_text_file",
+    "HistoryFilter", "HistoryResult", "filter_history", "load_history_filter_lists",
+]
+
+# --------------------------------------------------------------------------------------------- patterns
+
+# A hashtag: '#', 1–64 characters with no '#' or newline that neither start nor end with whitespace, '#'.
+# The whitespace rule keeps "C# 和 F#" from reading as the hashtag " 和 F".
+_HASHTAG = re.compile(r"#([^#\s](?:[^#\n]{0,62}[^#\s])?)#")
+_ONLY_HASHTAGS = re.compile(r"(#[^#]+#\s*)+")  # upstream's is_only_hashtags, verbatim
+# Weibo emoticon codes: "[笑cry]", "[doge]", "[允悲]"; not "[1]" or "[2024]" (footnotes, years).
+_EMOJI_CODE = re.compile(r"\[(?![\d.,:/-]+\])([^\[\]\s]{1,8})\]")
+# Pictographic emoji and their glue (variation selector, ZWJ, keycap, tags, skin tones, flags).
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\ufe0e\ufe0f\u200d\u20e3\U000e0020-\U000e007f]+"
+)
+_URL = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"'\u3000-\u303f\u4e00-\u9fff\uff00-\uffef“”‘’]+"
+    r"|(?<![A-Za-z0-9.])t\.cn/[A-Za-z0-9]+",
+    re.IGNORECASE,
+)
+# "@昵称" (Weibo names: 2–30 of CJK, letters, digits, '_' and '-'); not the '@' of an e-mail address.
+# Stripping also takes the "回复" before a comment reply and the colon after it.
+_MENTION_STRIP = re.compile(r"(?:回复)?(?<![A-Za-z0-9_.\-])@[\w\-]{1,30}[:：]?")
+_REPOST_CHAIN = re.compile(r"\s*(?<!:)//\s*@")
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200e\u200f\u2060\ufeff\ue000-\uf8ff]")
+_HTML_HINT = re.compile(
+    r"<(?:a|span|img|br|i|p|div|em|strong|b|font|sup|sub)\b[^<>]*>|</(?:a|span|i|p|div|em|strong|b|font)\s*>"
+    r"|&(?:[a-zA-Z]{2,8}|#\d{1,7}|#[xX][0-9a-fA-F]{1,6});"
+)
+_TAG = re.compile(r"<[^<>]*>")
+
+# The official rules (upstream utils/clean_text.py), verbatim — including the unescaped dots of '...\n全文'.
+_OFFICIAL_PATTERNS = (re.compile(r"\n\S+的微博视频"), re.compile(r"\n\S+的微博直播"), re.compile(r"...\n全文"))
+_OFFICIAL_HASH_PATTERNS = (re.compile(r"#[^#]+的微博直播"), re.compile(r"#[^#]+的微博视频"))
+_OFFICIAL_LITERALS = ("网页链接", "微博正文", "//", "#热门视频#")
+# Our refinement: the same targets, written so that they do not eat real text. "...全文" needs real dots
+# (or '…'); the video label also goes when the mobile site's 'L' icon glyph marks where it starts; '//'
+# goes except inside "://" so kept URLs survive.
+_WEIBO_PATTERNS = (
+    re.compile(r"\n\S+的微博(?:视频|直播)"),
+    re.compile(r"(?<![A-Za-z0-9])L[^\s#L]{1,30}?的微博(?:视频|直播)"),
+    re.compile(r"(?:\.\.\.|…+)\s*全文"),
+)
+_WEIBO_SLASHES = re.compile(r"(?<!:)//")
+
+# "[code]" → a readable word for name mode, where the code is English or not the usual word; every other
+# code maps to its own text ("[哈哈]" → "哈哈"). Why: tokenisers and sentiment lexicons can then read it.
+WEIBO_EMOJI_NAMES: dict[str, str] = {
+    "笑cry": "笑哭", "doge": "狗头", "二哈": "狗头", "good": "赞", "ok": "好的", "OK": "好的", "NO": "不要",
+    "心": "爱心", "伤心": "心碎", "泪": "流泪", "怒": "愤怒", "拜拜": "再见", "吐": "呕吐", "黑线": "无语",
+    "打call": "支持", "抱抱": "拥抱", "握手": "握手", "蜡烛": "悼念",
+}
+
+# Full-width ASCII (U+FF01–U+FF5E) → ASCII, and the ideographic space → ' '.
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """What :func:`clean_text` does. Defaults: readable text for models and people, nothing meaningful lost.
+
+    html:             mobile-API HTML (``mblog.text``) → text: tags dropped, ``<br>`` → newline, an emoticon
+                      ``<img alt="[笑cry]">`` → its code, a video/live label put on its own line so the strip
+                      rules find it. Only runs when the text looks like HTML ("a<b" stays).
+    width:            "fullwidth" folds full-width ASCII (``ＡＢＣ１２３＠＃``) to ASCII; "nfkc" applies NFKC
+                      (also ``①``→1, ``㎡``→m2); both keep the characters in ``keep_fullwidth``; "none".
+    keep_fullwidth:   full-width punctuation that is *Chinese* punctuation, not ASCII in disguise. (``。、《》「」``
+                      are not full-width forms and are never touched.)
+    invisible:        drop zero-width characters, BOMs, soft hyphens and private-use icon glyphs (U+E627…).
+    strip_rules:      the official strip list — "weibo" (ours: the same targets, safe for real text and URLs),
+                      "official" (upstream's regexes verbatim, e.g. ``...\\n全文`` eats any 3 characters),
+                      or "none".
+    urls:             "strip" or "keep" http(s)://, www. and t.cn links.
+    mentions:         "keep" or "strip" ``@昵称`` (with a reply's "回复" and the colon after the name).
+    repost_chain:     "keep", or "own": only the user's words before the first ``//@`` of a repost chain.
+    emoji_codes:      ``[表情]`` codes: "keep", "strip", or "name" (``[笑cry]`` → ``笑哭``; see ``emoji_names``).
+    emoji_names:      overrides for "name" mode, merged over :data:`WEIBO_EMOJI_NAMES`.
+    emoji:            Unicode emoji: "keep" or "strip".
+    hashtags:         ``#话题#``: "keep", "strip", or "text" (keep ``话题`` without the ``#``).
+    keep_newlines:    keep single line breaks (spaces still collapse); upstream collapses all whitespace.
+    max_passes:       the steps run until the text stops changing (a removal can expose a new match, e.g.
+                      ``#a#`` inside ``##a##``), at most this many times, so ``clean(clean(x)) == clean(x)``.
+    """
+
+    html: bool = True
+    width: Literal["fullwidth", "nfkc", "none"] = "fullwidth"
+    keep_fullwidth: str = "，！？：；（）"
+    invisible: bool = True
+    strip_rules: Literal["weibo", "official", "none"] = "weibo"
+    urls: Literal["strip", "keep"] = "strip"
+    mentions: Literal["keep", "strip"] = "keep"
+    repost_chain: Literal["keep", "own"] = "keep"
+    emoji_codes: Literal["keep", "strip", "name"] = "keep"
+    emoji_names: Mapping[str, str] | None = None
+    emoji: Literal["keep", "strip"] = "keep"
+    hashtags: Literal["keep", "strip", "text"] = "keep"
+    keep_newlines: bool = False
+    max_passes: int = 8
+
+    _CHOICES = {
+        "width": ("fullwidth", "nfkc", "none"), "strip_rules": ("weibo", "official", "none"),
+        "urls": ("strip", "keep"), "mentions": ("keep", "strip"), "repost_chain": ("keep", "own"),
+        "emoji_codes": ("keep", "strip", "name"), "emoji": ("keep", "strip"), "hashtags": ("keep", "strip", "text"),
+    }
+
+    def __post_init__(self) -> None:
+        for name, allowed in self._CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"CleanConfig.{name}={getattr(self, name)!r}; choose from {allowed}")
+        if self.max_passes < 1:
+            raise ValueError(f"CleanConfig.max_passes={self.max_passes}; must be ≥ 1")
+
+    @classmethod
+    def official(cls) -> CleanConfig:
+        """Upstream's ``utils/clean_text.clean_text`` exactly: strip list + whitespace, one pass, nothing else.
+
+        Upstream read plain text (the crawler ran with ``remove_html_tag=1``), so HTML is left alone here.
+        """
+        return cls(html=False, width="none", invisible=False, strip_rules="official", urls="keep", max_passes=1)
+
+    @classmethod
+    def for_model(cls) -> CleanConfig:
+        """Text as a language model should see a reply: the user's own words (no chain), no @names or links."""
+        return cls(mentions="strip", repost_chain="own")
+
+
+# ------------------------------------------------------------------------------------------------- HTML
+
+
+class _WeiboHTML(HTMLParser):
+    """Visible text of mobile-API HTML. Emoticon ``<img alt>`` → its code; ``<br>`` → newline; script/style
+    dropped; an icon-font glyph (``<i class="wbicon">L</i>``, the PC page's) and a ``span.surl-text`` naming a
+    video or live stream ("张三的微博视频") start a new line — where upstream's strip rule expects the label."""
+
+    _SKIP = ("script", "style")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip: list[str] = []
+        self._spans: list[int | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        classes = (a.get("class") or "").split()
+        if tag in self._SKIP or (tag == "i" and any(c.startswith(("wbicon", "ficon")) for c in classes)):
+            if tag == "i" and not self._skip:  # an icon glyph ('L' video, 'O' link) starts a link label
+                self.parts.append("\n")
+            self._skip.append(tag)
+        elif self._skip:
+            return
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "img":
+            alt = (a.get("alt") or "").strip()
+            if _EMOJI_CODE.fullmatch(alt):
+                self.parts.append(alt)
+        elif tag in ("p", "div"):
+            self.parts.append("\n")
+        elif tag == "span":
+            self._spans.append(len(self.parts) if "surl-text" in classes else None)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "span":  # a self-closed span opens nothing
+            depth = len(self._skip)
+            self.handle_starttag(tag, attrs)
+            del self._skip[depth:]  # nor does a self-closed <i class="wbicon"/> or <script/>
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skip:
+            if self._skip[-1] == tag:
+                self._skip.pop()
+            return
+        if tag == "span" and self._spans:
+            start = self._spans.pop()
+            if start is not None and re.search(r"的微博(?:视频|直播)$", "".join(self.parts[start:]).strip()):
+                self.parts.insert(start, "\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """Mobile-API ``mblog.text`` HTML → plain text (see :class:`_WeiboHTML`); plain text passes through.
+
+    ``html.parser`` is lenient but not bullet-proof on arbitrary input, so a parser failure falls back to
+    dropping tags with a regex rather than losing the post.
+    """
+    if not _HTML_HINT.search(html):
+        return html
+    parser = _WeiboHTML()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # noqa: BLE001 - any parser failure: degrade to tag stripping
+        import html as _html
+
+        return _html.unescape(_TAG.sub("", html))
+    return "".join(parser.parts)
+
+
+# --------------------------------------------------------------------------------------------- cleaning
+
+
+def _fold_width(text: str, mode: str, keep: str) -> str:
+    if mode == "none":
+        return text
+    if mode == "fullwidth":
+        table = {cp: to for cp, to in _FULLWIDTH.items() if chr(cp) not in keep}
+        return text.translate(table)
+    if not keep:
+        return unicodedata.normalize("NFKC", text)
+    # NFKC each run between kept characters, so "，" survives while "ＡＢＣ" and "①" fold.
+    pieces = re.split(f"([{re.escape(keep)}])", text)
+    return "".join(p if (len(p) == 1 and p in keep) else unicodedata.normalize("NFKC", p) for p in pieces)
+
+
+def _strip_rules(text: str, rules: str, stage: int) -> str:
+    """The official strip list in two stages, in upstream's order: patterns (stage 1), literals (stage 2)."""
+    if rules == "none":
+        return text
+    if stage == 1:
+        for pat in _OFFICIAL_PATTERNS if rules == "official" else _WEIBO_PATTERNS:
+            text = pat.sub("", text)
+        for pat in _OFFICIAL_HASH_PATTERNS:
+            text = pat.sub("#", text)
+        return text
+    for literal in _OFFICIAL_LITERALS:
+        text = _WEIBO_SLASHES.sub("", text) if (literal == "//" and rules == "weibo") else text.replace(literal, "")
+    return text
+
+
+def _emoji_name(match: re.Match[str], names: Mapping[str, str]) -> str:
+    return names.get(match.group(1), match.group(1))
+
+
+def _clean_once(text: str, cfg: CleanConfig, names: Mapping[str, str]) -> str:
+    if cfg.html:
+        text = html_to_text(text)
+    if cfg.invisible:
+        text = _INVISIBLE.sub("", text)
+    text = _fold_width(text, cfg.width, cfg.keep_fullwidth)
+    text = _strip_rules(text, cfg.strip_rules, 1)
+    if cfg.repost_chain == "own":
+        text = _REPOST_CHAIN.split(text, 1)[0]
+    if cfg.urls == "strip":
+        text = _URL.sub("", text)
+    if cfg.mentions == "strip":
+        text = _MENTION_STRIP.sub("", text)
+    text = _strip_rules(text, cfg.strip_rules, 2)
+    if cfg.emoji_codes == "strip":
+        text = _EMOJI_CODE.sub("", text)
+    elif cfg.emoji_codes == "name":
+        text = _EMOJI_CODE.sub(lambda m: _emoji_name(m, names), text)
+    if cfg.emoji == "strip":
+        text = _EMOJI.sub("", text)
+    if cfg.hashtags == "strip":
+        text = _HASHTAG.sub("", text)
+    elif cfg.hashtags == "text":
+        text = _HASHTAG.sub(r"\1", text)
+    if cfg.keep_newlines:
+        text = re.sub(r"[^\S\n]+", " ", text)
+        text = re.sub(r" ?\n[\s]*", "\n", text).strip()
+    else:
+        text = re.sub(r"\s+", " ", text.strip())  # upstream: strip(), then \s+ → ' '
+    return text
+
+
+def clean_text(text: str, cfg: CleanConfig | None = None) -> str:
+    """One Weibo post's text, cleaned as ``cfg`` says (see :class:`CleanConfig`; default ``CleanConfig()``).
+
+    >>> clean_text('今天的<a href="/search"><span class="surl-text">#星光大赏#</span></a> 网页链接 http://t.cn/A6x')
+    '今天的#星光大赏#'
+    """
+    cfg = cfg or _DEFAULT
+    names = WEIBO_EMOJI_NAMES if cfg.emoji_names is None else {**WEIBO_EMOJI_NAMES, **cfg.emoji_names}
+    text = text or ""
+    for _ in range(cfg.max_passes):
+        new = _clean_once(text, cfg, names)
+        if new == text:
+            break
+        text = new
+    return text
+
+
+_DEFAULT = CleanConfig()
+
+
+def extract_hashtags(text: str) -> list[str]:
+    """``#话题#`` hashtags in ``text`` (plain or mobile-API HTML), without the ``#``, in order, no repeats.
+
+    Full-width ``＃`` counts as ``#``. A hashtag has 1–64 characters and neither starts nor ends with a space.
+    """
+    plain = html_to_text(text or "").translate({0xFF03: ord("#")})
+    return list(dict.fromkeys(m.group(1) for m in _HASHTAG.finditer(plain)))
+
+
+def is_only_hashtags(text: str) -> bool:
+    """True when ``text`` is nothing but ``#…#`` hashtags (upstream's rule, verbatim)."""
+    return _ONLY_HASHTAGS.fullmatch(text or "") is not None
+
+
+# --------------------------------------------------------------------------------------------- decoding
+
+
+class EncodingError(DataFormatError):
+    """A file is neither strict UTF-8 nor GB18030. ``offsets`` maps each tried encoding to the byte offset
+    where it failed; ``offset`` is the furthest one (the likeliest true encoding got furthest)."""
+
+    def __init__(self, problem: str, *, file: PathLike | None = None, line: int | None = None,
+                 offset: int | None = None, offsets: Mapping[str, int] | None = None) -> None:
+        self.offset = offset
+        self.offsets = dict(offsets or {})
+        super().__init__(problem, file=file, line=line)
+
+    def __reduce__(self):
+        return (_rebuild_encoding_error, (self.problem, self.file, self.line, self.offset, self.offsets))
+
+
+def _rebuild_encoding_error(problem: str, file: str | None, line: int | None, offset: int | None,
+                            offsets: dict[str, int]) -> EncodingError:
+    return EncodingError(problem, file=file, line=line, offset=offset, offsets=offsets)
+
+
+def decode_bytes(data: bytes, path_for_errors: PathLike | None = None,
+                 encodings: Sequence[str] = ("utf-8", "gb18030")) -> str:
+    """Bytes → text: the first of ``encodings`` that decodes *strictly* (UTF-8 after dropping a BOM).
+
+    A UTF-16 BOM is honoured too (Excel's "Unicode text"). Nothing is ever decoded with ``errors="replace"``:
+    a wrong guess would turn a GB18030 file into mojibake that later stages cannot detect. If no encoding
+    works, :class:`EncodingError` names the file, the line and the byte offset each encoding failed at.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass  # not really UTF-16: let the listed encodings try
+    offsets: dict[str, int] = {}
+    for enc in encodings:
+        is_utf8 = codecs.lookup(enc).name in ("utf-8", "utf-8-sig")
+        skip = len(codecs.BOM_UTF8) if (is_utf8 and data.startswith(codecs.BOM_UTF8)) else 0
+        try:
+            return data[skip:].decode("utf-8" if is_utf8 else enc)
+        except UnicodeDecodeError as err:
+            offsets[enc] = skip + err.start
+    where = max(offsets.values()) if offsets else 0
+    tried = ", ".join(f"{enc} fails at byte {off} (0x{data[off:off + 2].hex()})" for enc, off in offsets.items())
+    raise EncodingError(f"cannot decode as {' or '.join(encodings)}: {tried}", file=path_for_errors,
+                        line=data.count(b"\n", 0, where) + 1, offset=where, offsets=offsets)
+
+
+def read_text_file(path: PathLike, encodings: Sequence[str] = ("utf-8", "gb18030")) -> str:
+    """A whole text file decoded by :func:`decode_bytes` (line endings untouched, as ``io.read_text``)."""
+    p = Path(path)
+    return decode_bytes(p.read_bytes(), p, encodings)
+
+
+# --------------------------------------------------------------------------------------- history filter
+
+
+@lru_cache(maxsize=1)
+def _packaged_lists() -> dict[str, tuple[str, ...]]:
+    raw = resources.files("socialalign_lib").joinpath("resources/history_filter.json").read_text("utf-8")
+    return _parse_lists(raw, "socialalign_lib/resources/history_filter.json")
+
+
+def _parse_lists(raw: str, source: str) -> dict[str, tuple[str, ...]]:
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"invalid JSON ({err.msg})", file=source, line=err.lineno) from None
+    out = {}
+    for key in ("exclude_topics", "exclude_texts", "exclude_retweet_topics", "exclude_retweet_texts", "ignore_topics"):
+        value = doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise DataFormatError("must be a list of non-empty strings", file=source, field=key)
+        out[key] = tuple(dict.fromkeys(value))
+    return out
+
+
+def load_history_filter_lists(path: PathLike | None = None) -> dict[str, tuple[str, ...]]:
+    """The exclusion word lists (default: the packaged upstream lists), de-duplicated, order kept."""
+    if path is None:
+        return dict(_packaged_lists())
+    return _parse_lists(read_text_file(path), str(path))
+
+
+def _default_list(key: str):
+    return lambda: _packaged_lists()[key]
+
+
+class HistoryResult(NamedTuple):
+    """``(kept, dropped)``; ``dropped`` pairs each post with its reason ``"rule: detail"``.
+
+    A skipped user (too few posts left) has ``kept == []`` and its would-be posts in ``dropped`` with reason
+    ``"too_few_posts: …"``; :attr:`skip_reason` says so without scanning by hand.
+    """
+
+    kept: list[Post]
+    dropped: list[tuple[Post, str]]
+
+    @property
+    def skip_reason(self) -> str | None:
+        return next((r for _, r in self.dropped if r.startswith("too_few_posts")), None)
+
+    def reason_counts(self) -> Counter[str]:
+        """How many posts each rule dropped (by the rule name before the colon)."""
+        return Counter(r.split(":", 1)[0] for _, r in self.dropped)
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """SocialAlign's history-post filter (upstream ``clean_user_history.filter_weibo``), rules as parameters.
+
+    A post is dropped — first rule that fires, in upstream's order — when: its retweet's topics or text hit
+    ``exclude_retweet_*``; its topics hit ``exclude_topics``; its text hits ``exclude_texts`` (which carry
+    '@', '【', '转发', '投票') or the user's own screen name; any topic has ≤ ``max_short_topic`` characters; the
+    text is only hashtags; the text or the topics are empty. Hits are substring tests on the comma-joined
+    topics and on the text *after* ``clean`` (upstream cleans first, then filters, and keeps the cleaned text).
+    Topics are ``post.hashtags`` (the crawler's ``topics``), or those in the text when that list is empty,
+    minus ``ignore_topics``. Calling the filter on a :class:`User` gives the kept posts, so it plugs into
+    ``records.build_records(history_filter=...)``.
+    """
+
+    exclude_topics: tuple[str, ...] = field(default_factory=_default_list("exclude_topics"))
+    exclude_texts: tuple[str, ...] = field(default_factory=_default_list("exclude_texts"))
+    exclude_retweet_topics: tuple[str, ...] = field(default_factory=_default_list("exclude_retweet_topics"))
+    exclude_retweet_texts: tuple[str, ...] = field(default_factory=_default_list("exclude_retweet_texts"))
+    ignore_topics: tuple[str, ...] = field(default_factory=_default_list("ignore_topics"))
+    exclude_screen_name: bool = True
+    max_short_topic: int = 3
+    drop_only_hashtags: bool = True
+    require_text: bool = True
+    require_topics: bool = True
+    min_history: int = 10
+    clean: CleanConfig | None = field(default_factory=CleanConfig.official)
+
+    @classmethod
+    def from_json(cls, path: PathLike, **overrides: Any) -> HistoryFilter:
+        """Lists from a JSON file shaped like ``resources/history_filter.json``; other fields as keywords."""
+        return cls(**{**load_history_filter_lists(path), **overrides})
+
+    def _clean(self, text: str) -> str:
+        return clean_text(text, self.clean) if self.clean is not None else (text or "")
+
+    def topics_of(self, post: Post) -> list[str]:
+        tags = list(post.hashtags) if post.hashtags else extract_hashtags(post.text)
+        return [t.strip() for t in tags if t.strip() and t.strip() not in self.ignore_topics]
+
+    def check(self, post: Post, screen_name: str | None = None) -> str | None:
+        """Why ``post`` is dropped (``"rule: detail"``), or None if it is kept."""
+        if post.retweet is not None:
+            rt_topics = ",".join(self.topics_of(post.retweet))
+            rt_text = self._clean(post.retweet.text)
+            if hit := next((w for w in self.exclude_retweet_topics if w in rt_topics), None):
+                return f"retweet_topic: {hit}"
+            if hit := next((w for w in self.exclude_retweet_texts if w in rt_text), None):
+                return f"retweet_text: {hit}"
+        topic_list = self.topics_of(post)
+        topics, text = ",".join(topic_list), self._clean(post.text)
+        if hit := next((w for w in self.exclude_topics if w in topics), None):
+            return f"topic: {hit}"
+        if hit := next((w for w in self.exclude_texts if w in text), None):
+            return f"text: {hit}"
+        if self.exclude_screen_name and screen_name and screen_name in text:
+            return f"screen_name: {screen_name}"
+        if hit := next((t for t in topic_list if len(t) <= self.max_short_topic), None):
+            return f"short_topic: {hit}"
+        if self.drop_only_hashtags and is_only_hashtags(text):
+            return "only_hashtags"
+        if self.require_text and not text:
+            return "empty_text"
+        if self.require_topics and not topics:
+            return "empty_topics"
+        return None
+
+    def __call__(self, user: User) -> list[Post]:
+        """The kept posts of ``user`` ([] when the user is skipped; use :func:`filter_history` for reasons)."""
+        return filter_history(user.history, user.screen_name, self).kept
+
+
+def filter_history(posts: Iterable[Post], screen_name: str | None = None, cfg: HistoryFilter | None = None,
+                   *, exclude_ids: Iterable[str] = ()) -> HistoryResult:
+    """Apply ``cfg`` (default: the official filter) to one user's history.
+
+    ``exclude_ids`` are removed first with reason ``"target_post"`` — upstream drops the post being predicted
+    before counting, so a user needs ``min_history`` posts *besides* it. Kept posts carry the cleaned text
+    (new objects; the inputs are not modified). A user left with fewer than ``cfg.min_history`` posts is
+    skipped: nothing is kept and every survivor is listed with a ``"too_few_posts"`` reason.
+    """
+    cfg = cfg or HistoryFilter()
+    targets = {str(i) for i in exclude_ids}
+    kept: list[Post] = []
+    dropped: list[tuple[Post, str]] = []
+    for post in posts:
+        if post.post_id in targets:
+            dropped.append((post, "target_post"))
+            continue
+        reason = cfg.check(post, screen_name)
+        if reason is not None:
+            dropped.append((post, reason))
+            continue
+        if cfg.clean is not None:
+            retweet = post.retweet
+            if retweet is not None:
+                retweet = replace(retweet, text=cfg._clean(retweet.text))
+            post = replace(post, text=cfg._clean(post.text), retweet=retweet)
+        kept.append(post)
+    if len(kept) < cfg.min_history:
+        why = f"too_few_posts: {len(kept)} left < min_history={cfg.min_history}"
+        return HistoryResult([], dropped + [(p, why) for p in kept])
+    return HistoryResult(kept, dropped)

@@ -1,0 +1,288 @@
+"""Macro level: does the generated crowd feel like the real one? Per-topic sentiment distributions and divergences.
+
+The official SocialAlign code publishes no macro-level evaluation (METHODS.md), so these are our definitions:
+
+* Real and generated replies are labelled by the same sentiment labeller, counted per topic over ``labels``
+  (default negative / neutral / positive) and turned into probabilities (:func:`crowd_distributions`).
+* :func:`kl_divergence` KL(real ‖ predicted), *real first*: the expected extra bits to encode the real crowd's
+  labels with the model's distribution. It blows up when the model gives ~0 to a sentiment the public
+  expresses — the failure we care about most — so it is smoothed (``eps``) to stay finite.
+* :func:`js_divergence` Jensen–Shannon, symmetric, base 2, in [0, 1], no smoothing needed: the headline number.
+* :func:`total_variation` ½ Σ |p − q|: the share of the crowd that would have to change sentiment; easiest to
+  read aloud ("the model misplaces 12 % of the public").
+* :func:`bootstrap_ci` / :func:`compare_crowds`: percentile bootstrap CIs, resampling each topic's real and
+  generated replies, because a topic with 30 replies has a noisy distribution and a gap of 0.05 in JS may be
+  chance.
+
+All divergence functions take distributions on the last axis, ``[..., K]`` (counts are fine: they are
+normalised first), and return a float for one pair or an array ``[...]`` for a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.special import rel_entr
+
+from .schema import SENTIMENTS
+
+__all__ = [
+    "OVERALL",
+    "distribution",
+    "kl_divergence",
+    "js_divergence",
+    "total_variation",
+    "crowd_distributions",
+    "bootstrap_ci",
+    "compare_crowds",
+]
+
+OVERALL = "(all)"
+"""Row label of the pooled "all topics" row in :func:`compare_crowds` (``overall=True``)."""
+
+_DIVERGENCES = ("kl", "js", "tv")
+
+
+def _normalise(p: np.ndarray | Sequence[float], name: str) -> np.ndarray:
+    """``p / p.sum(-1)`` after checking ``p`` is finite, non-negative and has mass on every row."""
+    arr = np.asarray(p, dtype=float)
+    if arr.ndim == 0 or arr.shape[-1] == 0:
+        raise ValueError(f"{name} must have at least one class on its last axis, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name} must be finite and non-negative, got {arr}")
+    total = arr.sum(axis=-1, keepdims=True)
+    if np.any(total <= 0):
+        raise ValueError(
+            f"{name} has a row with zero total mass; a distribution needs at least one observation"
+        )
+    return arr / total
+
+
+def _pair(p: np.ndarray | Sequence[float], q: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    pn, qn = _normalise(p, "p"), _normalise(q, "q")
+    if pn.shape[-1] != qn.shape[-1]:
+        raise ValueError(f"p has {pn.shape[-1]} classes but q has {qn.shape[-1]}")
+    return pn, qn
+
+
+def _out(x: np.ndarray) -> float | np.ndarray:
+    return float(x) if np.ndim(x) == 0 else x
+
+
+def distribution(labels: Iterable[str], label_set: Sequence[str] = SENTIMENTS) -> np.ndarray:
+    """Share of each label of ``label_set`` among ``labels``, as ``[len(label_set)]`` summing to 1.
+
+    A label outside ``label_set`` raises (it would otherwise vanish and inflate the others); no labels raises too,
+    as an empty crowd has no distribution.
+    """
+    labels = list(labels)
+    index = {lab: i for i, lab in enumerate(label_set)}
+    unknown = sorted({str(lab) for lab in labels if lab not in index})
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in the label set {tuple(label_set)}")
+    if not labels:
+        raise ValueError("no labels: an empty crowd has no distribution")
+    counts = np.bincount([index[lab] for lab in labels], minlength=len(label_set)).astype(float)
+    return counts / counts.sum()
+
+
+def kl_divergence(
+    p: np.ndarray | Sequence[float], q: np.ndarray | Sequence[float], eps: float = 1e-6, base: float = 2.0
+) -> float | np.ndarray:
+    """KL(p ‖ q) = Σ_k p_k log(p_k / q_k) / log(base), with p = the **real** crowd and q = the **predicted** one.
+
+    Smoothing, stated exactly: p and q are normalised to sum 1, then ``eps`` is added to every class of *both*
+    and each is renormalised: p'_k = (p_k + eps) / (1 + K·eps). So a class the model never predicts costs about
+    p_k·log(p_k/eps) instead of infinity, and identical inputs still give exactly 0. ``eps=0`` gives the raw KL
+    (``inf`` when q_k = 0 < p_k). Terms with p'_k = 0 are 0 (0·log 0 = 0).
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    pn, qn = _pair(p, q)
+    pn = _normalise(pn + eps, "p")
+    qn = _normalise(qn + eps, "q")
+    return _out(rel_entr(pn, qn).sum(axis=-1) / np.log(base))
+
+
+def js_divergence(
+    p: np.ndarray | Sequence[float], q: np.ndarray | Sequence[float], base: float = 2.0
+) -> float | np.ndarray:
+    """Jensen–Shannon divergence ½ KL(p ‖ m) + ½ KL(q ‖ m), m = (p + q) / 2, in units of log(base).
+
+    Symmetric, always finite (m_k ≥ p_k / 2, so no smoothing is needed), and in [0, 1] for base 2, which makes it
+    comparable across topics and label sets. Equals ``scipy.spatial.distance.jensenshannon(p, q, base)**2``
+    (scipy returns the distance, the square root). Rounding residue is clipped to [0, log_base 2].
+    """
+    pn, qn = _pair(p, q)
+    m = 0.5 * (pn + qn)
+    js = 0.5 * (rel_entr(pn, m).sum(axis=-1) + rel_entr(qn, m).sum(axis=-1)) / np.log(base)
+    return _out(np.clip(js, 0.0, np.log(2.0) / np.log(base)))
+
+
+def total_variation(p: np.ndarray | Sequence[float], q: np.ndarray | Sequence[float]) -> float | np.ndarray:
+    """Total variation distance ½ Σ_k |p_k − q_k| in [0, 1]: the largest difference in probability the two crowds
+    give to any set of sentiments, i.e. the share of replies that would have to change label."""
+    pn, qn = _pair(p, q)
+    return _out(0.5 * np.abs(pn - qn).sum(axis=-1))
+
+
+def _check_frame(df: pd.DataFrame, topic_col: str, label_col: str, labels: Sequence[str], name: str) -> None:
+    missing = [c for c in (topic_col, label_col) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} has no column(s) {missing}; columns are {list(df.columns)}")
+    unknown = sorted(set(df[label_col].dropna().astype(str)) - set(labels))
+    if unknown or df[label_col].isna().any():
+        bad = unknown + (["<missing>"] if df[label_col].isna().any() else [])
+        raise ValueError(f"{name}[{label_col!r}] has labels {bad} outside the label set {tuple(labels)}")
+
+
+def _crowd_counts(
+    df: pd.DataFrame, topic_col: str, label_col: str, labels: Sequence[str], name: str = "df"
+) -> pd.DataFrame:
+    """Counts ``[topics, labels]`` (topics sorted, every label a column even when never seen)."""
+    _check_frame(df, topic_col, label_col, labels, name)
+    counts = pd.crosstab(df[topic_col], df[label_col].astype(str))
+    counts = counts.reindex(columns=list(labels), fill_value=0).sort_index()
+    counts.columns.name = None
+    return counts
+
+
+def crowd_distributions(
+    df: pd.DataFrame,
+    topic_col: str = "topic_id",
+    label_col: str = "sentiment",
+    labels: Sequence[str] = SENTIMENTS,
+) -> pd.DataFrame:
+    """Per-topic sentiment distribution of a crowd: one row per topic (sorted), one column per label (in
+    ``labels`` order, probabilities summing to 1) and ``n`` (the number of replies).
+
+    ``df`` has one row per reply (real or generated) with its topic and label. Labels outside ``labels`` raise.
+    """
+    counts = _crowd_counts(df, topic_col, label_col, labels)
+    n = counts.sum(axis=1)
+    out = counts.div(n, axis=0).astype(float)
+    out["n"] = n.astype(int)
+    return out
+
+
+def bootstrap_ci(
+    fn: Callable[..., float | np.ndarray],
+    *samples: np.ndarray | Sequence,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int | np.random.Generator | None = 0,
+    vectorized: bool = False,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval ``(low, high)`` of ``fn(*samples)`` at level 1 − ``alpha``.
+
+    Each sample (e.g. a topic's real labels and its generated labels) is resampled *independently*, with
+    replacement, to its own size, ``n_boot`` times; the interval is the ``alpha/2`` and ``1 − alpha/2`` quantiles
+    of ``fn`` over the replicates. With ``vectorized=True``, ``fn`` receives all replicates at once, each sample as
+    ``[n_boot, n_i]``, and must return ``[n_boot]`` (one call instead of ``n_boot``).
+
+    Caveat, worth knowing for divergences: plug-in divergences are biased upwards (two finite samples of the
+    same crowd differ), and the bootstrap adds that bias again, so for nearly identical crowds the percentile
+    interval can sit entirely above the point estimate. Read the CI as "how stable is this number", and compare
+    models on the same topics.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    arrays = [np.asarray(s) for s in samples]
+    if not arrays or any(len(a) == 0 for a in arrays):
+        raise ValueError("bootstrap_ci needs at least one sample, each non-empty")
+    rng = np.random.default_rng(seed)
+    resampled = [a[rng.integers(0, len(a), size=(n_boot, len(a)))] for a in arrays]
+    if vectorized:
+        stats = np.asarray(fn(*resampled), dtype=float)
+        if stats.shape != (n_boot,):
+            raise ValueError(f"a vectorized fn must return shape ({n_boot},), got {stats.shape}")
+    else:
+        stats = np.array([fn(*(r[b] for r in resampled)) for b in range(n_boot)], dtype=float)
+    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def _divergences(p: np.ndarray, q: np.ndarray, eps: float, base: float) -> dict[str, np.ndarray]:
+    return {
+        "kl": np.asarray(kl_divergence(p, q, eps, base)),
+        "js": np.asarray(js_divergence(p, q, base)),
+        "tv": np.asarray(total_variation(p, q)),
+    }
+
+
+def compare_crowds(
+    real_df: pd.DataFrame,
+    pred_df: pd.DataFrame,
+    labels: Sequence[str] = SENTIMENTS,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+    topic_col: str = "topic_id",
+    label_col: str = "sentiment",
+    alpha: float = 0.05,
+    eps: float = 1e-6,
+    base: float = 2.0,
+    overall: bool = False,
+    missing: Literal["raise", "drop"] = "raise",
+) -> pd.DataFrame:
+    """Real vs generated crowd, per topic: one row per topic (sorted) with
+
+    ``n_real``, ``n_pred``; ``real_<label>`` and ``pred_<label>`` (the two distributions); ``kl`` (KL(real ‖ pred),
+    smoothed with ``eps``), ``js``, ``tv``; and, when ``n_boot > 0``, ``<div>_low`` / ``<div>_high``: the
+    percentile bootstrap CI at level 1 − ``alpha``.
+
+    Bootstrap, exactly: resampling a topic's n real replies with replacement and counting labels *is* a draw of
+    Multinomial(n, p̂_real) counts, so we draw the counts directly — for every topic and replicate in one
+    vectorised call — and the same for the generated replies, independently. Same distribution as resampling
+    rows (:func:`bootstrap_ci`), O(K) instead of O(n) per replicate. Deterministic for a given ``seed``.
+
+    ``overall=True`` adds a row :data:`OVERALL` pooling every reply (a crowd-weighted view). Topics present in
+    only one frame raise (``missing="raise"``) or are left out (``missing="drop"``). Classes with zero
+    probability never produce NaN or inf (KL is smoothed; JS and TV are finite by construction).
+    """
+    if missing not in ("raise", "drop"):
+        raise ValueError(f"missing must be 'raise' or 'drop', got {missing!r}")
+    labels = list(labels)
+    real = _crowd_counts(real_df, topic_col, label_col, labels, "real_df")
+    pred = _crowd_counts(pred_df, topic_col, label_col, labels, "pred_df")
+    only_real, only_pred = real.index.difference(pred.index), pred.index.difference(real.index)
+    if missing == "raise" and (len(only_real) or len(only_pred)):
+        raise ValueError(
+            f"topics only in real_df: {list(only_real[:5])}{' …' if len(only_real) > 5 else ''}; "
+            f"only in pred_df: {list(only_pred[:5])}{' …' if len(only_pred) > 5 else ''} "
+            f"(pass missing='drop' to compare the shared topics)"
+        )
+    topics = real.index.intersection(pred.index).sort_values()
+    if len(topics) == 0:
+        raise ValueError("real_df and pred_df share no topic")
+    real, pred = real.loc[topics], pred.loc[topics]
+    if overall:
+        real.loc[OVERALL] = real.sum(axis=0)
+        pred.loc[OVERALL] = pred.sum(axis=0)
+    rc, pc = real.to_numpy(dtype=float), pred.to_numpy(dtype=float)  # [T, K]
+    n_real, n_pred = rc.sum(axis=1), pc.sum(axis=1)
+    p_real, p_pred = rc / n_real[:, None], pc / n_pred[:, None]
+
+    out = pd.DataFrame(index=real.index.rename(topic_col))
+    out["n_real"], out["n_pred"] = n_real.astype(int), n_pred.astype(int)
+    for k, lab in enumerate(labels):
+        out[f"real_{lab}"] = p_real[:, k]
+    for k, lab in enumerate(labels):
+        out[f"pred_{lab}"] = p_pred[:, k]
+    point = _divergences(p_real, p_pred, eps, base)
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        size = (n_boot, len(out))
+        boot_real = rng.multinomial(n_real.astype(np.int64), p_real, size=size) / n_real[:, None]  # [B, T, K]
+        boot_pred = rng.multinomial(n_pred.astype(np.int64), p_pred, size=size) / n_pred[:, None]
+        boot = _divergences(boot_real, boot_pred, eps, base)  # each [B, T]
+    for name in _DIVERGENCES:
+        out[name] = point[name]
+        if n_boot > 0:
+            low, high = np.quantile(boot[name], [alpha / 2, 1 - alpha / 2], axis=0)
+            out[f"{name}_low"], out[f"{name}_high"] = low, high
+    return out

@@ -1,0 +1,1 @@
+"""Post popularity: NARRATOR (hashtag-guided multimodal regression) and shared popularity utilities."""

@@ -1,0 +1,362 @@
+"""SocialAlign instruction records (Alpaca form) with character spans, and their chat/token form.
+
+The official pipeline (FORMATS §2.5) fills a Chinese template — user name, five retrieved history posts,
+the persona, the news, the trending hashtag, guidance — and PAC-LoRA later finds the news and user parts
+again by *searching* the text for "现在你看到了一则新闻" and "，请发一条关于hashtag". A persona or a post that
+contains those words breaks that silently. Here the template is assembled piece by piece and the
+character spans of the user block (name + history + persona) and of the news text are recorded *while the
+string is built*; tokens spans come from the tokenizer's offset mapping, and the offset of the instruction
+inside the chat-templated prompt is computed by rendering the template, never by searching the text.
+
+Record fields: ``instruction``, ``input`` (""), ``output`` (the real post), ``user_span``, ``news_span``
+(``[start, end)`` character offsets into ``instruction``), ``sentiment``, ``case_id``, ``topic_id``,
+``user_id``, ``category``, ``split``, ``variant``, plus ``hashtag``, ``user_name``, ``history_ids``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .schema import Case, Persona, Post, User
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+    from .world import World
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = "你是一个微博用户。"
+VARIANTS: tuple[str, ...] = ("full", "without_persona", "without_history")
+SPLITS: tuple[str, ...] = ("train", "validation", "test_user", "test_topic", "test_both")
+
+_GUIDE_FIRST = {
+    "full": "    - 可以参考你的个人信息、历史博文、用户画像和这则新闻，用自己的风格和立场发表观点",
+    "without_persona": "    - 可以参考你的个人信息、历史博文和这则新闻，用自己的风格和立场发表观点",
+    "without_history": "    - 可以参考你的个人信息、用户画像和这则新闻，用自己的风格和立场发表观点",
+}
+_GUIDE_REST = ("    - 这条微博的长度应与你的历史博文相似\n"
+               "    - 不要强行参考历史信息\n"
+               "    - 仅输出你发表的微博内容")
+_ZH_NUM = "零一二三四五六七八九十"
+
+
+class RecordError(ValueError):
+    """A record cannot be built: names the case and what is missing."""
+
+
+def render_history_item(post: Post) -> str:
+    """The official record's rendering (second person, unlike the persona prompt's "该用户转发了微博")."""
+    if post.retweet is not None:
+        return f"你转发了微博: {post.retweet.text}, 并评论说: {post.text}".strip()
+    return post.text.strip()
+
+
+def render_persona(persona: Persona | str) -> str:
+    """A :class:`Persona` via its numbered ``render()``; free text with blank lines collapsed (as upstream)."""
+    text = persona.render() if isinstance(persona, Persona) else str(persona)
+    return re.sub(r"\n{2,}", "\n", text).strip()
+
+
+class _SpanWriter:
+    """Appends pieces and remembers where named spans start and end: offsets by construction."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.pos = 0
+        self.spans: dict[str, list[int]] = {}
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.pos += len(text)
+
+    def open(self, name: str) -> None:
+        self.spans[name] = [self.pos, self.pos]
+
+    def close(self, name: str) -> None:
+        self.spans[name][1] = self.pos
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def render_instruction(user_name: str, history_posts: Sequence[Post], persona: Persona | str | None, news: str,
+                       hashtag: str, variant: str = "full") -> tuple[str, tuple[int, int], tuple[int, int]]:
+    """The official instruction text and the (start, end) character spans of the user block and the news.
+
+    Wording and order are the official template's, including the spaces after "历史博文:" and "新闻:"; the
+    only liberty: with fewer than five history posts the count word says how many there are.
+    """
+    if variant not in VARIANTS:
+        raise RecordError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+    w = _SpanWriter()
+    w.open("user")
+    w.add(f"你的用户名为{user_name}, ")
+    if variant != "without_history":
+        n = len(history_posts)
+        count = _ZH_NUM[n] if n <= 10 else str(n)
+        w.add(f"以下是你的{count}条历史博文: \n")
+        w.add("\n".join(f"{i}. {render_history_item(p)}" for i, p in enumerate(history_posts, 1)))
+    if variant != "without_persona":
+        if persona is None:
+            raise RecordError(f"variant {variant!r} needs a persona")
+        w.add("\n" if variant == "full" else "")
+        w.add("以下是你的用户画像：\n" + render_persona(persona))
+    w.close("user")
+    w.add("\n现在你看到了一则新闻: \n")
+    w.open("news")
+    w.add(news.replace("\\n", "\n"))
+    w.close("news")
+    w.add(f"\n关于这个新闻的hashtag #{hashtag}# 登上了微博热搜，请发一条关于hashtag #{hashtag}# 的微博，请注意：\n")
+    w.add(_GUIDE_FIRST[variant] + "\n" + _GUIDE_REST)
+    user, news_span = w.spans["user"], w.spans["news"]
+    return w.text(), (user[0], user[1]), (news_span[0], news_span[1])
+
+
+def render_record(case: Case, history_posts: Sequence[Post], persona: Persona | str | None,
+                  variant: str = "full") -> dict[str, Any]:
+    """One Alpaca record for ``case`` from its retrieved ``history_posts`` and the user's persona."""
+    try:
+        instruction, user_span, news_span = render_instruction(
+            case.user.screen_name, history_posts, persona, case.topic.news, case.topic.hashtag, variant)
+    except RecordError as exc:
+        raise RecordError(f"case {case.case_id} (user {case.user.user_id}): {exc}") from None
+    return {
+        "instruction": instruction,
+        "input": "",
+        "output": case.response.text,
+        "user_span": list(user_span),
+        "news_span": list(news_span),
+        "sentiment": case.sentiment,
+        "case_id": case.case_id,
+        "topic_id": case.topic.topic_id,
+        "user_id": case.user.user_id,
+        "category": case.topic.category,
+        "split": case.split,
+        "variant": variant,
+        "hashtag": case.topic.hashtag,
+        "user_name": case.user.screen_name,
+        "history_ids": [p.post_id for p in history_posts],
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Token spans and the chat form
+# --------------------------------------------------------------------------------------------------------
+
+
+def spans_from_offsets(offsets: Sequence[Sequence[int]], char_spans: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
+    """Half-open token ranges covering each ``[start, end)`` character span.
+
+    A token belongs to a span when its characters overlap it; tokens with empty offsets (special tokens)
+    never do. When a span edge falls inside a token (a merge across the edge), that token is included, so
+    decoding the range gives the span's text plus at most the rest of the edge tokens.
+    """
+    out = []
+    for s, e in char_spans:
+        if e <= s:
+            raise ValueError(f"empty character span ({s}, {e})")
+        idx = [i for i, (a, b) in enumerate(offsets) if b > a and b > s and a < e]
+        if not idx:
+            raise ValueError(f"no token overlaps the character span ({s}, {e})")
+        out.append((idx[0], idx[-1] + 1))
+    return out
+
+
+def token_spans(tokenizer: Any, text: str, char_spans: Iterable[Sequence[int]],
+                add_special_tokens: bool = False) -> list[tuple[int, int]]:
+    """Token ranges ``[start, end)`` of ``char_spans`` in ``tokenizer(text)`` (a fast tokenizer's offsets)."""
+    return _encode_with_spans(tokenizer, text, char_spans, add_special_tokens)[1]
+
+
+def _encode_with_spans(tokenizer: Any, text: str, char_spans: Iterable[Sequence[int]],
+                       add_special_tokens: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+    enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    return list(enc["input_ids"]), spans_from_offsets(enc["offset_mapping"], char_spans)
+
+
+@dataclass
+class ChatConfig:
+    """How a record becomes a chat training example (official: Qwen2.5 chat template, max length 1024).
+
+    ``user_span_includes_system``: the official PAC-LoRA user mask also covers the system prompt; off by
+    default so the span is exactly the user block the record names.
+    """
+
+    system_prompt: str = SYSTEM_PROMPT
+    max_length: int = 1024
+    user_span_includes_system: bool = False
+
+
+def _messages(system: str, user: str, assistant: str | None = None) -> list[dict[str, str]]:
+    msgs = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    if assistant is not None:
+        msgs.append({"role": "assistant", "content": assistant})
+    return msgs
+
+
+def _content_offset(render, filled: list[dict[str, str]], blank: list[dict[str, str]], content: str) -> int:
+    """Where ``content`` sits in ``render(filled)``: compare with the same chat rendered with that message
+    emptied. The rendered difference must be exactly ``content``, or the template rewrites message text
+    (then spans could not be trusted, and we say so instead of guessing)."""
+    full, empty = render(filled), render(blank)
+    n = len(content)
+    if len(full) - len(empty) != n:
+        raise ValueError("the chat template does not insert message content verbatim; cannot map spans")
+    i = 0
+    while i < len(empty) and full[i] == empty[i]:
+        i += 1
+    for off in range(i, -1, -1):  # the common prefix may run past the insertion point by a few characters
+        if full[off:off + n] == content and full[:off] + full[off + n:] == empty:
+            return off
+    raise ValueError("could not locate the message content in the rendered chat template")
+
+
+def chat_prompt(tokenizer: Any, instruction: str, config: ChatConfig | None = None) -> tuple[str, int, int]:
+    """The generation prompt for ``instruction``, the offset of the instruction in it, and of the system text.
+
+    With a chat template: system + user messages rendered with ``add_generation_prompt=True``. Without one
+    (toy tokenizers): "{system}\\n\\n{instruction}\\n\\n", a documented plain fallback.
+    """
+    cfg = config or ChatConfig()
+    if not getattr(tokenizer, "chat_template", None):
+        return f"{cfg.system_prompt}\n\n{instruction}\n\n", len(cfg.system_prompt) + 2, 0
+
+    def render(m: list[dict[str, str]]) -> str:
+        return tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+
+    filled = _messages(cfg.system_prompt, instruction)
+    prompt = render(filled)
+    off_user = _content_offset(render, filled, _messages(cfg.system_prompt, ""), instruction)
+    off_sys = _content_offset(render, filled, _messages("", instruction), cfg.system_prompt)
+    return prompt, off_user, off_sys
+
+
+def build_chat_example(tokenizer: Any, record: Mapping[str, Any], config: ChatConfig | None = None) -> dict[str, Any]:
+    """``input_ids``, ``attention_mask``, ``labels`` (-100 on the prompt) and token ``user_span`` / ``news_span``.
+
+    The prompt and the response are tokenised separately (as at generation time, where the prompt is all the
+    model has), so the label boundary is a token boundary. Spans are the record's character spans shifted by
+    the instruction's offset in the rendered chat and mapped through the offset mapping. A response that
+    does not fit ``max_length`` is cut; a prompt that does not fit raises (cutting it would lose the news).
+    """
+    cfg = config or ChatConfig()
+    instruction, output = record["instruction"], record["output"]
+    prompt, off, off_sys = chat_prompt(tokenizer, instruction, cfg)
+    user = [record["user_span"][0] + off, record["user_span"][1] + off]
+    if cfg.user_span_includes_system and getattr(tokenizer, "chat_template", None):
+        user[0] = off_sys
+    news = [record["news_span"][0] + off, record["news_span"][1] + off]
+    prompt_ids, (user_tok, news_tok) = _encode_with_spans(tokenizer, prompt, [user, news])
+    if getattr(tokenizer, "chat_template", None):
+        full = tokenizer.apply_chat_template(_messages(cfg.system_prompt, instruction, output), tokenize=False)
+        if not full.startswith(prompt):
+            raise ValueError("the chat template renders the prompt differently once the answer is added")
+        response = full[len(prompt):]
+    else:
+        response = output + (tokenizer.eos_token or "")
+    response_ids = list(tokenizer(response, add_special_tokens=False)["input_ids"])
+    if len(prompt_ids) >= cfg.max_length:
+        raise RecordError(f"case {record.get('case_id')}: prompt has {len(prompt_ids)} tokens ≥ max_length "
+                          f"{cfg.max_length}")
+    response_ids = response_ids[: cfg.max_length - len(prompt_ids)]
+    return {
+        "input_ids": prompt_ids + response_ids,
+        "attention_mask": [1] * (len(prompt_ids) + len(response_ids)),
+        "labels": [-100] * len(prompt_ids) + response_ids,
+        "user_span": list(user_tok),
+        "news_span": list(news_tok),
+        "prompt_length": len(prompt_ids),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# The dataset
+# --------------------------------------------------------------------------------------------------------
+
+
+def record_features():
+    """The ``datasets`` schema of a record (explicit, so empty splits still have columns)."""
+    from datasets import Features, List, Value
+
+    text = Value("string")
+    return Features({
+        "instruction": text, "input": text, "output": text,
+        "user_span": List(Value("int64"), length=2), "news_span": List(Value("int64"), length=2),
+        "sentiment": text, "case_id": text, "topic_id": text, "user_id": text, "category": text, "split": text,
+        "variant": text, "hashtag": text, "user_name": text, "history_ids": List(text),
+    })
+
+
+def build_records(cases: Iterable[Case], retrieval_cfg: Any | None = None,
+                  persona_by_user: Mapping[str, Persona | str] | None = None,
+                  variants: Sequence[str] = ("full",),
+                  history_filter: Callable[[User], list[Post]] | None = None) -> list[dict[str, Any]]:
+    """Records for ``cases`` × ``variants``; history = BM25 top-k of the user's history for the news.
+
+    ``history_filter(user)`` returns the posts retrieval may choose from (e.g. ``clean.HistoryFilter()``, the
+    official rules); by default the whole history. A user it returns no posts for is skipped with all their
+    cases (counted in a warning), as upstream skips users with fewer than 10 posts left. The target post is removed from it (by id), as upstream does. The persona
+    comes from ``persona_by_user`` or else ``case.user.persona``; a variant that needs one and finds none
+    raises :class:`RecordError` naming the case.
+    """
+    from .retrieval import RetrievalConfig, retrieve_history
+
+    cfg = retrieval_cfg or RetrievalConfig(k=5)
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise RecordError(f"unknown variant(s) {bad}; choose from {VARIANTS}")
+    needs_history = any(v != "without_history" for v in variants)
+    filtered: dict[str, list[Post]] = {}
+    out, skipped = [], 0
+    for case in cases:
+        uid = case.user.user_id
+        if uid not in filtered:
+            filtered[uid] = history_filter(case.user) if history_filter else list(case.user.history)
+        if history_filter is not None and not filtered[uid]:
+            skipped += 1  # the filter skipped this user (upstream: < 10 posts left), so upstream has no case
+            continue
+        history = [p for p in filtered[uid] if p.post_id != case.response.post_id]
+        posts = [p for p, _ in retrieve_history(history, case.topic.news, cfg)] if needs_history else []
+        persona = (persona_by_user or {}).get(uid, case.user.persona)
+        out += [render_record(case, [] if v == "without_history" else posts, persona, v) for v in variants]
+    if skipped:
+        log.warning("history_filter left no posts for the users of %d case(s); those cases were skipped", skipped)
+    return out
+
+
+def build_dataset(world_or_cases: World | Iterable[Case], retrieval_cfg: Any | None = None,
+                  persona_by_user: Mapping[str, Persona | str] | None = None,
+                  variants: Sequence[str] = ("full",), splits: Sequence[str] = SPLITS,
+                  history_filter: Callable[[User], list[Post]] | None = None) -> DatasetDict:
+    """A ``DatasetDict`` with the world's splits: train / validation / test_user (unseen users) /
+    test_topic (unseen topics) / test_both; every split present, possibly empty. Arguments as in
+    :func:`build_records`."""
+    from datasets import Dataset, DatasetDict
+
+    cases = world_or_cases.cases() if hasattr(world_or_cases, "cases") else list(world_or_cases)
+    records = build_records(cases, retrieval_cfg, persona_by_user, variants, history_filter)
+    unknown = sorted({r["split"] for r in records} - set(splits))
+    if unknown:
+        raise RecordError(f"cases carry split(s) {unknown} not in {list(splits)}")
+    feats = record_features()
+    return DatasetDict({s: Dataset.from_list([r for r in records if r["split"] == s], features=feats) for s in splits})
+
+
+def export_jsonl(dataset: DatasetDict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write each split to ``{out_dir}/{split}.jsonl`` (atomically, via ``io.write_jsonl``)."""
+    from .io import write_jsonl
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, ds in dataset.items():
+        paths[split] = out / f"{split}.jsonl"
+        write_jsonl(paths[split], ds.to_list())
+    return paths

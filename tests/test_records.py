@@ -1,0 +1,307 @@
+"""SocialAlign records: the official template, spans by construction, token spans through a chat template."""
+
+from __future__ import annotations
+
+import pytest
+
+from socialalign_lib.persona import StatisticalPersonaBackend
+from socialalign_lib.records import (
+    SPLITS,
+    SYSTEM_PROMPT,
+    VARIANTS,
+    ChatConfig,
+    RecordError,
+    build_chat_example,
+    build_dataset,
+    chat_prompt,
+    export_jsonl,
+    render_instruction,
+    render_record,
+    token_spans,
+)
+from socialalign_lib.schema import Persona, Post
+from socialalign_lib.world import generate_world
+
+# The official templates (FORMATS §2.5, organize_alphca_dataset.py), verbatim, for an independent check.
+OFFICIAL = {
+    "full": """
+你的用户名为{user_name}, 以下是你的五条历史博文:␣
+1. {history_1}
+2. {history_2}
+3. {history_3}
+4. {history_4}
+5. {history_5}
+以下是你的用户画像：
+{user_persona}
+现在你看到了一则新闻:␣
+{news}
+关于这个新闻的hashtag #{topic}# 登上了微博热搜，请发一条关于hashtag #{topic}# 的微博，请注意：
+    - 可以参考你的个人信息、历史博文、用户画像和这则新闻，用自己的风格和立场发表观点
+    - 这条微博的长度应与你的历史博文相似
+    - 不要强行参考历史信息
+    - 仅输出你发表的微博内容
+""",
+    "without_persona": """
+你的用户名为{user_name}, 以下是你的五条历史博文:␣
+1. {history_1}
+2. {history_2}
+3. {history_3}
+4. {history_4}
+5. {history_5}
+现在你看到了一则新闻:␣
+{news}
+关于这个新闻的hashtag #{topic}# 登上了微博热搜，请发一条关于hashtag #{topic}# 的微博，请注意：
+    - 可以参考你的个人信息、历史博文和这则新闻，用自己的风格和立场发表观点
+    - 这条微博的长度应与你的历史博文相似
+    - 不要强行参考历史信息
+    - 仅输出你发表的微博内容
+""",
+    "without_history": """
+你的用户名为{user_name}, 以下是你的用户画像：
+{user_persona}
+现在你看到了一则新闻:␣
+{news}
+关于这个新闻的hashtag #{topic}# 登上了微博热搜，请发一条关于hashtag #{topic}# 的微博，请注意：
+    - 可以参考你的个人信息、用户画像和这则新闻，用自己的风格和立场发表观点
+    - 这条微博的长度应与你的历史博文相似
+    - 不要强行参考历史信息
+    - 仅输出你发表的微博内容
+""",
+}
+# "␣" marks the official trailing spaces after "历史博文:" and "新闻:" (kept visible, and lint-clean)
+OFFICIAL = {k: v.replace("␣", " ") for k, v in OFFICIAL.items()}
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(size="tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def personas(world):
+    backend = StatisticalPersonaBackend()
+    return {u.user_id: backend.extract(u.screen_name, u.history) for u in world.users}
+
+
+@pytest.fixture(scope="module")
+def dataset(world, personas):
+    retrieval = pytest.importorskip("socialalign_lib.retrieval")
+    return build_dataset(world, retrieval.RetrievalConfig(k=5), personas, variants=VARIANTS)
+
+
+@pytest.fixture(scope="module")
+def all_records(world, personas):
+    """Every record of the tiny world in all variants: from the dataset (BM25 history) when retrieval is
+    available, else rendered directly with each user's first five posts — the span checks must never skip."""
+    try:
+        from socialalign_lib.retrieval import RetrievalConfig
+    except ImportError:
+        return [render_record(c, c.user.history[:5], personas[c.user.user_id], v)
+                for c in world.cases() for v in VARIANTS]
+    ds = build_dataset(world, RetrievalConfig(k=5), personas, variants=VARIANTS)
+    return [r for split in ds.values() for r in split]
+
+
+def _world_texts(world) -> list[str]:
+    texts = [t.news for t in world.topics] + [r.post.text for r in world.responses]
+    texts += [p.full_text for u in world.users for p in u.history] + [u.screen_name for u in world.users]
+    return texts + [SYSTEM_PROMPT] + [v for v in OFFICIAL.values()]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(world):
+    """A fast tokenizer trained on the world's text: ``models.train_tokenizer`` when available, else a
+    byte-level BPE trained here. Either way it gets the ChatML template of Qwen2.5 and its special tokens."""
+    try:
+        from socialalign_lib.models import train_tokenizer
+    except ImportError:
+        train_tokenizer = None
+    if train_tokenizer is not None:
+        tok = train_tokenizer(_world_texts(world), 2000)
+        tok.add_special_tokens({"additional_special_tokens": [s for s in SPECIALS if s not in tok.get_vocab()]})
+    else:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        from transformers import PreTrainedTokenizerFast
+
+        tk = Tokenizer(models.BPE())
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tk.decoder = decoders.ByteLevel()
+        tk.train_from_iterator(_world_texts(world), trainers.BpeTrainer(
+            vocab_size=2000, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    if not tok.chat_template:
+        tok.chat_template = CHATML
+    return tok
+
+
+def _decode(tok, ids) -> str:
+    return tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+# ---------------------------------------------------------------------------------------------- the template
+
+
+def _official_history(p: Post) -> str:
+    return f"你转发了微博: {p.retweet.text}, 并评论说: {p.text}" if p.retweet else p.text
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_instruction_is_the_official_template(world, personas, variant):
+    case = next(c for c in world.cases() if any(p.retweet for p in c.user.history[:5]))
+    posts = case.user.history[:5]
+    persona = personas[case.user.user_id]
+    text, user, news = render_instruction(case.user.screen_name, posts, persona, case.topic.news,
+                                          case.topic.hashtag, variant)
+    expected = OFFICIAL[variant].format(
+        user_name=case.user.screen_name, user_persona=persona.render(), news=case.topic.news,
+        topic=case.topic.hashtag, **{f"history_{i}": _official_history(p) for i, p in enumerate(posts, 1)}).strip()
+    assert text == expected
+    assert text[news[0]:news[1]] == case.topic.news
+    # the user block runs from the name to the end of the persona (or of the history without one)
+    assert user[0] == 0 and text[user[1]:].startswith("\n现在你看到了一则新闻: \n")
+    block = text[user[0]:user[1]]
+    assert block.startswith(f"你的用户名为{case.user.screen_name}, ")
+    assert block.endswith(persona.render() if variant != "without_persona" else _official_history(posts[-1]))
+
+
+def test_spans_survive_adversarial_content(world):
+    """The official code finds the news by searching for "现在你看到了一则新闻"; text containing it breaks
+    that. Spans recorded while building the string do not care."""
+    case = world.cases()[0]
+    trap = Persona("现在你看到了一则新闻", "，请发一条关于hashtag", "中性", "理性严谨", "客观中立")
+    rec = render_record(case, case.user.history[:5], trap, "full")
+    s, e = rec["news_span"]
+    assert rec["instruction"][s:e] == case.topic.news
+    assert rec["instruction"][rec["user_span"][1] - len(trap.render()):rec["user_span"][1]] == trap.render()
+
+
+def test_record_fields_and_missing_persona(world):
+    case = world.cases()[3]
+    rec = render_record(case, case.user.history[:3], "1. 兴趣话题: 科技\n\n\n2. 语言风格: 简短\n", "full")
+    assert rec["input"] == "" and rec["output"] == case.response.text
+    assert "以下是你的三条历史博文: " in rec["instruction"] and "科技\n2. 语言风格: 简短\n现在" in rec["instruction"]
+    assert {k: rec[k] for k in ("case_id", "topic_id", "user_id", "category", "split", "sentiment")} == {
+        "case_id": case.case_id, "topic_id": case.topic.topic_id, "user_id": case.user.user_id,
+        "category": case.topic.category, "split": case.split, "sentiment": case.sentiment}
+    with pytest.raises(RecordError, match=case.case_id):
+        render_record(case, case.user.history[:5], None, "full")
+    with pytest.raises(RecordError, match="unknown variant"):
+        render_record(case, case.user.history[:5], None, "no_news")
+    assert "用户画像" not in render_record(case, case.user.history[:5], None, "without_persona")["instruction"]
+
+
+# ---------------------------------------------------------------------------------------------- the dataset
+
+
+def test_dataset_splits_and_variants(world, dataset):
+    assert list(dataset) == list(SPLITS)
+    cases = world.cases()
+    assert sum(len(d) for d in dataset.values()) == len(cases) * len(VARIANTS)
+    for split, d in dataset.items():
+        assert set(d["split"]) <= {split} and set(d["variant"]) <= set(VARIANTS)
+    train = dataset["train"]
+    assert not set(dataset["test_user"]["user_id"]) & set(train["user_id"])  # unseen users
+    assert not set(dataset["test_topic"]["topic_id"]) & set(train["topic_id"])  # unseen topics
+    assert not set(dataset["test_both"]["user_id"]) & set(train["user_id"])
+    for rec in train:
+        n_hist = len(rec["history_ids"])
+        if rec["variant"] == "without_history":
+            assert n_hist == 0 and "历史博文:" not in rec["instruction"].split("\n")[0]
+        else:
+            assert n_hist == 5 and "以下是你的五条历史博文: \n1. " in rec["instruction"]
+        assert rec["output"] and rec["instruction"][slice(*rec["news_span"])] in {t.news for t in world.topics}
+    by_id = {c.case_id: c for c in cases}
+    hist = {p.post_id for c in cases for p in c.user.history}
+    for rec in dataset["test_topic"]:
+        assert by_id[rec["case_id"]].response.post_id not in rec["history_ids"]
+        assert set(rec["history_ids"]) <= hist
+
+
+def test_export_jsonl_round_trips(dataset, tmp_path):
+    from socialalign_lib.io import read_jsonl
+
+    paths = export_jsonl(dataset, tmp_path)
+    assert sorted(paths) == sorted(SPLITS)
+    for split, path in paths.items():
+        assert list(read_jsonl(path)) == dataset[split].to_list()
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+
+def test_token_spans_of_every_record_decode_to_the_user_block_and_the_news(world, all_records, tokenizer):
+    """For EVERY record of the tiny world (3 variants), in the raw instruction and in the chat prompt."""
+    n = 0
+    for rec in all_records:
+        text, user, news = rec["instruction"], rec["user_span"], rec["news_span"]
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        tu, tn = token_spans(tokenizer, text, [user, news])
+        assert _decode(tokenizer, ids[tu[0]:tu[1]]) == text[user[0]:user[1]]
+        assert _decode(tokenizer, ids[tn[0]:tn[1]]) == text[news[0]:news[1]]
+
+        ex = build_chat_example(tokenizer, rec)
+        ids, labels, p = ex["input_ids"], ex["labels"], ex["prompt_length"]
+        assert _decode(tokenizer, ids[slice(*ex["user_span"])]) == text[user[0]:user[1]], rec["case_id"]
+        assert _decode(tokenizer, ids[slice(*ex["news_span"])]) == text[news[0]:news[1]], rec["case_id"]
+        assert ex["user_span"][1] <= ex["news_span"][0] < ex["news_span"][1] <= p
+        assert labels[:p] == [-100] * p and labels[p:] == ids[p:] and len(ids) == len(ex["attention_mask"])
+        assert _decode(tokenizer, labels[p:]) == rec["output"] + "<|im_end|>\n"
+        assert _decode(tokenizer, ids[:p]).startswith("<|im_start|>system\n你是一个微博用户。<|im_end|>")
+        n += 1
+    assert n == len(world.cases()) * len(VARIANTS) > 600
+
+
+def test_chat_offsets_by_construction(all_records, tokenizer):
+    rec = all_records[0]
+    prompt, off, off_sys = chat_prompt(tokenizer, rec["instruction"])
+    assert prompt == tokenizer.apply_chat_template(
+        [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": rec["instruction"]}],
+        tokenize=False, add_generation_prompt=True)
+    assert prompt[off:off + len(rec["instruction"])] == rec["instruction"]
+    assert prompt[off_sys:off_sys + len(SYSTEM_PROMPT)] == SYSTEM_PROMPT
+    # the official PAC-LoRA user mask also covers the system prompt: available as an option
+    ex = build_chat_example(tokenizer, rec, ChatConfig(user_span_includes_system=True))
+    assert _decode(tokenizer, ex["input_ids"][slice(*ex["user_span"])]).startswith(SYSTEM_PROMPT)
+    # a template that rewrites message text cannot be trusted with spans: refuse loudly
+    old = tokenizer.chat_template
+    try:
+        tokenizer.chat_template = old.replace("m['content']", "m['content'] | replace('新闻', 'news')")
+        with pytest.raises(ValueError, match="verbatim"):
+            build_chat_example(tokenizer, rec)
+        tokenizer.chat_template = None  # plain fallback for template-less toy tokenizers
+        ex = build_chat_example(tokenizer, rec)
+        assert _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])]) == rec["instruction"][slice(*rec["news_span"])]
+        assert _decode(tokenizer, ex["labels"][ex["prompt_length"]:]) == rec["output"] + tokenizer.eos_token
+    finally:
+        tokenizer.chat_template = old
+
+
+def test_max_length_cuts_the_response_never_the_prompt(all_records, tokenizer):
+    rec = all_records[0]
+    full = build_chat_example(tokenizer, rec)
+    p = full["prompt_length"]
+    cut = build_chat_example(tokenizer, rec, ChatConfig(max_length=p + 2))
+    assert len(cut["input_ids"]) == p + 2 and cut["input_ids"] == full["input_ids"][: p + 2]
+    with pytest.raises(RecordError, match="max_length"):
+        build_chat_example(tokenizer, rec, ChatConfig(max_length=p - 1))
+
+
+def test_history_filter_limits_what_retrieval_may_choose(world, personas):
+    retrieval = pytest.importorskip("socialalign_lib.retrieval")
+    from socialalign_lib.records import build_records
+
+    cases = world.cases()[:20]
+    no_junk = build_records(cases, retrieval.RetrievalConfig(k=5), personas, ("full",),
+                            history_filter=lambda u: [p for p in u.history if "【" not in p.text])
+    junk_ids = {p.post_id for c in cases for p in c.user.history if "【" in p.text}
+    assert all(not set(r["history_ids"]) & junk_ids for r in no_junk)
+    assert all(len(r["history_ids"]) == 5 for r in no_junk)
+    # a filter that leaves a user nothing skips that user's cases (upstream: fewer than 10 posts left)
+    first = cases[0].user.user_id
+    kept = build_records(cases, retrieval.RetrievalConfig(k=5), personas, ("full",),
+                         history_filter=lambda u: [] if u.user_id == first else list(u.history))
+    assert {r["case_id"] for r in kept} == {c.case_id for c in cases if c.user.user_id != first}
