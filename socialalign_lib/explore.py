@@ -128,3 +128,358 @@ def world_explorer(world: World, figures_dir: str | Path | None = None, static_n
     users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
     return w.Tab(children=[_widget(topics, render_topic, "topic"), _widget(users, render_user, "user")],
                  titles=("topics", "users"))
+
+
+# ------------------------------------------------------------------------------------------ persona explorer
+
+PERSONA_ATTRIBUTES: dict[str, str] = {
+    "interests": "interests_overlap@3", "emotional_baseline": "emotional_tone_acc", "length_class": "length_acc",
+    "emoji": "emoji_acc", "catch_phrase": "catch_phrase_acc", "personality": "personality_acc",
+    "archetype": "values_acc",
+}
+"""The latent attributes a persona is scored on (``persona.decode_persona``'s keys) → the per-user metric of
+``persona.persona_recovery`` that scores it (1 = recovered; interests: overlap of the top 3 / 3)."""
+
+
+def true_attributes(world: World, user_id: str) -> dict[str, Any]:
+    """A user's latent truth in ``decode_persona``'s vocabulary (catch-phrases: the list of the user's own)."""
+    lu = world.latent_users[user_id]
+    return {"interests": lu.top_interests(3), "emotional_baseline": lu.emotional_baseline,
+            "length_class": lu.length_class, "emoji": lu.emoji_rate >= 0.5, "catch_phrase": list(lu.catch_phrases),
+            "personality": lu.personality, "archetype": lu.archetype}
+
+
+def _persona_of(source: Any, user: Any) -> tuple[Any, str | None]:
+    """``(Persona | None, error | None)`` from a mapping user_id → Persona/PersonaRecord or a callable(user)."""
+    from .persona import PersonaError, PersonaRecord
+
+    try:
+        value = source(user) if callable(source) else source.get(user.user_id)
+    except PersonaError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if isinstance(value, PersonaRecord):
+        return value.persona, value.error
+    return value, None if value is not None else "no persona for this user"
+
+
+def _replied_topics(world: World, user_id: str) -> list[str]:
+    return [r.topic_id for r in world.responses if r.post.user_id == user_id]
+
+
+def persona_view(data: Any, user_id: str, topic_id: str | None = None, backends: dict[str, Any] | None = None,
+                 retrieval: Any | None = None) -> dict[str, Any]:
+    """One user: the persona of each backend beside the latent truth, and the history posts retrieved for a news.
+
+    ``data`` is a :class:`~socialalign_lib.pipeline.CourseData`. ``backends`` maps a name to either a mapping
+    ``user_id → Persona | PersonaRecord`` (e.g. ``data.personas``, the default ``{"statistical": ...}``) or a
+    callable ``user → Persona | PersonaRecord | None`` (e.g. a cached LLM extractor). Each backend's persona is
+    decoded back to the latent vocabulary (``decode_persona``) and scored per attribute with
+    ``persona_recovery`` — the same rules as the notebook's recovery table, for this one user.
+
+    ``topic_id`` None: the first topic the user replied to. Retrieval uses ``data.config.retrieval`` (or
+    ``retrieval``) over the history minus the user's reply to that topic, exactly as the dataset's records do, so
+    ``retrieved`` lists the posts of the record's history block, best first, with their BM25 scores.
+    """
+    from .persona import decode_persona, persona_recovery
+    from .retrieval import retrieve_history
+
+    world = data.world
+    user = world.user(user_id)  # KeyError for an unknown user
+    replied = _replied_topics(world, user_id)
+    topic_id = topic_id or (replied[0] if replied else world.topics[0].topic_id)
+    topic = world.topic(topic_id)
+    reply = next((r.post for r in world.responses if r.topic_id == topic_id and r.post.user_id == user_id), None)
+    truth = (
+        {"persona": world.latent_users[user_id].true_persona(), "attributes": true_attributes(world, user_id)}
+        if user_id in world.latent_users else None
+    )
+    views = {}
+    for name, source in (backends if backends is not None else {"statistical": data.personas}).items():
+        persona, error = _persona_of(source, user)
+        entry: dict[str, Any] = {"persona": persona.to_dict() if persona else None, "error": error,
+                                 "decoded": None, "scores": None}
+        if persona is not None:
+            entry["decoded"] = decode_persona(persona)
+            if truth is not None:
+                report = persona_recovery({user_id: persona}, world)
+                entry["scores"] = {a: report[m] for a, m in PERSONA_ATTRIBUTES.items()}
+        views[name] = entry
+    cfg = retrieval or data.config.retrieval
+    history = [p for p in user.history if reply is None or p.post_id != reply.post_id]
+    hits = retrieve_history(history, topic.news, cfg)
+    return {
+        "user_id": user_id, "screen_name": user.screen_name, "n_history": len(user.history),
+        "truth": truth, "backends": views,
+        "topic_id": topic_id, "hashtag": topic.hashtag, "news": topic.news, "replied_topics": replied,
+        "reply": reply.text if reply is not None else None,
+        "retrieval": {"method": cfg.method, "k": cfg.k, "tokenizer": cfg.tokenizer},
+        "retrieved": [{"post_id": p.post_id, "text": p.full_text, "score": s, "created_at": p.created_at}
+                      for p, s in hits],
+    }
+
+
+def _attr_text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value[:3])) if value else "(none)"
+    return str(value)
+
+
+def persona_view_figure(view: dict[str, Any], max_chars: int = 22) -> plt.Figure:
+    """The static form of :func:`persona_view`: attribute table (truth vs backends, green = recovered, red =
+    missed) on the left, the retrieved posts' BM25 scores on the right."""
+    names = list(view["backends"])
+    attrs = list(PERSONA_ATTRIBUTES)
+    fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(11.5, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    ax_t.axis("off")
+    cols = (["truth"] if view["truth"] else []) + names
+    cells, colors = [], []
+    for a in attrs:
+        row = [_attr_text(view["truth"]["attributes"][a])] if view["truth"] else []
+        crow = ["#f2f2f2"] * len(row)
+        for n in names:
+            b = view["backends"][n]
+            row.append(_attr_text(b["decoded"][a]) if b["decoded"] else "(failed)")
+            score = b["scores"][a] if b["scores"] else None
+            crow.append("#ffffff" if score is None else plt.get_cmap("RdYlGn")(0.15 + 0.7 * score))
+        cells.append(row)
+        colors.append(crow)
+    table = ax_t.table(cellText=cells, cellColours=colors, rowLabels=attrs, colLabels=cols, loc="center",
+                       cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    table.scale(1, 1.35)
+    ax_t.set_title(f"{view['screen_name']}: persona vs latent truth", fontsize=10)
+    hits = view["retrieved"][::-1]
+    labels = [h["text"][:max_chars] + ("…" if len(h["text"]) > max_chars else "") for h in hits]
+    ax_b.barh(range(len(hits)), [h["score"] for h in hits], color="#4c72b0")
+    ax_b.set_yticks(range(len(hits)))
+    ax_b.set_yticklabels(labels, fontsize=7)
+    ax_b.set_xlabel(f"{view['retrieval']['method'].upper()} score")
+    ax_b.set_title(f"history retrieved for #{view['hashtag']}#", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def highlight_spans(text: str, spans: dict[str, tuple[int, int] | list[int]],
+                    colors: dict[str, str] | None = None) -> str:
+    """HTML of ``text`` with each named ``[start, end)`` character span marked (e.g. a record's ``user_span``
+    and ``news_span``), so a reader sees exactly what the recorded offsets cover. Spans must not overlap."""
+    import html
+
+    palette = colors or {}
+    default = ["#cfe8ff", "#ffe3a3", "#d9f2d0", "#f6d0e6"]
+    order = sorted(spans.items(), key=lambda kv: kv[1][0])
+    out, pos = [], 0
+    for i, (name, (s, e)) in enumerate(order):
+        if not 0 <= pos <= s < e <= len(text):
+            raise ValueError(f"span {name}={[s, e]} overlaps another span or lies outside the text (len {len(text)})")
+        color = palette.get(name, default[i % len(default)])
+        out.append(html.escape(text[pos:s]))
+        out.append(f'<mark title="{html.escape(name)}" style="background:{color}">{html.escape(text[s:e])}</mark>')
+        pos = e
+    out.append(html.escape(text[pos:]))
+    legend = " ".join(f'<mark style="background:{palette.get(n, default[i % len(default)])}">{html.escape(n)}</mark>'
+                      for i, (n, _) in enumerate(order))
+    return f'<div style="white-space:pre-wrap;font-size:90%">{legend}\n\n{"".join(out)}</div>'
+
+
+def _persona_html(view: dict[str, Any]) -> str:
+    import html
+
+    names = list(view["backends"])
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in (["truth"] if view["truth"] else []) + names)
+    rows = []
+    for item in ("interests", "language_style", "emotional_tone", "personality", "values"):
+        cells = [view["truth"]["persona"][item]] if view["truth"] else []
+        cells += [(view["backends"][n]["persona"] or {}).get(item, view["backends"][n]["error"] or "")
+                  for n in names]
+        rows.append(f"<tr><th>{item}</th>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def persona_explorer(data: Any, figures_dir: str | Path | None = None, backends: dict[str, Any] | None = None,
+                     static_name: str = "02_persona_explorer"):
+    """Pick a user (and a topic) → each backend's persona beside the true one, and the retrieved history with
+    BM25 scores. Headless: the default selection is saved as ``figures/02_persona_explorer.png``; never blocks."""
+    import html
+
+    import ipywidgets as w
+    from IPython.display import HTML, display
+
+    world = data.world
+    first = world.users[0].user_id
+    view = persona_view(data, first, backends=backends)
+    fig = persona_view_figure(view)
+    save_figure(fig, static_name, figures_dir)
+    plt.close(fig)
+
+    users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
+    topics = [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
+    user_dd = w.Dropdown(options=users, value=first, description="user", layout=w.Layout(width="45%"))
+    topic_dd = w.Dropdown(options=topics, value=view["topic_id"], description="news", layout=w.Layout(width="55%"))
+    out = w.Output()
+
+    def render(*_: Any) -> None:
+        out.clear_output(wait=True)
+        with out:
+            v = persona_view(data, user_dd.value, topic_dd.value, backends)
+            display(HTML(_persona_html(v)))
+            f = persona_view_figure(v)
+            plt.show(f) if plt.isinteractive() else display(f)
+            plt.close(f)
+            esc = html.escape
+            said = f"<p>reply: <i>{esc(v['reply'])}</i></p>" if v["reply"] else "<p>(no reply to this news)</p>"
+            display(HTML(f"<p><b>#{esc(v['hashtag'])}#</b> {esc(v['news'])}</p>{said}"))
+            display(HTML(_html_list([f"{h['score']:.2f}  {h['text']}" for h in v["retrieved"]])))
+
+    def on_user(change: dict) -> None:
+        replied = _replied_topics(world, change["new"])
+        if replied and topic_dd.value not in replied:
+            topic_dd.value = replied[0]  # fires render through topic_dd's observer
+        else:
+            render()
+
+    user_dd.observe(on_user, names="value")
+    topic_dd.observe(render, names="value")
+    render()
+    return w.VBox([w.HBox([user_dd, topic_dd]), out])
+
+
+# ------------------------------------------------------------------------------------------ crowd explorer
+
+
+def crowd_view(labelled: Any, topic_id: str, comparison: Any | None = None, world: World | None = None,
+               labels: tuple[str, ...] | list[str] | None = None, n_replies: int = 4, n_boot: int = 1000,
+               seed: int = 0) -> dict[str, Any]:
+    """One topic's crowd, real vs generated: both distributions, JS / KL / TV with bootstrap CIs, and the replies
+    behind each bar segment.
+
+    ``labelled`` is a replies frame after ``macro.label_replies`` (columns ``topic_id, user_id, reference,
+    generated`` and the labeller's ``real_sentiment`` / ``pred_sentiment``). ``comparison`` is the
+    ``divergence.compare_crowds`` result of those crowds (all topics); without it, the numbers are computed for
+    this topic alone (same definitions, ``n_boot``, ``seed``). ``world`` (the embedded world) adds the news text
+    and the true expected crowd of the same users.
+
+    ``replies`` maps ``"real"`` / ``"generated"`` → label → up to ``n_replies`` ``{user_id, text}`` (in frame
+    order); ``counts`` gives how many replies each segment has.
+    """
+    from .divergence import compare_crowds
+    from .macro import PRED_COL, REAL_COL, crowd_frames, true_crowd
+    from .schema import SENTIMENTS
+
+    rows = labelled[labelled["topic_id"] == topic_id]
+    if rows.empty:
+        raise KeyError(f"no replies for topic {topic_id!r}")
+    if labels is None:
+        labels = world.labels if world is not None else SENTIMENTS
+    labels = list(labels)
+    if comparison is not None and topic_id in comparison.index:
+        c = comparison.loc[topic_id]
+    else:
+        real_df, pred_df = crowd_frames(rows)
+        c = compare_crowds(real_df, pred_df, labels, n_boot=n_boot, seed=seed).loc[topic_id]
+    view: dict[str, Any] = {
+        "topic_id": topic_id, "labels": labels,
+        "category": str(rows["category"].iloc[0]) if "category" in rows else None,
+        "hashtag": None, "news": None,
+        "real_distribution": {lab: float(c[f"real_{lab}"]) for lab in labels},
+        "pred_distribution": {lab: float(c[f"pred_{lab}"]) for lab in labels},
+        "true_distribution": None,
+        "n_real": int(c["n_real"]), "n_pred": int(c["n_pred"]),
+    }
+    for name in ("js", "kl", "tv"):
+        view[name] = float(c[name])
+        view[f"{name}_ci"] = (float(c[f"{name}_low"]), float(c[f"{name}_high"])) if f"{name}_low" in c else None
+    if world is not None:
+        topic = world.topic(topic_id)
+        view.update(hashtag=topic.hashtag, news=topic.news, category=topic.category)
+        truth = true_crowd(world, rows).loc[topic_id]
+        view["true_distribution"] = {lab: float(truth[lab]) for lab in labels}
+    replies: dict[str, dict[str, list[dict[str, str]]]] = {"real": {}, "generated": {}}
+    counts: dict[str, dict[str, int]] = {"real": {}, "generated": {}}
+    for side, text_col, label_col in (("real", "reference", REAL_COL), ("generated", "generated", PRED_COL)):
+        for lab in labels:
+            seg = rows[rows[label_col] == lab]
+            counts[side][lab] = len(seg)
+            replies[side][lab] = [{"user_id": str(u), "text": str(t)}
+                                  for u, t in zip(seg["user_id"].head(n_replies), seg[text_col].head(n_replies))]
+    view["replies"], view["counts"] = replies, counts
+    return view
+
+
+def _ci_text(view: dict[str, Any], name: str) -> str:
+    ci = view[f"{name}_ci"]
+    return f"{name.upper()} {view[name]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def crowd_view_figure(view: dict[str, Any], method: str = "generated", max_chars: int = 34) -> plt.Figure:
+    """The static form of :func:`crowd_view`: stacked bars (real, generated, and the truth when known) with the
+    divergences in the title, and one example reply per bar segment underneath."""
+    dists = {f"real ({view['n_real']})": view["real_distribution"],
+             f"{method} ({view['n_pred']})": view["pred_distribution"]}
+    if view["true_distribution"] is not None:
+        dists["true p(s|topic)"] = view["true_distribution"]
+    names, labels = list(dists), view["labels"]
+    fig, (ax, ax_txt) = plt.subplots(2, 1, figsize=(8.5, 4.3), gridspec_kw={"height_ratios": [1, 0.62]})
+    left = np.zeros(len(names))
+    for lab, color in zip(labels, label_colors(labels)):
+        vals = np.array([dists[n][lab] for n in names])
+        ax.barh(names, vals, left=left, color=color, label=lab)
+        left += vals
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of replies")
+    ax.legend(loc="lower right", fontsize=7, ncols=len(labels))
+    head = f"#{view['hashtag']}# " if view["hashtag"] else ""
+    ax.set_title(f"{view['topic_id']} {head}[{view['category']}]\n"
+                 f"{_ci_text(view, 'js')} · {_ci_text(view, 'kl')} · {_ci_text(view, 'tv')}", fontsize=9)
+    ax_txt.axis("off")
+    lines = []
+    for side in ("real", "generated"):
+        for lab in labels:
+            ex = view["replies"][side][lab]
+            text = ex[0]["text"] if ex else "—"
+            text = text[:max_chars] + ("…" if len(text) > max_chars else "")
+            lines.append(f"{'real' if side == 'real' else method:>10} · {lab:<8} ({view['counts'][side][lab]:>2}): {text}")
+    ax_txt.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=8, family="sans-serif",
+                transform=ax_txt.transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def crowd_explorer(labelled: Any, comparison: Any | None = None, world: World | None = None,
+                   figures_dir: str | Path | None = None, method: str = "generated",
+                   static_name: str = "05_crowd_explorer", topic_id: str | None = None):
+    """Pick a topic → real vs generated crowd (stacked bars, with the truth when ``world`` is given), JS / KL / TV
+    with CIs, and the replies behind each bar. Headless runs save the view of ``topic_id`` (default: the first
+    topic) as ``figures/05_crowd_explorer.png``; the widget never waits for input."""
+    import html
+
+    from IPython.display import HTML, display
+
+    topics = sorted(set(labelled["topic_id"]))
+    first = topic_id or topics[0]
+    fig = crowd_view_figure(crowd_view(labelled, first, comparison, world), method)
+    save_figure(fig, static_name, figures_dir)
+    plt.close(fig)
+
+    def render(tid: str) -> None:
+        v = crowd_view(labelled, tid, comparison, world)
+        if v["news"]:
+            display(HTML(f"<p><b>#{html.escape(v['hashtag'])}#</b> {html.escape(v['news'])}</p>"))
+        f = crowd_view_figure(v, method)
+        plt.show(f) if plt.isinteractive() else display(f)
+        plt.close(f)
+        for side in ("real", "generated"):
+            items = [f"{lab} ({v['counts'][side][lab]}): {r['text']}" for lab in v["labels"]
+                     for r in v["replies"][side][lab]]
+            display(HTML(f"<p><b>{side if side == 'real' else method}</b></p>" + _html_list(items)))
+
+    def label(tid: str) -> str:
+        return f"{tid} #{world.topic(tid).hashtag}#" if world is not None else tid
+
+    return _widget([(label(t), t) for t in topics], render, "topic")

@@ -75,3 +75,24 @@ def stacked_distributions(dists: dict[str, list[float]], labels: tuple[str, ...]
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return fig
+
+
+def score_vs_chance(table, title: str, xlabel: str = "score", ax: plt.Axes | None = None) -> plt.Figure:
+    """Horizontal bars of ``table.score`` per ``table.metric`` with each metric's chance level as a black tick
+    (e.g. ``persona.recovery_table``): how far above chance each recovered attribute is."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 0.42 * len(table) + 1.2))
+    else:
+        fig = ax.figure
+    y = np.arange(len(table))[::-1]
+    ax.barh(y, table["score"], color="#4c72b0", label="score")
+    ax.scatter(table["chance"], y, marker="|", s=400, color="black", linewidths=2, label="chance", zorder=3)
+    for yi, s in zip(y, table["score"]):
+        ax.text(min(s + 0.01, 0.93), yi, f"{s:.2f}", va="center", fontsize=8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(table["metric"])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig

@@ -38,3 +38,154 @@ def test_widget_builds_headless_and_saves_static_view(world, tmp_path):
     box = world_explorer(world, figures_dir=tmp_path)
     assert len(box.children) == 2
     assert (tmp_path / "00_world_explorer.png").exists()
+
+
+# ------------------------------------------------------------------------------------------ persona explorer
+
+
+@pytest.fixture(scope="module")
+def course():
+    from socialalign_lib.pipeline import course_data
+
+    return course_data(size="tiny", seed=0)
+
+
+@pytest.mark.parametrize("user_index", [0, 5, 33])
+def test_persona_view_truth_retrieval_and_backend(course, user_index):
+    from socialalign_lib.explore import persona_view
+
+    world = course.world
+    user = world.users[user_index]
+    lu = world.latent_users[user.user_id]
+    v = persona_view(course, user.user_id)
+    # the truth is this user's latent attributes
+    assert v["truth"]["persona"] == lu.true_persona()
+    t = v["truth"]["attributes"]
+    assert t["interests"] == lu.top_interests(3) and t["archetype"] == lu.archetype
+    assert t["personality"] == lu.personality and t["emotional_baseline"] == lu.emotional_baseline
+    # topic None → the first topic the user replied to, and the reply shown is theirs
+    first = next(r for r in world.responses if r.post.user_id == user.user_id)
+    assert v["topic_id"] == first.topic_id and v["reply"] == first.post.text
+    # retrieved: the user's own history (minus the reply), k at most, scores descending
+    own = {p.post_id for p in user.history} - {first.post.post_id}
+    ids = [h["post_id"] for h in v["retrieved"]]
+    scores = [h["score"] for h in v["retrieved"]]
+    assert ids and set(ids) <= own and len(ids) == min(course.config.retrieval.k, len(own))
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    # ... and exactly the history block of the dataset's record for this case
+    rec = next(r for s in course.dataset.values() for r in s
+               if r["user_id"] == user.user_id and r["topic_id"] == first.topic_id and r["variant"] == "full")
+    assert ids == rec["history_ids"]
+    # the default backend is the pipeline's statistical persona
+    stat = v["backends"]["statistical"]
+    assert stat["persona"] == course.personas[user.user_id].persona.to_dict()
+    assert set(stat["scores"]) == set(t) and all(0.0 <= s <= 1.0 for s in stat["scores"].values())
+
+
+def test_persona_view_scores_the_true_persona_perfectly_and_records_failures(course):
+    from socialalign_lib.explore import persona_view
+    from socialalign_lib.persona import PersonaBackendError
+    from socialalign_lib.schema import Persona
+
+    world = course.world
+    user, topic = world.users[7], world.topics[-1]
+
+    def broken(u):
+        raise PersonaBackendError("endpoint down")
+
+    backends = {"oracle": lambda u: Persona(**world.latent_users[u.user_id].true_persona()),
+                "missing": {}, "broken": broken}
+    v = persona_view(course, user.user_id, topic.topic_id, backends=backends)
+    assert v["topic_id"] == topic.topic_id and v["news"] == topic.news
+    assert v["backends"]["oracle"]["scores"] == dict.fromkeys(v["truth"]["attributes"], 1.0)
+    assert v["backends"]["missing"]["persona"] is None and v["backends"]["missing"]["error"]
+    assert "endpoint down" in v["backends"]["broken"]["error"] and v["backends"]["broken"]["scores"] is None
+    scores = [h["score"] for h in v["retrieved"]]
+    assert scores == sorted(scores, reverse=True)
+    assert {h["post_id"] for h in v["retrieved"]} <= {p.post_id for p in user.history}
+    with pytest.raises(KeyError):
+        persona_view(course, "no-such-user")
+
+
+def test_highlight_spans_marks_exactly_the_spans():
+    from socialalign_lib.explore import highlight_spans
+
+    out = highlight_spans("ab<c>de", {"user": (0, 2), "news": (2, 5)})
+    assert '">ab</mark>' in out and '">&lt;c&gt;</mark>de' in out
+    with pytest.raises(ValueError):
+        highlight_spans("abcdef", {"user": (0, 3), "news": (2, 5)})
+
+
+def test_persona_explorer_builds_headless_and_saves_static_view(course, tmp_path):
+    from socialalign_lib.explore import persona_explorer
+
+    box = persona_explorer(course, figures_dir=tmp_path)
+    user_dd, topic_dd = box.children[0].children
+    user_dd.value = course.world.users[1].user_id  # switching user moves the news to one they replied to
+    replied = [r.topic_id for r in course.world.responses if r.post.user_id == user_dd.value]
+    assert topic_dd.value in replied
+    assert (tmp_path / "02_persona_explorer.png").exists()
+
+
+# ------------------------------------------------------------------------------------------ crowd explorer
+
+
+@pytest.fixture(scope="module")
+def crowd(world):
+    """Test-topic replies of the tiny world with a hand-made "generated" crowd (each reply answered by the next
+    user's real reply to the same topic), labelled by the world labeller."""
+    import pandas as pd
+
+    from socialalign_lib.macro import label_replies
+    from socialalign_lib.sentiment import train_world_labeller
+
+    rows = [(r.topic_id, r.post.user_id, world.topic(r.topic_id).category, r.post.text, r.sentiment)
+            for r in world.responses if r.split == "test_topic"]
+    df = pd.DataFrame(rows, columns=["topic_id", "user_id", "category", "reference", "sentiment"])
+    df["generated"] = df.groupby("topic_id")["reference"].transform(lambda s: list(s.iloc[1:]) + [s.iloc[0]])
+    df.loc[df.index[::3], "generated"] = "太离谱了，必须严查！"  # shift the generated crowd towards negative
+    return label_replies(df, train_world_labeller(world))
+
+
+def test_crowd_view_numbers_and_replies_are_the_topics_own(world, crowd):
+    from socialalign_lib.divergence import compare_crowds, js_divergence, kl_divergence
+    from socialalign_lib.explore import crowd_view
+    from socialalign_lib.macro import crowd_frames, true_crowd
+
+    for tid in sorted(set(crowd["topic_id"])):
+        rows = crowd[crowd.topic_id == tid]
+        v = crowd_view(crowd, tid, world=world, n_boot=200)
+        real = [np.mean(rows["real_sentiment"] == lab) for lab in world.labels]
+        pred = [np.mean(rows["pred_sentiment"] == lab) for lab in world.labels]
+        assert list(v["real_distribution"].values()) == pytest.approx(real)
+        assert list(v["pred_distribution"].values()) == pytest.approx(pred)
+        assert v["js"] == pytest.approx(js_divergence(real, pred)) and v["kl"] == pytest.approx(kl_divergence(real, pred))
+        assert v["js_ci"][0] <= v["js_ci"][1] and v["n_real"] == v["n_pred"] == len(rows)
+        assert list(v["true_distribution"].values()) == pytest.approx(true_crowd(world, rows).loc[tid, list(world.labels)])
+        assert v["news"] == world.topic(tid).news
+        # every reply behind a bar exists, belongs to this topic and carries that bar segment's label
+        for side, text_col, label_col in (("real", "reference", "real_sentiment"),
+                                          ("generated", "generated", "pred_sentiment")):
+            assert sum(v["counts"][side].values()) == len(rows)
+            for lab, items in v["replies"][side].items():
+                assert len(items) == min(4, v["counts"][side][lab])
+                for r in items:
+                    match = rows[(rows.user_id == r["user_id"]) & (rows[text_col] == r["text"])]
+                    assert len(match) == 1 and match[label_col].iloc[0] == lab
+    # a precomputed comparison is used as is
+    real_df, pred_df = crowd_frames(crowd)
+    cmp = compare_crowds(real_df, pred_df, world.labels, n_boot=50, seed=4)
+    v = crowd_view(crowd, cmp.index[0], cmp)
+    assert v["js_ci"] == (cmp["js_low"].iloc[0], cmp["js_high"].iloc[0]) and v["true_distribution"] is None
+    with pytest.raises(KeyError):
+        crowd_view(crowd, "no-such-topic")
+
+
+def test_crowd_explorer_builds_headless_and_saves_static_view(world, crowd, tmp_path):
+    from socialalign_lib.explore import crowd_explorer
+
+    box = crowd_explorer(crowd, world=world, figures_dir=tmp_path, method="PAC-LoRA")
+    dropdown = box.children[0]
+    assert set(dropdown.options) == {(f"{t} #{world.topic(t).hashtag}#", t) for t in set(crowd["topic_id"])}
+    dropdown.value = dropdown.options[-1][1]  # re-renders without error
+    assert (tmp_path / "05_crowd_explorer.png").exists()
