@@ -494,9 +494,15 @@ def build_base_model(texts: Sequence[str], out_dir: str | os.PathLike, vocab_siz
 
 
 def resolve_device(device: str = "auto") -> str:
-    """"auto" → "cuda" when a GPU is visible, else "cpu"; anything else is returned unchanged."""
+    """"auto" → "cuda" when a GPU is visible, else "cpu"; anything else is returned unchanged.
+
+    Under ``torchrun`` / ``accelerate launch`` (``LOCAL_RANK`` set) "auto" is this process's own GPU,
+    ``"cuda:<LOCAL_RANK>"``: with a plain "cuda" every DDP rank would load its replica onto GPU 0."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        local_rank = os.environ.get("LOCAL_RANK")
+        return f"cuda:{int(local_rank)}" if local_rank is not None else "cuda"
     return device
 
 

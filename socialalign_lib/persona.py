@@ -28,6 +28,7 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -212,17 +213,17 @@ class OpenAIConfig:
     i.e. the endpoint's defaults, as the official script does.
     """
 
-    model: str = "gpt-4-0125-preview"
-    base_url: str = "https://api.openai.com"
-    api_key_env: str = "OPENAI_API_KEY"
-    require_key: bool = True
-    temperature: float | None = None
-    max_tokens: int | None = 300
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    backoff_s: float = 1.0
-    backoff_max_s: float = 30.0
-    max_posts: int = 5
+    model: str = "gpt-4-0125-preview"  # the served model's name (vLLM: the --served-model-name; Ollama: the tag)
+    base_url: str = "https://api.openai.com"  # the server root or its /v1 (e.g. http://localhost:8000/v1)
+    api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key (never the key itself)
+    require_key: bool = True  # False for local servers (vLLM, Ollama) that need none
+    temperature: float | None = None  # None: send no sampling parameters (the endpoint's defaults, as upstream)
+    max_tokens: int | None = 300  # answer length cap; None sends none
+    timeout_s: float = 60.0  # per request
+    max_retries: int = 5  # extra attempts on transport errors and 408/409/429/5xx
+    backoff_s: float = 1.0  # attempt k waits about backoff_s * 2**k (jittered, or Retry-After)
+    backoff_max_s: float = 30.0  # the longest wait between attempts
+    max_posts: int = 5  # history posts in the prompt (the official template has five)
 
 
 class OpenAIPersonaBackend(_ChatBackend):
@@ -315,12 +316,12 @@ def _redact(text: str, secret: str | None) -> str:
 class HFGenerationConfig:
     """Generation settings for :class:`HFPersonaBackend`. Greedy by default, so a cached run is reproducible."""
 
-    max_new_tokens: int = 160
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_posts: int = 5
-    name: str = "local"
+    max_new_tokens: int = 160  # answer length cap in tokens
+    do_sample: bool = False  # greedy (False) makes a cached run reproducible
+    temperature: float = 0.7  # only when sampling
+    top_p: float = 0.9  # only when sampling
+    max_posts: int = 5  # history posts in the prompt (the official template has five)
+    name: str = "local"  # the model's name in the cache fingerprint
 
 
 class HFPersonaBackend(_ChatBackend):
@@ -677,6 +678,10 @@ class PersonaExtractor:
     error and the raw answer, and are not retried on the next run unless ``retry_failed`` — so a second run
     calls the backend for nobody. Within one run each user gets ``max_attempts`` tries (useful for sampling
     LLMs whose answer sometimes does not parse).
+
+    ``extract_users(..., max_workers=N)`` keeps up to N requests in flight (threads: the work is waiting on an
+    HTTP endpoint such as vLLM or Ollama, which batch concurrent requests). Cache appends and counters are
+    serialised by a lock, so the cache stays one whole line per user and resumes the same way.
     """
 
     CACHE_NAME = "personas.jsonl"
@@ -689,6 +694,7 @@ class PersonaExtractor:
         self.retry_failed = retry_failed
         self.backoff_s = backoff_s
         self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
         self._cache: dict[str, PersonaRecord] = self._load()
 
     def _load(self) -> dict[str, PersonaRecord]:
@@ -701,22 +707,27 @@ class PersonaExtractor:
         return {r["key"]: PersonaRecord.from_dict(r) for r in rows}
 
     def _save(self, record: PersonaRecord) -> None:
-        self._cache[record.key] = record
-        if self.cache_path is not None:
-            from .io import append_jsonl
+        from .io import append_jsonl
 
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            append_jsonl(self.cache_path, [record.to_dict()])
+        with self._lock:
+            self._cache[record.key] = record
+            if self.cache_path is not None:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                append_jsonl(self.cache_path, [record.to_dict()])
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] += 1
 
     def extract(self, user_id: str, user_name: str, posts: Sequence[Post]) -> PersonaRecord:
         """One user's persona from ``posts`` (the 5 retrieved posts as in the paper, or a whole history)."""
         rec = PersonaRecord(user_id, history_hash(user_name, posts), self.backend.fingerprint)
         hit = self._cache.get(rec.key)
         if hit is not None and (hit.ok or not self.retry_failed):
-            self.stats["hits"] += 1
+            self._count("hits")
             hit.cached = True
             return hit
-        self.stats["misses"] += 1
+        self._count("misses")
         for attempt in range(1, self.max_attempts + 1):
             rec.attempts = attempt
             try:
@@ -729,20 +740,37 @@ class PersonaExtractor:
                 log.info("persona for %s failed (attempt %d/%d): %s", user_id, attempt, self.max_attempts, rec.error)
                 if attempt < self.max_attempts and self.backoff_s:
                     time.sleep(self.backoff_s * 2 ** (attempt - 1))
-        self.stats["ok" if rec.ok else "failed"] += 1
+        self._count("ok" if rec.ok else "failed")
         self._save(rec)
         return rec
 
     def extract_users(self, users: Iterable[User], posts_for: Callable[[User], Sequence[Post]] | None = None,
-                      progress: bool = False) -> dict[str, PersonaRecord]:
-        """Records for many users; ``posts_for(user)`` picks the posts (default: the whole history)."""
+                      progress: bool = False, max_workers: int = 1) -> dict[str, PersonaRecord]:
+        """Records for many users, in the users' order; ``posts_for(user)`` picks the posts (default: the whole
+        history). ``max_workers`` > 1 runs that many users at once in threads (for an HTTP backend; a local HF
+        model gains nothing). The cache file then lists users in completion order, which its keys make harmless.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
         users = list(users)
-        out = {}
-        for u in tqdm(users, desc=f"personas ({self.backend.fingerprint.split(':')[0]})", disable=not progress):
-            out[u.user_id] = self.extract(u.user_id, u.screen_name, posts_for(u) if posts_for else u.history)
-        return out
+        bar = tqdm(total=len(users), desc=f"personas ({self.backend.fingerprint.split(':')[0]})", disable=not progress)
+
+        def one(u: User) -> PersonaRecord:
+            rec = self.extract(u.user_id, u.screen_name, posts_for(u) if posts_for else u.history)
+            bar.update(1)
+            return rec
+
+        try:
+            if max_workers <= 1:
+                recs = [one(u) for u in users]
+            else:
+                with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="persona") as pool:
+                    recs = list(pool.map(one, users))
+        finally:
+            bar.close()
+        return {u.user_id: r for u, r in zip(users, recs, strict=True)}
 
 
 def personas_of(records: dict[str, PersonaRecord]) -> dict[str, Persona]:

@@ -23,12 +23,13 @@ class CourseDataConfig:
     """What to build. ``retrieval.k``: history posts per prompt (paper: 5). ``persona_posts``: the posts each persona is extracted from (the ``k`` most recent when
     no news is at hand; the paper extracts from the BM25-retrieved posts)."""
 
-    size: str = "course"
-    seed: int = 0
-    variants: tuple[str, ...] = VARIANTS
+    size: str = "course"  # world size: "tiny" (tests), "course" (notebooks), "large"
+    seed: int = 0  # the world's seed (users, topics, replies and splits)
+    variants: tuple[str, ...] = VARIANTS  # prompt variants to render: full / without_persona / without_history
     persona_posts: int = 10
-    persona_cache_dir: str | None = None
+    persona_cache_dir: str | None = None  # folder for the personas.jsonl cache (None: keep in memory)
     retrieval: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(k=5))
+    num_proc: int | None = None  # processes rendering the records (datasets.map); None = this one
 
 
 @dataclass
@@ -50,7 +51,7 @@ def course_data(config: CourseDataConfig | None = None, progress: bool = False, 
     world = generate_world(size=cfg.size, seed=cfg.seed)
     extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=cfg.persona_cache_dir)
     records = extractor.extract_users(world.users, lambda u: persona_posts(u, k=cfg.persona_posts), progress=progress)
-    dataset = build_dataset(world, cfg.retrieval, personas_of(records), variants=cfg.variants)
+    dataset = build_dataset(world, cfg.retrieval, personas_of(records), variants=cfg.variants, num_proc=cfg.num_proc)
     return CourseData(world, dataset, records, cfg)
 
 

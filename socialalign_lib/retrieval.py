@@ -52,13 +52,13 @@ ZH_STOPWORDS: tuple[str, ...] = tuple(_ZH_STOPWORDS.split())
 class RetrievalConfig:
     """How history posts are chosen. Defaults = the paper: BM25, jieba, k1=1.5, b=0.75, top 5."""
 
-    k: int = 5
-    method: Literal["bm25", "recent"] = "bm25"
-    tokenizer: Literal["jieba", "char_ngram"] = "jieba"
-    k1: float = 1.5
-    b: float = 0.75
-    document: Literal["concat", "full_text"] = "concat"
-    token_filter: Literal["punct", "none"] = "punct"
+    k: int = 5  # history posts retrieved per case
+    method: Literal["bm25", "recent"] = "bm25"  # BM25 against the news, or simply the k most recent posts
+    tokenizer: Literal["jieba", "char_ngram"] = "jieba"  # how posts and news are split into terms
+    k1: float = 1.5  # BM25 term-frequency saturation
+    b: float = 0.75  # BM25 length normalisation
+    document: Literal["concat", "full_text"] = "concat"  # a repost's document: comment + original, or full_text
+    token_filter: Literal["punct", "none"] = "punct"  # drop punctuation-only terms, or keep all
     ngram: tuple[int, ...] = (1, 2)  # char_ngram only
     stopwords: tuple[str, ...] = ()  # e.g. ZH_STOPWORDS; upstream: none
 

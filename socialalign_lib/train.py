@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 SPAN_KEY = "pac_spans"
@@ -32,7 +33,7 @@ class SFTConfig:
     per_device_train_batch_size: int = 8
     per_device_eval_batch_size: int = 16
     gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.1
+    warmup_ratio: float = 0.1  # share of the optimizer steps with a linear learning-rate warm-up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     lr_scheduler_type: str = "cosine"
@@ -45,8 +46,8 @@ class SFTConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     dataloader_num_workers: int = 0
-    resume: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    resume: bool = True  # continue from the last checkpoint in output_dir when there is one
+    extra: dict[str, Any] = field(default_factory=dict)  # any other TrainingArguments, e.g. {"optim": "paged_adamw_8bit"}
 
     @classmethod
     def official(cls, **overrides: Any) -> SFTConfig:
@@ -56,9 +57,17 @@ class SFTConfig:
         return cls(**{**base, **overrides})
 
     def training_arguments(self) -> TrainingArguments:
-        kw = {k: v for k, v in asdict(self).items() if k not in ("resume", "extra")}
-        return TrainingArguments(**kw, **self.extra, remove_unused_columns=False, report_to=[], use_cpu=not torch.cuda.is_available(),
-                                 disable_tqdm=False, save_safetensors=True, ddp_find_unused_parameters=False)
+        kw = {k: v for k, v in asdict(self).items()
+              if k not in ("resume", "extra", "warmup_ratio", "gradient_checkpointing")}
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"SFTConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        # transformers 5 dropped ``warmup_ratio``: a float ``warmup_steps`` < 1 is read as that fraction of the steps,
+        # and renamed ``gradient_checkpointing`` (a deprecated alias until v6) to ``activation_checkpointing``
+        kw["warmup_steps"] = self.warmup_ratio
+        kw["activation_checkpointing"] = self.gradient_checkpointing
+        fixed = dict(remove_unused_columns=False, report_to=[], use_cpu=not torch.cuda.is_available(), disable_tqdm=False,
+                     ddp_find_unused_parameters=False)
+        return TrainingArguments(**{**kw, **fixed, **self.extra})  # ``extra`` wins, e.g. {"disable_tqdm": True}
 
 
 class SpanCollator:
@@ -109,6 +118,13 @@ class SpanTrainer(Trainer):
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
 
 
+class _QuietProgress(ProgressCallback):
+    """The Trainer's progress bar without a printed line per logging step (the rows are kept by ``_LossLog``)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
 class _LossLog(TrainerCallback):
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
@@ -135,6 +151,9 @@ def train_sft(model, tokenizer, train_dataset, config: SFTConfig, eval_dataset=N
     trainer = SpanTrainer(model=model, args=config.training_arguments(), train_dataset=train_dataset,
                           eval_dataset=eval_dataset, data_collator=SpanCollator(tokenizer.pad_token_id),
                           callbacks=[log, *(callbacks or [])], use_spans=use_spans)
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm=True: no log lines either
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_QuietProgress)
     last = get_last_checkpoint(config.output_dir) if config.resume and Path(config.output_dir).is_dir() else None
     trainer.train(resume_from_checkpoint=last)
     return trainer, log.rows
