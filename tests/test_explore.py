@@ -189,3 +189,67 @@ def test_crowd_explorer_builds_headless_and_saves_static_view(world, crowd, tmp_
     assert set(dropdown.options) == {(f"{t} #{world.topic(t).hashtag}#", t) for t in set(crowd["topic_id"])}
     dropdown.value = dropdown.options[-1][1]  # re-renders without error
     assert (tmp_path / "05_crowd_explorer.png").exists()
+
+
+# ---- generation explorer --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def socialllms():
+    """Untrained stand-ins for the three SocialLLMs (no training needed to test the view): the embedded base model
+    zero-shot, plain LoRA and PAC-LoRA with random B so that the adapters change the replies."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from socialalign_lib.models import load_base_model
+    from socialalign_lib.pac_lora import PacLoraConfig, get_pac_model
+    from socialalign_lib.paths import EMBEDDED_MODEL
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    base = load_base_model(EMBEDDED_MODEL, device="cpu")
+    lora_base, tokenizer = load_base_model(EMBEDDED_MODEL, device="cpu")
+    lora = get_peft_model(lora_base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    pac = get_pac_model(load_base_model(EMBEDDED_MODEL, device="cpu")[0], PacLoraConfig(init_weights=False))
+    return {"base (zero-shot)": base, "LoRA": (lora.eval(), tokenizer), "PAC-LoRA": (pac.eval(), tokenizer)}
+
+
+def test_generation_view_replies_for_every_model_and_gates_that_sum_to_one(course, socialllms):
+    from socialalign_lib.explore import generation_view
+
+    case = course.split("test_user")[0]
+    v = generation_view(course, socialllms, case["user_id"], case["topic_id"], max_new_tokens=8)
+    assert set(v["replies"]) == set(socialllms) and all(isinstance(t, str) for t in v["replies"].values())
+    assert any(v["replies"].values())
+    assert list(v["gates"]) == ["PAC-LoRA"]  # only PAC-LoRA has gates
+    for side in ("gate_a", "gate_b"):
+        assert len(v["gates"]["PAC-LoRA"][side]) == 3 and np.isclose(sum(v["gates"]["PAC-LoRA"][side]), 1.0)
+    # the record is the dataset's own record for this case: same prompt, same spans, the real reply
+    assert v["record"]["instruction"] == case["instruction"] and v["record"]["news_span"] == case["news_span"]
+    assert v["real_reply"] == case["output"] and v["real_sentiment"] == case["sentiment"]
+
+
+def test_generation_view_swaps_persona_and_takes_typed_news(course, socialllms):
+    from socialalign_lib.explore import generation_view
+
+    case = course.split("test_user")[0]
+    other = next(u.user_id for u in course.world.users if u.user_id != case["user_id"])
+    pac = {"PAC-LoRA": socialllms["PAC-LoRA"]}
+    own = generation_view(course, pac, case["user_id"], case["topic_id"], do_sample=False, max_new_tokens=6)
+    swapped = generation_view(course, pac, case["user_id"], case["topic_id"], persona_user_id=other,
+                              do_sample=False, max_new_tokens=6)
+    assert swapped["persona"] == course.personas[other].persona.to_dict() != own["persona"]
+    assert swapped["record"]["instruction"].startswith(own["record"]["instruction"].split("以下是你的用户画像")[0])
+    assert swapped["gates"]["PAC-LoRA"]["gate_b"] != own["gates"]["PAC-LoRA"]["gate_b"]  # gate B reads the persona
+    typed = generation_view(course, pac, case["user_id"], case["topic_id"], news="某市地铁票价下调，市民出行更便宜。",
+                            do_sample=False, max_new_tokens=6)
+    assert typed["custom_news"] and typed["news"] == "某市地铁票价下调，市民出行更便宜。" and typed["real_reply"] is None
+    assert typed["gates"]["PAC-LoRA"]["gate_a"] != own["gates"]["PAC-LoRA"]["gate_a"]  # gate A reads the news
+
+
+def test_generation_explorer_builds_headless_and_saves_static_view(course, socialllms, tmp_path):
+    from socialalign_lib.explore import generation_explorer
+
+    box = generation_explorer(course, socialllms, figures_dir=tmp_path, max_new_tokens=6)
+    assert len(box.children) == 2
+    assert (tmp_path / "04_generation_explorer.png").exists()
