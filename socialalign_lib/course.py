@@ -36,8 +36,17 @@ def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path =
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
-                        kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+    # the kernel inherits the environment: explorers then show their static view instead of widgets (explore.py)
+    before = os.environ.get("SOCIALALIGN_HEADLESS")
+    os.environ["SOCIALALIGN_HEADLESS"] = "1"
+    try:
+        pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
+                            kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+    finally:
+        if before is None:
+            os.environ.pop("SOCIALALIGN_HEADLESS")
+        else:
+            os.environ["SOCIALALIGN_HEADLESS"] = before
     return out
 
 

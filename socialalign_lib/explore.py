@@ -2,12 +2,15 @@
 
 Each explorer is a *pure view function* (selection → a dict of what to show) plus a thin widget that calls it.
 Tests and plain Python call the view functions directly; notebooks call ``*_explorer(...)`` in one line. When the
-notebook runs headless (papermill / CI) the widget is still built, the view for the default selection is rendered
-as a static figure saved to ``figures/``, and nothing ever waits for input.
+notebook runs headless the view for the default selection is rendered as a static figure saved to ``figures/``
+and nothing ever waits for input: under ``course.execute_notebook`` (``make course``, the notebook tests), which
+sets ``SOCIALALIGN_HEADLESS=1``, the explorers show that figure instead of building widgets, because nbclient can
+block on widget comm messages (jupyter/nbclient#312; seen here in about one run in five).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +22,21 @@ import numpy as np
 from .plots import label_colors, save_figure
 from .world import World
 
+
+
+HEADLESS_ENV = "SOCIALALIGN_HEADLESS"
+
+
+def headless() -> bool:
+    """True when a runner without a widget front-end executes the notebook (set by ``course.execute_notebook``)."""
+    return os.environ.get(HEADLESS_ENV) == "1"
+
+
+def _static(path: Path):
+    """What a headless explorer returns: the saved static view, displayed as the cell's result."""
+    from IPython.display import Image
+
+    return Image(filename=str(path))
 
 def topic_view(world: World, topic_id: str, n_replies: int = 6) -> dict[str, Any]:
     """A topic: news, category, its true and empirical crowd distributions, and a sample of real replies with
@@ -123,8 +141,10 @@ def world_explorer(world: World, figures_dir: str | Path | None = None, static_n
     v = topic_view(world, first)
     fig = distribution_bars({"true p(s|topic)": v["true_distribution"], "observed": v["empirical_distribution"]},
                             f"World explorer (static view): #{v['hashtag']}#")
-    save_figure(fig, static_name, figures_dir)
+    static = save_figure(fig, static_name, figures_dir)
     plt.close(fig)
+    if headless():
+        return _static(static)
     topics = [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
     users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
     return w.Tab(children=[_widget(topics, render_topic, "topic"), _widget(users, render_user, "user")],
@@ -315,8 +335,10 @@ def persona_explorer(data: Any, figures_dir: str | Path | None = None, backends:
     first = world.users[0].user_id
     view = persona_view(data, first, backends=backends)
     fig = persona_view_figure(view)
-    save_figure(fig, static_name, figures_dir)
+    static = save_figure(fig, static_name, figures_dir)
     plt.close(fig)
+    if headless():
+        return _static(static)
 
     users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
     topics = [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
@@ -466,8 +488,10 @@ def crowd_explorer(labelled: Any, comparison: Any | None = None, world: World | 
     topics = sorted(set(labelled["topic_id"]))
     first = topic_id or topics[0]
     fig = crowd_view_figure(crowd_view(labelled, first, comparison, world), method)
-    save_figure(fig, static_name, figures_dir)
+    static = save_figure(fig, static_name, figures_dir)
     plt.close(fig)
+    if headless():
+        return _static(static)
 
     def render(tid: str) -> None:
         v = crowd_view(labelled, tid, comparison, world)
@@ -641,8 +665,10 @@ def generation_explorer(data: Any, models: Mapping[str, Any], figures_dir: str |
     view = generation_view(data, models, user_id, topic_id, max_new_tokens=max_new_tokens)
     with _no_glyph_warnings():
         fig = generation_view_figure(view)
-        save_figure(fig, static_name, figures_dir)
+        static = save_figure(fig, static_name, figures_dir)
     plt.close(fig)
+    if headless():
+        return _static(static)
 
     users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
     topics = [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]

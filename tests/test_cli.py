@@ -41,13 +41,6 @@ def run(*argv: str) -> dict:
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the library calls below must run with the same threads as the commands
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def course():

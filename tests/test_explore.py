@@ -40,6 +40,18 @@ def test_widget_builds_headless_and_saves_static_view(world, tmp_path):
     assert (tmp_path / "00_world_explorer.png").exists()
 
 
+def test_under_a_headless_runner_explorers_show_the_static_view_and_build_no_widget(world, tmp_path, monkeypatch):
+    """course.execute_notebook sets SOCIALALIGN_HEADLESS=1: nbclient can hang on widget comms (nbclient#312)."""
+    import ipywidgets
+    from IPython.display import Image
+
+    monkeypatch.setenv("SOCIALALIGN_HEADLESS", "1")
+    before = len(ipywidgets.Widget.widgets)
+    shown = world_explorer(world, figures_dir=tmp_path)
+    assert isinstance(shown, Image) and shown.data == (tmp_path / "00_world_explorer.png").read_bytes()
+    assert len(ipywidgets.Widget.widgets) == before
+
+
 # ------------------------------------------------------------------------------------------ persona explorer
 
 

@@ -55,14 +55,6 @@ def make_corpus(n: int = 400, seed: int = 0) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: fixed for determinism, and fastest for these sizes on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:

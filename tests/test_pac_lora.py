@@ -42,14 +42,6 @@ FAMILIES = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, Lla
 ADAPTER_TENSORS = {"pac_A", "pac_B", "pac_gate_A_in", "pac_gate_A_out", "pac_gate_B_in", "pac_gate_B_out"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls on 2 shared cores: one thread is ~50x faster than contended OpenMP threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_model(family: str = "qwen2", seed: int = 0) -> torch.nn.Module:
     """A random 2-layer causal LM; initializer_range 0.1 keeps greedy logits away from near-ties."""

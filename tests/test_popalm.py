@@ -54,13 +54,6 @@ from socialalign_lib.world import generate_world
 FIX = Path(__file__).parent / "fixtures" / "popalm"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ------------------------------------------------------------------------------------------------ data
 def test_event_sorts_replies_by_likes_and_checks_lengths():

@@ -19,14 +19,6 @@ from socialalign_lib.pipeline import course_data
 from socialalign_lib.train import SPAN_KEY, SFTConfig, SpanCollator, SpanTrainer, tokenize_dataset, train_sft
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def records():
     return course_data(size="tiny", seed=0).split("train", "without_history")
