@@ -22,8 +22,6 @@ import numpy as np
 from .plots import label_colors, save_figure
 from .world import World
 
-
-
 HEADLESS_ENV = "SOCIALALIGN_HEADLESS"
 
 
