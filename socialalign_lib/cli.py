@@ -107,6 +107,7 @@ class GenerateOptions:
     limit: int | None = None  # only the first N records (a later run without it completes the rest)
     shard: int = 0  # this process's shard of the records (with --num-shards: one process per GPU)
     num_shards: int = 1  # split the records into this many shards (records shard, shard+n, shard+2n, ...)
+    backend: Literal["transformers", "vllm"] = "transformers"  # vllm: plain LoRA / base runs only, needs `pip install vllm` on CUDA
 
 
 @dataclass
@@ -432,8 +433,15 @@ def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
     gen, opt = c["gen"], c["generate"]
     if not 0 <= opt.shard < opt.num_shards:
         raise CommandError(f"--shard must be in [0, {opt.num_shards}), got {opt.shard}")
-    run = load_socialllm(opt.run_dir)
-    variant = opt.variant or run.config.variant
+    if opt.backend == "vllm":
+        from .io import read_json
+        from .socialllm import STATE_FILE, SocialLLMConfig
+
+        state = read_json(Path(opt.run_dir) / STATE_FILE)
+        variant = opt.variant or SocialLLMConfig.from_dict(state["config"]).variant
+    else:
+        run = load_socialllm(opt.run_dir)
+        variant = opt.variant or run.config.variant
     records = load_records(opt.dataset, opt.split)
     records = records.filter(lambda v: v == variant, input_columns="variant")
     if opt.num_shards > 1:
@@ -444,8 +452,13 @@ def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
                                                              opt.shard, opt.num_shards)
     out.parent.mkdir(parents=True, exist_ok=True)
     before = _count_lines(out)
-    frame = generate_replies(run.model, run.tokenizer, records, gen, out_path=out, progress=c["run"].progress,
-                             gate_mode=opt.gate_mode)
+    if opt.backend == "vllm":
+        from .vllm_backend import generate_replies_vllm
+
+        frame = generate_replies_vllm(opt.run_dir, records, gen, out_path=out, progress=c["run"].progress)
+    else:
+        frame = generate_replies(run.model, run.tokenizer, records, gen, out_path=out, progress=c["run"].progress,
+                                 gate_mode=opt.gate_mode)
     return {"out": str(out), "records": len(frame), "generated_now": _count_lines(out) - before,
             "already_done": before}
 
