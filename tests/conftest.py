@@ -19,3 +19,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Property tests draw the same examples on every run (CI must not flake on a lucky draw); set
+# HYPOTHESIS_PROFILE=explore to search with fresh random examples, as when hunting bugs.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

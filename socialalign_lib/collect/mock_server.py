@@ -43,7 +43,7 @@ from .parse import CHINA_TZ
 
 _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-_EMOTICON = re.compile(r"\[[^\[\]\s]{1,8}\]")
+_EMOTICON = re.compile(r"\[[^\[\]\s#@]{1,8}\]")  # Weibo emoticon names (e.g. [允悲]) never hold # or @
 MEDIA_ACCOUNTS = ["人民日报", "央视新闻", "新京报", "澎湃新闻", "中国新闻网", "环球时报", "头条新闻", "财经网"]
 _SOURCES = ["iPhone客户端", "Android", "微博 weibo.com", "HUAWEI Mate 60 Pro", "小米14", "微博轻享版"]
 _MAX_ID_BASE = 138_417_718_000_000
