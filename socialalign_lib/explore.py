@@ -30,6 +30,16 @@ def headless() -> bool:
     return os.environ.get(HEADLESS_ENV) == "1"
 
 
+def _user_options(world: World) -> list[tuple[str, str]]:
+    """Dropdown (label, user_id) pairs, in the world's order."""
+    return [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
+
+
+def _topic_options(world: World) -> list[tuple[str, str]]:
+    """Dropdown (label, topic_id) pairs: id, hashtag and category."""
+    return [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
+
+
 def _static(path: Path):
     """What a headless explorer returns: the saved static view, displayed as the cell's result."""
     from IPython.display import Image
@@ -143,8 +153,8 @@ def world_explorer(world: World, figures_dir: str | Path | None = None, static_n
     plt.close(fig)
     if headless():
         return _static(static)
-    topics = [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
-    users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
+    topics = _topic_options(world)
+    users = _user_options(world)
     return w.Tab(children=[_widget(topics, render_topic, "topic"), _widget(users, render_user, "user")],
                  titles=("topics", "users"))
 
@@ -338,8 +348,8 @@ def persona_explorer(data: Any, figures_dir: str | Path | None = None, backends:
     if headless():
         return _static(static)
 
-    users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
-    topics = [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
+    users = _user_options(world)
+    topics = _topic_options(world)
     user_dd = w.Dropdown(options=users, value=first, description="user", layout=w.Layout(width="45%"))
     topic_dd = w.Dropdown(options=topics, value=view["topic_id"], description="news", layout=w.Layout(width="55%"))
     out = w.Output()
@@ -668,8 +678,8 @@ def generation_explorer(data: Any, models: Mapping[str, Any], figures_dir: str |
     if headless():
         return _static(static)
 
-    users = [(f"{u.user_id} {u.screen_name}", u.user_id) for u in world.users]
-    topics = [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
+    users = _user_options(world)
+    topics = _topic_options(world)
     layout = w.Layout(width="48%")
     user_dd = w.Dropdown(options=users, value=user_id, description="user", layout=layout)
     topic_dd = w.Dropdown(options=topics, value=topic_id, description="news", layout=layout)

@@ -146,8 +146,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
+def _atomic_write(path: PathLike, write: Callable[[BinaryIO], None], fsync: bool = True) -> Path:
     """Run ``write(f)`` on a temp file next to ``path``, fsync, then ``os.replace`` it into place.
+    ``fsync=False`` keeps the atomic replace but skips the disk flushes (crash-safe against a killed process,
+    not against a power cut; the crawler's ``--no-fsync``).
 
     The temp file is created with mode 0o666 minus the umask (``mkstemp`` would make it 0o600, and the
     replaced file would silently become private). On any exception the temp file is removed and the old
@@ -161,12 +163,14 @@ def _atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    if fsync:
+        _fsync_dir(target.parent)
     return target
 
 
@@ -195,10 +199,10 @@ def write_json(path: PathLike, obj: Any, *, sort_keys: bool = True, indent: int 
     return _atomic_write(target, lambda f: f.write(data))
 
 
-def write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> Path:
+def write_text(path: PathLike, text: str, *, encoding: str = "utf-8", fsync: bool = True) -> Path:
     """Text, atomically; ``\\n`` stays ``\\n`` on every platform (the file is written in binary)."""
     data = text.encode(encoding)
-    return _atomic_write(path, lambda f: f.write(data))
+    return _atomic_write(path, lambda f: f.write(data), fsync=fsync)
 
 
 def _to_arrow_table(data: Any):

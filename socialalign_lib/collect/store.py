@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..io import write_text
 from ..schema import Post, Topic, User
 
 FILES = ("topics", "posts_by_topic", "comments", "users")
@@ -26,36 +26,6 @@ VERSION = 1
 def dumps(obj: Any) -> str:
     """One canonical JSON line (the world's writer uses the same form, so files diff cleanly)."""
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str, fsync: bool = True) -> None:
-    """Write ``text`` to ``path`` so a reader sees the old file or the new one, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if fsync:
-        _fsync_dir(path.parent)
 
 
 def _key(name: str, rec: dict[str, Any]) -> str:
@@ -137,7 +107,7 @@ class CrawlStore:
         self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
-        atomic_write_text(self.ckpt_path, dumps(self.state) + "\n", fsync=self.fsync)
+        write_text(self.ckpt_path, dumps(self.state) + "\n", fsync=self.fsync)
 
 
 @dataclass
