@@ -10,14 +10,13 @@ batch 4, replies cut at 32 tokens.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from ..popularity.smp_llm_train import LoraSettings, TrainResult, fresh_copy, unpatch_forward
+from ..popularity.smp_llm_train import LoraSettings, TrainResult, fresh_copy, train_and_merge
 
 __all__ = ["SFTConfig", "train_sft"]
 
@@ -62,10 +61,4 @@ def train_sft(model: Any, tokenizer: Any, records: Sequence[dict[str, str]], cfg
                              processing_class=tokenizer,
                              peft_config=None if cfg.lora is None else cfg.lora.peft_config())
         trainer.remove_callback(PrinterCallback)
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    trained = trainer.model
-    merged = trained.merge_and_unload() if hasattr(trained, "merge_and_unload") else trained
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    return TrainResult(unpatch_forward(merged).eval(), history, seconds)
+        return train_and_merge(trainer)

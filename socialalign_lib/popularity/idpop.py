@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,11 +39,10 @@ from .smp_llm import Example, parse_score
 from .smp_llm_train import (
     LoraSettings,
     TrainResult,
-    _merged,
     _trl_common,
     answer_records,
     fresh_copy,
-    unpatch_forward,
+    train_and_merge,
 )
 
 MU_COLUMN = "mu"
@@ -383,9 +381,4 @@ def train_preference(
             processing_class=tokenizer,
             peft_config=None if cfg.lora is None else cfg.lora.peft_config(),
         )
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    merged = unpatch_forward(_merged(trainer.model)).eval()
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    return TrainResult(merged, history, seconds)
+        return train_and_merge(trainer)

@@ -94,6 +94,16 @@ def _merged(model: Any) -> Any:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
+def train_and_merge(trainer: Any) -> TrainResult:
+    """Run a TRL trainer, then return the trained model merged into plain weights (TRL's fused-head patch
+    undone, eval mode), its loss history and the wall time: the last step of every SFT / DPO / IDPOP run here."""
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return TrainResult(unpatch_forward(_merged(trainer.model)).eval(), history, seconds)
+
+
 def fresh_copy(model: Any) -> Any:
     """A deep copy that shares nothing with ``model`` (its TRL patch removed first)."""
     return copy.deepcopy(unpatch_forward(model))
@@ -189,12 +199,7 @@ def train_sft(
             processing_class=tokenizer,
             peft_config=None if cfg.lora is None else cfg.lora.peft_config(),
         )
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    merged = unpatch_forward(_merged(trainer.model)).eval()
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    return TrainResult(merged, history, seconds)
+        return train_and_merge(trainer)
 
 
 # --------------------------------------------------------------------------------------------------------
