@@ -1,4 +1,5 @@
-# The README's commands. `make course` and `make test` each set up .venv first (once; again when pyproject changes).
+# The README's commands. `make course` and `make test` each set up .venv first (once; again when the lock changes).
+# .venv gets exactly requirements.lock (the tested set); `make upgrade` re-resolves pyproject's ranges (maintainers).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,14 +9,20 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# OpenMP threads sleep instead of spinning while they wait: a busy 2-core machine stays usable (socialalign_lib/runtime.py)
+export OMP_WAIT_POLICY ?= PASSIVE
+LOCK   := requirements.lock
 
-.PHONY: env course test lint bench model clean
+.PHONY: env course test lint bench model clean upgrade
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; v == (3, 11) or print(f"warning: the lock was tested with Python 3.11, this is {v[0]}.{v[1]}")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -35,6 +42,20 @@ bench: env
 
 model: env
 	$(BIN)/python -m socialalign_lib.models --rebuild
+
+# Maintainers: re-resolve pyproject.toml's ranges in a scratch venv, rewrite the lock (and README / environment.yml),
+# rebuild .venv from it and run the tests. Commit the lock only if they pass.
+upgrade:
+	rm -rf .venv-upgrade
+	$(PYTHON) -m venv .venv-upgrade
+	.venv-upgrade/bin/pip install --quiet --upgrade pip
+	.venv-upgrade/bin/pip install --quiet $(TORCH_SPEC)
+	.venv-upgrade/bin/pip install --quiet -e ".[dev]"
+	.venv-upgrade/bin/python tools/lock.py write .venv-upgrade > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-upgrade $(VENV)
+	$(PYTHON) tools/lock.py sync
+	$(MAKE) test
 
 clean:
 	rm -rf notebooks/.executed data/generated outputs .pytest_cache

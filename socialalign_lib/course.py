@@ -26,22 +26,57 @@ def notebook_paths(only: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path = EXECUTED_DIR,
-                     timeout: int = 1800) -> Path:
-    """Execute one notebook with papermill (cwd = notebooks/) and return the executed copy's path."""
-    import papermill as pm
+class NotebookRunError(RuntimeError):
+    """A course notebook failed or timed out; the message names the notebook, the cell and its first line."""
 
+
+def _timed_out_cell(path: Path, message: str) -> tuple[int, str] | None:
+    """Index (in the source notebook) and first line of the cell whose source nbclient quotes in ``message``.
+
+    nbclient's timeout error carries a preview of the cell's source but not its index."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        lines = [line for line in cell.source.strip().splitlines() if line.strip()]
+        if cell.cell_type == "code" and lines and all(line in message for line in lines[:3]):
+            return index, lines[0]
+    return None
+
+
+def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path = EXECUTED_DIR,
+                     timeout: int | None = None) -> Path:
+    """Execute one notebook with papermill (cwd = notebooks/) and return the executed copy's path.
+
+    ``timeout``: seconds per cell (default ``$SOCIALALIGN_CELL_TIMEOUT`` or 1800). A failing or timed-out cell
+    raises :class:`NotebookRunError` naming the notebook and the cell; the partly executed copy is kept.
+    The kernel inherits this process's environment, so it gets the library's CPU defaults (``runtime.py``:
+    passive OpenMP waits) before it imports torch.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    timeout = timeout or int(os.environ.get("SOCIALALIGN_CELL_TIMEOUT", 1800))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # the kernel inherits the environment: explorers then show their static view instead of widgets (explore.py)
     before = os.environ.get("SOCIALALIGN_HEADLESS")
     os.environ["SOCIALALIGN_HEADLESS"] = "1"
     try:
         pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
                             kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+    except PapermillExecutionError as exc:
+        first = (exc.source.strip().splitlines() or [""])[0]
+        raise NotebookRunError(f"{path.name}: cell {exc.cell_index} ({first!r}) raised {exc.ename}: {exc.evalue} "
+                               f"(executed copy: {out})") from exc
+    except TimeoutError as exc:  # nbclient's CellTimeoutError: its message quotes the cell, not its index
+        where = _timed_out_cell(path, str(exc))
+        cell = f"cell {where[0]} ({where[1]!r})" if where else "a cell"
+        raise NotebookRunError(f"{path.name}: {cell} timed out after {timeout} s (SOCIALALIGN_CELL_TIMEOUT "
+                               f"raises the limit; executed copy: {out})") from exc
+    except RuntimeError as exc:  # e.g. nbclient's DeadKernelError (out of memory)
+        raise NotebookRunError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
     finally:
         if before is None:
             os.environ.pop("SOCIALALIGN_HEADLESS")
@@ -54,13 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default=None, help="world size injected into every notebook (default: each notebook's own)")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 03")
+    ap.add_argument("--cell-timeout", type=int, default=None,
+                    help="seconds one cell may run (default $SOCIALALIGN_CELL_TIMEOUT or 1800)")
     args = ap.parse_args(argv)
     params = {"size": args.size} if args.size else {}
     total = time.time()
     for path in notebook_paths(args.only):
         t = time.time()
         print(f"[course] {path.name} ...", flush=True)
-        execute_notebook(path, params)
+        try:
+            execute_notebook(path, params, timeout=args.cell_timeout)
+        except NotebookRunError as exc:
+            print(f"[course] FAILED {exc}", file=sys.stderr, flush=True)
+            return 1
         print(f"[course] {path.name} done in {time.time() - t:.0f} s", flush=True)
     print(f"[course] all notebooks executed in {time.time() - total:.0f} s; figures in figures/", flush=True)
     return 0

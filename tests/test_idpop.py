@@ -170,14 +170,14 @@ def _records(examples, tok, mu: float) -> list[dict]:
     return preference_records(pairs, tok)
 
 
-def _trainer(cls, model, tok, records, tmp_path):
+def _trainer(cls, model, tok, records, tmp_path, ref_model=None, precompute=True):
     args = DPOConfig(
         output_dir=str(tmp_path),
         per_device_train_batch_size=4,
         max_steps=1,
         beta=0.1,
         loss_type=["sigmoid"],
-        precompute_ref_log_probs=True,
+        precompute_ref_log_probs=precompute,
         bf16=False,
         use_cpu=True,
         activation_checkpointing=False,
@@ -188,6 +188,7 @@ def _trainer(cls, model, tok, records, tmp_path):
     )
     trainer = cls(
         model=fresh_copy(model),
+        ref_model=ref_model,
         args=args,
         train_dataset=Dataset.from_list(records),
         processing_class=tok,
@@ -208,9 +209,9 @@ def _grads(trainer):
     return {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
 
 
-def _policy_chosen_logps(trainer, batch):
+def _policy_chosen_logps(trainer, batch, model=None):
     """Sequence log-probs of the chosen answers computed by hand (logits → log-softmax → gather)."""
-    model = trainer.model
+    model = trainer.model if model is None else model
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
@@ -267,6 +268,26 @@ def test_idpop_adds_exactly_the_penalty(tiny, examples, tmp_path):
     # the trainer must keep the column through unused-column removal (a silent drop would make IDPOP = DPO)
     assert MU_COLUMN in next(iter(idp.get_train_dataloader()))
     assert MU_COLUMN in idp._signature_columns
+
+
+def test_idpop_penalty_uses_an_explicit_reference_model(tiny, examples, tmp_path):
+    """``ref_model=...`` with ``precompute_ref_log_probs=False``: the penalty's π_ref is that model, not the
+    policy (which would make the penalty 0 for ever)."""
+    model, tok = tiny
+    records = _records(examples, tok, 1.0)
+    ref = fresh_copy(model).eval()  # the base; the policy is the base + a random LoRA (see _trainer)
+    kw = {"ref_model": ref, "precompute": False}
+    dpo = _trainer(DPOTrainer, model, tok, [{k: v for k, v in r.items() if k != MU_COLUMN} for r in records],
+                   tmp_path / "dpo", **kw)
+    idp = _trainer(IDPOPTrainer, model, tok, records, tmp_path / "idp", **kw)
+    batch = _batch(idp)
+    assert "ref_chosen_logps" not in batch
+    ref_c = _policy_chosen_logps(idp, batch, model=ref)
+    expected = (batch[MU_COLUMN] * torch.relu(ref_c - _policy_chosen_logps(idp, batch))).mean()
+    assert expected.item() > 0.01  # the configuration can show a penalty at all (the old bug gave 0)
+    with torch.no_grad():
+        gap = idp.compute_loss(idp.model, dict(batch)) - dpo.compute_loss(dpo.model, _batch(dpo))
+    assert gap.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
 
 
 def test_pipeline_smoke(tiny, examples):

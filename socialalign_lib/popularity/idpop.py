@@ -310,7 +310,10 @@ class IDPOPTrainer(DPOTrainer):
         if "ref_chosen_logps" in inputs:
             ref_chosen = inputs["ref_chosen_logps"].to(chosen_logps.device)
         else:
-            ref_chosen = self.compute_ref_log_probs(model, inputs)[0].detach()
+            # TRL's own reference forward in super()._compute_loss does not go through the recorder: one more
+            # no-grad forward, on the reference model when one was given (else the policy with adapters off)
+            reference = model if self.ref_model is None else self.ref_model
+            ref_chosen = self.compute_ref_log_probs(reference, inputs)[0].detach()
         penalty = mu.to(chosen_logps.device, chosen_logps.dtype) * torch.relu(ref_chosen - chosen_logps)
         loss = loss + penalty.mean()
         mode = "train" if self.model.training else "eval"
