@@ -4,10 +4,10 @@ environment.yml say the same versions."""
 from __future__ import annotations
 
 import importlib.util
-import tomllib
 from importlib.metadata import PackageNotFoundError, version
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 from socialalign_lib.paths import ROOT
