@@ -108,6 +108,7 @@ class BenchConfig:
         peak_sizes: square matmul sizes tried for the machine's peak FLOP/s.
         profile: on a missed target, add the top operators of a torch.profiler run to the notes.
         course_time, test_time: also time `python -m socialalign_lib.course` / `pytest` (minutes).
+        contention_size: world size of the notebook run alone and beside a CPU hog (`benchmarks.contention`).
     """
 
     device: str = "auto"
@@ -135,6 +136,7 @@ class BenchConfig:
     profile: bool = True
     course_time: bool = False
     test_time: bool = False
+    contention_size: str = "course"
 
     @classmethod
     def quick(cls, **overrides) -> BenchConfig:
@@ -153,6 +155,7 @@ class BenchConfig:
             gen_new_tokens=16,
             quant_rounds=3,
             peak_sizes=(1024, 2048),
+            contention_size="tiny",
         )
         return cls(**{**base, **overrides})
 

@@ -4,6 +4,7 @@
     python -m benchmarks.run --quick          # smoke run, about a minute
     python -m benchmarks.run --course-time --test-time   # also time `make course` and `make test`
     python -m benchmarks.run --only train decode          # a subset
+    python -m benchmarks.run --only contention            # a course notebook alone vs beside a CPU hog
 
 Every comparison is a ratio measured in this one process with the two contenders interleaved (see
 `benchmarks.common`); absolute numbers depend on the machine and on whoever else uses it. CPU threads:
@@ -38,6 +39,7 @@ from .common import (
     matmul_flops,
     resolve_device,
 )
+from .contention import DEFAULT_PARAMETERS, bench_contention
 from .decode import bench_decode
 from .generation import bench_generation
 from .quant import bench_quant, saved_model_folder
@@ -45,7 +47,7 @@ from .train_step import bench_train_step
 from .wall_time import bench_wall_time
 from .workloads import load_course_workload, random_qwen2, train_batch
 
-BENCHMARKS: tuple[str, ...] = ("train", "decode", "generation", "quant")
+BENCHMARKS: tuple[str, ...] = ("train", "decode", "generation", "quant", "contention")
 DEFAULT_CSV = FIGURES_DIR / "benchmarks.csv"
 
 
@@ -131,6 +133,10 @@ def _run(cfg: BenchConfig, only: Sequence[str], device: str, threads_why: str) -
         folder = saved_model_folder(large, workload.tokenizer)
         with folder:
             results += bench_quant(cfg, folder.name, large_name, device, label, large_batch)
+    if "contention" in only:
+        params = {**DEFAULT_PARAMETERS, "size": cfg.contention_size}
+        log(f"contention: a course notebook alone, then beside a CPU hog ({params}; minutes)")
+        results += bench_contention(label, parameters=params)
     if cfg.course_time or cfg.test_time:
         log("wall time of the course / the tests (minutes)")
         results += bench_wall_time(label, cfg.course_time, cfg.test_time)

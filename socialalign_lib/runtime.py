@@ -86,3 +86,14 @@ def configure() -> None:
     """Everything above; called by ``socialalign_lib/__init__.py``."""
     apply_cpu_defaults()
     quiet_optional_kernels()
+
+
+def set_threads(n: int | None) -> None:
+    """Pin torch's CPU threads for this process (the course machines have 2 shared cores); None keeps the
+    default. With passive OpenMP waits (above) 2 threads degrade gracefully beside other work; 1 thread has no
+    barrier at all and is as fast for the embedded ~1M-parameter model."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+        os.environ.setdefault("OMP_NUM_THREADS", str(n))

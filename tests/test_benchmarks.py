@@ -68,10 +68,13 @@ def expected_figures(large: str, decode_batches, gen_batches) -> set[str]:
     return figures
 
 
+MICRO = ("train", "decode", "generation", "quant")  # all but the notebook-scale contention run (tested below)
+
+
 @pytest.fixture(scope="module")
 def minimal_rows(tmp_path_factory) -> list[dict[str, str]]:
     threads = torch.get_num_threads()
-    results = run_benchmarks(BenchConfig.quick(**MINIMAL))
+    results = run_benchmarks(BenchConfig.quick(**MINIMAL), only=MICRO)
     assert torch.get_num_threads() == threads, "run_benchmarks must restore the thread count"
     path = write_csv(results, tmp_path_factory.mktemp("bench") / "benchmarks.csv")
     with path.open(encoding="utf-8") as handle:
@@ -159,7 +162,7 @@ def test_parse_args_quick_and_default(tmp_path):
     assert only == ["train", "quant"] and out == tmp_path / "b.csv"
     cfg, only, _ = parse_args(["--course-time"])
     assert cfg == BenchConfig(course_time=True) and cfg.threads is None and not cfg.test_time
-    assert only == ["train", "decode", "generation", "quant"]
+    assert only == ["train", "decode", "generation", "quant", "contention"]
     assert BenchConfig.quick().train_rounds < BenchConfig().train_rounds
 
 
@@ -194,3 +197,23 @@ def test_timed_command_reports_status_and_last_line():
     assert status == 0 and last == "done" and seconds > 0
     _, status, _ = timed_command([sys.executable, "-c", "raise SystemExit(3)"], timeout_s=60)
     assert status == 3
+
+
+@pytest.mark.slow
+def test_contention_row_times_a_notebook_alone_and_beside_hogs(tmp_path):
+    import nbformat
+
+    from benchmarks.contention import bench_contention
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("figures_dir = None", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import time\nt = time.process_time()\n"
+                                          "while time.process_time() - t < 2: pass")]
+    path = tmp_path / "77_spin.ipynb"
+    nbformat.write(nb, path)
+    (row,) = bench_contention("cpu: test", path, parameters={}, hogs=2)
+    assert row.benchmark == "contention" and row.figure == "notebook_77_slowdown[2 hogs]"
+    assert row.target == "<= 2" and row.unit == "x"
+    # a smoke check of the plumbing (the ratio itself is noisy at this size): both runs finished, in the row
+    assert 0.5 < row.value < 10 and "beside 2 spinning processes" in row.notes and "alone" in row.notes

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..runtime import set_threads  # noqa: F401  (re-exported: notebooks 07-08 import it from here)
 from .smp_llm import Example, parse_scores
 
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -295,13 +296,6 @@ def predict_scores(
     shown)."""
     texts = [a[0] for a in generate_answers(model, tokenizer, examples, settings, desc)]
     return parse_scores(texts), texts
-
-
-def set_threads(n: int | None) -> None:
-    """Pin torch's CPU threads (the course machines have 2 cores, shared); None leaves the default."""
-    if n:
-        torch.set_num_threads(n)
-        os.environ.setdefault("OMP_NUM_THREADS", str(n))
 
 
 def resolve_base_model(
