@@ -23,7 +23,16 @@ from tqdm.auto import tqdm
 from ..schema import SENTIMENTS, Case, Post, Response, Topic, User
 from . import compose
 from . import lexicon as lx
-from .latent import LatentTopic, LatentUser, likes_mu, polarity, sample_topic, sample_user, sentiment_probs
+from .latent import (
+    LatentTopic,
+    LatentUser,
+    likes_mu,
+    polarity,
+    reply_weight,
+    sample_topic,
+    sample_user,
+    sentiment_probs,
+)
 from .smp import concept_themes, sample_smp_user_posts
 
 EPOCH = dt.datetime(2023, 1, 1, 8, 0, 0)
@@ -55,6 +64,7 @@ class WorldConfig:
     validation_frac: float = 0.08
     junk_rate: float = 0.12
     repost_rate: float = 0.3
+    crowd_selection: float = 2.0  # lambda of world/latent.py: 0 = repliers drawn by category interest alone
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -133,7 +143,8 @@ def _history(cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic
     """History posts: opinions on background news (reveal stance and style), reposts, daily life, junk."""
     lo, hi = cfg.history_len  # type: ignore[misc]
     n = int(rng.integers(lo, hi + 1))
-    weights = np.array([lu.interests.get(lt.category, 0.0) + 0.02 for lt, _ in bg])
+    # the same self-selection as for replies: fans, critics and locals post about "their" news
+    weights = np.array([reply_weight(lu, lt, cfg.crowd_selection, floor=0.02) for lt, _ in bg])
     posts: list[Post] = []
     for j in range(n):
         r = rng.random()
@@ -182,14 +193,12 @@ def iter_world(cfg: WorldConfig, progress: bool = True) -> Iterator[tuple[str, o
         user = User(user_id=lu.user_id, screen_name=lu.screen_name, history=_history(cfg, lu, bg, rng), gender=lu.gender,
                     location=lu.location, description="", followers=lu.followers)
         yield "user", (user, lu)
-    interest = np.array([[lu.interests[c] for c in sorted(lu.interests)] for lu in latent_users])
-    cat_index = {c: k for k, c in enumerate(sorted(latent_users[0].interests))}
     for ti in tqdm(range(cfg.n_topics), desc="topics", disable=not progress):
         lt = sample_topic(np.random.default_rng([seed, _TOPIC, ti]), ti)
         topic = _topic_record(lt, np.random.default_rng([seed, _TOPIC, ti, 1]), 360)
         rng = np.random.default_rng([seed, _REPLY, ti])
         m = int(min(cfg.n_users, max(3, rng.poisson(cfg.replies_per_topic))))
-        w = interest[:, cat_index[lt.category]] + 0.03
+        w = np.array([reply_weight(lu, lt, cfg.crowd_selection) for lu in latent_users])
         repliers = rng.choice(cfg.n_users, size=m, replace=False, p=w / w.sum())
         start = dt.datetime.fromisoformat(topic.time)
         responses, probs = [], {}
