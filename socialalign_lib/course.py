@@ -13,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import ROOT
+from .paths import FIGURES_DIR, ROOT
 
 NOTEBOOKS_DIR = ROOT / "notebooks"
 EXECUTED_DIR = NOTEBOOKS_DIR / ".executed"
+RUNTIMES_CSV = FIGURES_DIR / "course_runtimes.csv"
 
 
 def notebook_paths(only: list[str] | None = None) -> list[Path]:
@@ -85,6 +86,25 @@ def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path =
     return out
 
 
+def record_runtime(notebook: str, seconds: float, size: str, path: Path = RUNTIMES_CSV) -> None:
+    """Update ``notebook``'s row of the runtime table (README and each notebook's header quote it): seconds, the
+    world size, the machine's cores and 1-minute load average at the end (a busy machine runs slower)."""
+    import csv
+
+    from .io import write_text
+
+    rows = {}
+    if path.exists():
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = {r["notebook"]: r for r in csv.DictReader(handle)}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rows[notebook] = {"notebook": notebook, "seconds": f"{seconds:.0f}", "size": size,
+                      "cores": str(os.cpu_count()), "load_average": f"{load:.1f}", "date": time.strftime("%Y-%m-%d")}
+    fields = ["notebook", "seconds", "size", "cores", "load_average", "date"]
+    lines = [",".join(fields)] + [",".join(rows[k][f] for f in fields) for k in sorted(rows)]
+    write_text(path, "\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default=None, help="world size injected into every notebook (default: each notebook's own)")
@@ -102,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         except NotebookRunError as exc:
             print(f"[course] FAILED {exc}", file=sys.stderr, flush=True)
             return 1
-        print(f"[course] {path.name} done in {time.time() - t:.0f} s", flush=True)
+        seconds = time.time() - t
+        record_runtime(path.stem, seconds, args.size or "course")
+        print(f"[course] {path.name} done in {seconds:.0f} s", flush=True)
     print(f"[course] all notebooks executed in {time.time() - total:.0f} s; figures in figures/", flush=True)
     return 0
 

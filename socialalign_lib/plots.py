@@ -55,8 +55,9 @@ def save_figure(fig: plt.Figure, name: str, figures_dir: str | Path | None = Non
 
 def stacked_distributions(dists: dict[str, list[float]], labels: tuple[str, ...], title: str,
                           order: list[str] | None = None, ax: plt.Axes | None = None,
-                          xlabel: str = "topic") -> plt.Figure:
-    """One stacked bar per key (topic), segments = label shares. Sorted by the first label's share by default."""
+                          xlabel: str = "topic", names: dict[str, str] | None = None) -> plt.Figure:
+    """One stacked bar per key (topic), segments = label shares. Sorted by the first label's share by default.
+    ``names``: display names for the keys (e.g. hashtag and category instead of a topic id)."""
     keys = order or sorted(dists, key=lambda k: -dists[k][0])
     if ax is None:
         fig, ax = plt.subplots(figsize=(max(6, 0.22 * len(keys) + 2), 3.6))
@@ -68,7 +69,7 @@ def stacked_distributions(dists: dict[str, list[float]], labels: tuple[str, ...]
         ax.bar(range(len(keys)), data[:, j], bottom=bottom, color=color, label=lab, width=0.85)
         bottom += data[:, j]
     ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels(keys, rotation=90, fontsize=6)
+    ax.set_xticklabels([(names or {}).get(k, k) for k in keys], rotation=90, fontsize=8 if len(keys) <= 40 else 7)
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of replies")
     ax.set_xlabel(xlabel)

@@ -36,3 +36,15 @@ def test_error_names_notebook_and_cell_and_kernel_waits_passively(tmp_path):
     os.environ["EXPECTED_POLICY"] = os.environ["OMP_WAIT_POLICY"]
     with pytest.raises(NotebookRunError, match=r"99_probe\.ipynb: cell 1 \('1 / 0'\) raised ZeroDivisionError"):
         execute_notebook(path, out_dir=tmp_path / "out", timeout=60)
+
+
+def test_record_runtime_updates_one_row_per_notebook(tmp_path):
+    from socialalign_lib.course import record_runtime
+
+    path = tmp_path / "runtimes.csv"
+    record_runtime("00_tour", 12.3, "course", path)
+    record_runtime("01_collect", 5.0, "tiny", path)
+    record_runtime("00_tour", 40.4, "course", path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "notebook,seconds,size,cores,load_average,date"
+    assert [line.split(",")[:3] for line in lines[1:]] == [["00_tour", "40", "course"], ["01_collect", "5", "tiny"]]

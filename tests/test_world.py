@@ -77,6 +77,7 @@ def test_replies_depend_on_user_and_topic(tiny):
     table = explained_sentiment(tiny).set_index("predictor")["pseudo_r2"]
     assert table["both"] > table["topic"] + 0.1 > table["marginal"] + 0.1
     assert table["both"] > table["persona"] + 0.1
+    assert table["topic"] > table["category"] + 0.1  # valence is drawn independently of the category
 
 
 @pytest.mark.parametrize("labels", [("negative", "positive"), ("neg", "neutral", "pos"), ("--", "-", "0", "+", "++")])
