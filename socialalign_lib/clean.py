@@ -389,8 +389,20 @@ def decode_bytes(data: bytes, path_for_errors: PathLike | None = None,
             offsets[enc] = skip + err.start
     where = max(offsets.values()) if offsets else 0
     tried = ", ".join(f"{enc} fails at byte {off} (0x{data[off:off + 2].hex()})" for enc, off in offsets.items())
-    raise EncodingError(f"cannot decode as {' or '.join(encodings)}: {tried}", file=path_for_errors,
+    cut = next((enc for enc, off in offsets.items() if len(data) - off <= 3 and b"\n" not in data[off:]
+                and _decodes(data[:off], enc)), None)
+    hint = (f"; as {cut} only the last {len(data) - offsets[cut]} byte(s) fail: the file ends mid-character, it "
+            "looks truncated (an interrupted download or copy)") if cut else ""
+    raise EncodingError(f"cannot decode as {' or '.join(encodings)}: {tried}{hint}", file=path_for_errors,
                         line=data.count(b"\n", 0, where) + 1, offset=where, offsets=offsets)
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_text_file(path: PathLike, encodings: Sequence[str] = ("utf-8", "gb18030")) -> str:
