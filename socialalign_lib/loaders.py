@@ -7,8 +7,8 @@ checks what it reads and raises :class:`~socialalign_lib.io.DataFormatError` nam
 because a real dump that is wrong in row 48 213 is otherwise found three notebooks later as a NaN.
 
 Loaders change text only where the format demands it (e.g. the crawler's ``"\\t"`` after ids); cleaning is
-``socialalign_lib.clean``'s job. Hashtags inside text (``#…#``) come from ``clean.extract_hashtags`` when that
-module exists, else from a minimal local regex. Count strings (``"1.2万"``, ``"100万+"``) and Weibo times
+``socialalign_lib.clean``'s job. Hashtags inside text (``#…#``) come from ``clean.extract_hashtags``, the
+library's one hashtag rule. Count strings (``"1.2万"``, ``"100万+"``) and Weibo times
 (absolute, ``%Y-%m-%d %H:%M:%S``, 刚刚 / N分钟前 / 昨天 HH:MM relative to ``now``) are read by the crawler's
 own :func:`parse_count` and :func:`parse_weibo_time`, re-exported here, so crawled and loaded data agree.
 """
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .clean import extract_hashtags as _clean_extract
 from .collect.crawler import topic_id_for
 from .collect.parse import ParseError, parse_count, parse_weibo_time
 from .io import DataFormatError, PathLike, iter_json_records, iter_jsonl_numbered, read_json, read_text
@@ -46,22 +47,12 @@ __all__ = [
 ]
 
 _GENDER = {"f": "女", "m": "男"}  # the crawler's f/m → the schema's (and the world's) convention
-_HASHTAG = re.compile(r"#([^#\n]{1,64})#")
 
 
 def extract_hashtags(text: str) -> list[str]:
-    """Hashtags in ``text`` without the ``#``s, first occurrence order, no duplicates.
-
-    Uses ``socialalign_lib.clean.extract_hashtags`` when that module is present (one definition for the
-    whole project); otherwise the minimal rule ``#[^#\\n]{1,64}#``.
-    """
-    try:
-        from .clean import extract_hashtags as _clean_extract  # type: ignore[attr-defined]
-    except ImportError:
-        found = [m.strip() for m in _HASHTAG.findall(text or "")]
-    else:
-        found = [str(t).strip().strip("#").strip() for t in _clean_extract(text or "")]
-    return list(dict.fromkeys(t for t in found if t))
+    """Hashtags in ``text`` without the ``#``s, first occurrence order, no duplicates: ``clean.extract_hashtags``
+    (the library's one hashtag rule, ``clean.HASHTAG``)."""
+    return _clean_extract(text or "")
 
 
 def _stable_id(prefix: str, *parts: str) -> str:
