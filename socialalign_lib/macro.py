@@ -81,14 +81,32 @@ def _need(df: pd.DataFrame, cols: Sequence[str], name: str) -> None:
 
 
 def label_replies(replies: pd.DataFrame, labeller: SentimentLabeller, text_col: str = "generated",
-                  reference_col: str = "reference") -> pd.DataFrame:
+                  reference_col: str = "reference",
+                  no_words: Literal["exclude", "prior"] = "exclude") -> pd.DataFrame:
     """A copy of ``replies`` with :data:`PRED_COL` (label of ``text_col``) and :data:`REAL_COL` (label of
-    ``reference_col``), both from ``labeller``. Missing texts count as "" (a model that wrote nothing still gets a
-    label: the labeller's prior), so every reply stays in its topic's crowd."""
+    ``reference_col``), both from ``labeller``.
+
+    A real reply with no words (empty, hashtags only: ``clean.has_words``) has no opinion to compare with, and
+    a labeller would hand it its prior; with ``no_words="exclude"`` (default) such rows are left out of the
+    result, their number in ``attrs["no_words"]`` and a warning. A *generated* reply with no words keeps its
+    row and gets the labeller's answer for it: a model that writes nothing is charged for it, not excused.
+    ``no_words="prior"`` keeps and labels every row."""
     _need(replies, [text_col, reference_col], "replies")
+    from .sentiment import label_texts
+
     out = replies.copy()
+    real = label_texts(labeller, out[reference_col].fillna("").astype(str).tolist(), no_words)
+    keep = np.array([lab is not None for lab in real], dtype=bool)
+    out[REAL_COL] = real
+    out = out[keep].copy()
     out[PRED_COL] = labeller.predict(out[text_col].fillna("").astype(str).tolist())
-    out[REAL_COL] = labeller.predict(out[reference_col].fillna("").astype(str).tolist())
+    out = out[[c for c in out.columns if c != REAL_COL] + [REAL_COL]]  # PRED_COL, then REAL_COL, as always
+    out.attrs["no_words"] = int((~keep).sum())
+    if out.attrs["no_words"]:
+        import warnings
+
+        warnings.warn(f"label_replies: {out.attrs['no_words']} of {len(keep)} real replies have no words "
+                      "(empty or hashtags only) and are left out (no_words='prior' keeps them)", stacklevel=2)
     return out
 
 
