@@ -96,8 +96,9 @@ _WEIBO_PATTERNS = (
                r"(?=(?:\s|#[^#\n]*#|\[[^\[\]\s]{1,8}\]|[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d])*$)"),
 )
 # What an export put where its encoding had no character (an emoji in GBK/GB2312): U+FFFD, or '?' — an ASCII
-# '?' not right after printable ASCII ("what?", "a=1?" keep theirs), since Chinese question marks are '？'.
-_REPLACEMENT_MARKS = re.compile(r"(?<![\x21-\x7e])\?+|\ufffd+")
+# '?' not right after printable ASCII ("what?", "a=1?" keep theirs; after a hashtag's '#' or an emoticon code's
+# ']' it is an emoji again), since Chinese question marks are '？'.
+_REPLACEMENT_MARKS = re.compile(r"(?<![\x21\x22\x24-\x5c\x5e-\x7e])\?+|\ufffd+")
 _WEIBO_SLASHES = re.compile(r"(?<!:)//")
 
 # "[code]" → a readable word for name mode, where the code is English or not the usual word; every other

@@ -198,6 +198,7 @@ def test_config_is_validated():
 @pytest.mark.parametrize(("text", "expected"), [
     ("太好了?? 支持国产?", "太好了 支持国产"),           # '?' where GBK had no emoji
     ("?哈哈哈\ufffd真的笑死", "哈哈哈真的笑死"),             # U+FFFD, a leading '?'
+    ("谁来管管 #食品安全#? 太难了[怒]??", "谁来管管 #食品安全# 太难了[怒]"),  # after a hashtag, an emoticon code
     ("真的吗？好吧", "真的吗？好吧"),                         # a Chinese question mark is words, kept
     ("what? 这也行", "what? 这也行"),                        # after ASCII: a real question mark
     ("详情见 http://t.cn/A6x?from=1 好", "详情见 好"),

@@ -115,3 +115,30 @@ def test_plots_take_display_names_and_mark_missing_crowds(export):
 def test_crowd_table_rejects_unknown_labels():
     with pytest.raises(ValueError, match=r"labels \['angry'\] are not in"):
         crowds.crowd_table(pd.DataFrame({"hashtag": ["a"], "sentiment": ["angry"]}))
+
+
+def test_committed_export_sample_is_reproducible_strict_and_small(tmp_path):
+    """The notebook-10 sample: real format (GB18030, CRLF, daily files), loads strictly, regenerates identically."""
+    import importlib.util
+    from pathlib import Path
+
+    from socialalign_lib.sentiment import EMOTIONS_TO_POLARITY, load_labelled_csv
+
+    root = Path(__file__).parents[1]
+    sample = root / "data" / "weibo_export_sample"
+    spec = importlib.util.spec_from_file_location("make_export_sample", root / "tools" / "make_export_sample.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(out=tmp_path)
+    files = sorted(p.relative_to(sample) for p in sample.rglob("*.csv"))
+    assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.csv"))
+    assert all((sample / f).read_bytes() == (tmp_path / f).read_bytes() for f in files)
+    assert sum((sample / f).stat().st_size for f in files) < 200_000
+    raw = (sample / "daily" / "2024-03-01.csv").read_bytes()
+    assert raw.endswith(b"\r\n")
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")  # GB18030, as the real exports
+    data = load_daily_posts(sample / "daily")
+    assert sorted({p.created_at for u in data.users for p in u.history}) == module.DAYS
+    assert set(load_labelled_csv(sample / "emotions_labelled.csv", label_map=EMOTIONS_TO_POLARITY)["label"]) == {
+        "negative", "neutral", "positive"}
