@@ -37,17 +37,21 @@ from .schema import Post, User
 
 __all__ = [
     "CleanConfig", "clean_text", "extract_hashtags", "html_to_text", "is_only_hashtags", "WEIBO_EMOJI_NAMES",
+    "HASHTAG", "strip_hashtags", "has_words",
     "EncodingError", "decode_bytes", "read_text_file",
     "HistoryFilter", "HistoryResult", "filter_history", "load_history_filter_lists",
 ]
 
 # --------------------------------------------------------------------------------------------- patterns
 
-# A hashtag: '#', 1–64 characters with no '#' or newline that neither start nor end with whitespace, '#'.
-# The whitespace rule keeps "C# 和 F#" from reading as the hashtag " 和 F".
-_HASHTAG = re.compile(r"#([^#\s](?:[^#\n]{0,62}[^#\s])?)#")
-_ONLY_HASHTAGS = re.compile(r"(#[^#]+#\s*)+")  # upstream's is_only_hashtags, verbatim
-# Weibo emoticon codes: "[笑cry]", "[doge]", "[允悲]"; not "[1]" or "[2024]" (footnotes, years).
+HASHTAG = re.compile(r"#([^#\s](?:[^#\n]{0,62}[^#\s])?)#")
+"""THE hashtag rule of the library (loaders, cleaner, labellers, personas, crawler parser, world all use it):
+'#', 1–64 characters with no '#' or newline that neither start nor end with whitespace, '#'; group 1 is the
+tag. The whitespace rule keeps "C# 和 F#" from reading as the hashtag " 和 F", and in ``#a#b# 正文#c#`` it
+finds ``#a#`` and ``#c#`` and leaves the writer's ``正文``, which a looser ``#[^#]+#`` would swallow."""
+_HASHTAG = HASHTAG
+# Weibo emoticon codes: "[笑cry]", "[doge]", "[允悲]"; not "[1]" or "[2024]" (footnotes, years). Only ASCII
+# brackets: full-width "［没时间］" is how Chinese text brackets real words (kept full-width, see keep_fullwidth).
 _EMOJI_CODE = re.compile(r"\[(?![\d.,:/-]+\])([^\[\]\s]{1,8})\]")
 # Pictographic emoji and their glue (variation selector, ZWJ, keycap, tags, skin tones, flags).
 _EMOJI = re.compile(
@@ -76,11 +80,25 @@ _OFFICIAL_LITERALS = ("网页链接", "微博正文", "//", "#热门视频#")
 # Our refinement: the same targets, written so that they do not eat real text. "...全文" needs real dots
 # (or '…'); the video label also goes when the mobile site's 'L' icon glyph marks where it starts; '//'
 # goes except inside "://" so kept URLs survive.
+# Exports copied from the web page also keep the card icons: 'O' before a link card ("O网页链接", or the
+# linked page's title) and 'L' before a video card (its title), plus "展开全文c" ('c' is the chevron icon).
+_VIDEO = r"的(?:微博|秒拍|美拍)(?:视频|直播)"
 _WEIBO_PATTERNS = (
-    re.compile(r"\n\S+的微博(?:视频|直播)"),
-    re.compile(r"(?<![A-Za-z0-9])L[^\s#L]{1,30}?的微博(?:视频|直播)"),
+    re.compile(r"\n\S+" + _VIDEO),
+    re.compile(r"(?<![A-Za-z0-9])L[^\s#L]{1,30}?" + _VIDEO),
+    re.compile(r"(?<![A-Za-z0-9])O网页链接"),
+    re.compile(r"(?:\.\.\.|…+)?\s*展开全文c?"),
     re.compile(r"(?:\.\.\.|…+)\s*全文"),
+    # a card title: an 'O'/'L' icon after a space or punctuation mark (never inside a word: "L码", "O型血",
+    # "OK" stay), 3–60 characters with no sentence punctuation or '#', and nothing after it but spaces,
+    # hashtags, emoticon codes and emoji — a card is the tail of a post.
+    re.compile(r"(?<=\W)[OL](?![A-Za-z0-9\s])[^\n#，。！？!?,；;]{3,60}?"
+               r"(?=(?:\s|#[^#\n]*#|\[[^\[\]\s]{1,8}\]|[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d])*$)"),
 )
+# What an export put where its encoding had no character (an emoji in GBK/GB2312): U+FFFD, or '?' — an ASCII
+# '?' not right after printable ASCII ("what?", "a=1?" keep theirs; after a hashtag's '#' or an emoticon code's
+# ']' it is an emoji again), since Chinese question marks are '？'.
+_REPLACEMENT_MARKS = re.compile(r"(?<![\x21\x22\x24-\x5c\x5e-\x7e])\?+|\ufffd+")
 _WEIBO_SLASHES = re.compile(r"(?<!:)//")
 
 # "[code]" → a readable word for name mode, where the code is English or not the usual word; every other
@@ -108,9 +126,17 @@ class CleanConfig:
     width:            "fullwidth" folds full-width ASCII (``ＡＢＣ１２３＠＃``) to ASCII; "nfkc" applies NFKC
                       (also ``①``→1, ``㎡``→m2); both keep the characters in ``keep_fullwidth``; "none".
     keep_fullwidth:   full-width punctuation that is *Chinese* punctuation, not ASCII in disguise. (``。、《》「」``
-                      are not full-width forms and are never touched.)
+                      are not full-width forms and are never touched.) ``［］`` are kept so a bracketed word
+                      (``［没时间］``) is not read as an emoticon code; ``？`` is never folded while
+                      ``replacement_marks="strip"`` (a folded ``?`` would read as a replacement mark).
+    replacement_marks: "strip" (default) the marks an export left for characters its encoding lacked (emoji in
+                      GBK): U+FFFD, and ASCII ``?`` unless it follows printable ASCII (``what?`` keeps it).
+                      Chinese writes ``？``, so in a Chinese post a bare ``?`` is almost always a lost emoji;
+                      left in, it is a feature a labeller learns. "keep" leaves them.
     invisible:        drop zero-width characters, BOMs, soft hyphens and private-use icon glyphs (U+E627…).
-    strip_rules:      the official strip list — "weibo" (ours: the same targets, safe for real text and URLs),
+    strip_rules:      the official strip list — "weibo" (ours: the same targets, safe for real text and URLs,
+                      plus the web page's card icons: ``O网页链接``, a link card ``O<title>`` or video card
+                      ``L<title>`` ending a post, ``L…的秒拍视频``, ``展开全文c``),
                       "official" (upstream's regexes verbatim, e.g. ``...\\n全文`` eats any 3 characters),
                       or "none".
     urls:             "strip" or "keep" http(s)://, www. and t.cn links.
@@ -127,7 +153,8 @@ class CleanConfig:
 
     html: bool = True
     width: Literal["fullwidth", "nfkc", "none"] = "fullwidth"
-    keep_fullwidth: str = "，！？：；（）"
+    keep_fullwidth: str = "，！？：；（）［］"
+    replacement_marks: Literal["strip", "keep"] = "strip"
     invisible: bool = True
     strip_rules: Literal["weibo", "official", "none"] = "weibo"
     urls: Literal["strip", "keep"] = "strip"
@@ -142,6 +169,7 @@ class CleanConfig:
 
     _CHOICES = {
         "width": ("fullwidth", "nfkc", "none"), "strip_rules": ("weibo", "official", "none"),
+        "replacement_marks": ("strip", "keep"),
         "urls": ("strip", "keep"), "mentions": ("keep", "strip"), "repost_chain": ("keep", "own"),
         "emoji_codes": ("keep", "strip", "name"), "emoji": ("keep", "strip"), "hashtags": ("keep", "strip", "text"),
     }
@@ -159,7 +187,8 @@ class CleanConfig:
 
         Upstream read plain text (the crawler ran with ``remove_html_tag=1``), so HTML is left alone here.
         """
-        return cls(html=False, width="none", invisible=False, strip_rules="official", urls="keep", max_passes=1)
+        return cls(html=False, width="none", invisible=False, strip_rules="official", urls="keep", max_passes=1,
+                   replacement_marks="keep")
 
     @classmethod
     def for_model(cls) -> CleanConfig:
@@ -283,7 +312,9 @@ def _clean_once(text: str, cfg: CleanConfig, names: Mapping[str, str]) -> str:
         text = html_to_text(text)
     if cfg.invisible:
         text = _INVISIBLE.sub("", text)
-    text = _fold_width(text, cfg.width, cfg.keep_fullwidth)
+    if cfg.replacement_marks == "strip":
+        text = _REPLACEMENT_MARKS.sub("", text)
+    text = _fold_width(text, cfg.width, cfg.keep_fullwidth + ("？" if cfg.replacement_marks == "strip" else ""))
     text = _strip_rules(text, cfg.strip_rules, 1)
     if cfg.repost_chain == "own":
         text = _REPOST_CHAIN.split(text, 1)[0]
@@ -339,9 +370,25 @@ def extract_hashtags(text: str) -> list[str]:
     return list(dict.fromkeys(m.group(1) for m in _HASHTAG.finditer(plain)))
 
 
+def strip_hashtags(text: str) -> str:
+    """``text`` without its :data:`HASHTAG` spans (nothing else changed): the writer's own words."""
+    return HASHTAG.sub("", text or "")
+
+
 def is_only_hashtags(text: str) -> bool:
-    """True when ``text`` is nothing but ``#…#`` hashtags (upstream's rule, verbatim)."""
-    return _ONLY_HASHTAGS.fullmatch(text or "") is not None
+    """True when ``text`` holds at least one hashtag and nothing else but whitespace (upstream's rule, read
+    with the library's one :data:`HASHTAG` definition)."""
+    return HASHTAG.search(text or "") is not None and not strip_hashtags(text).strip()
+
+
+def has_words(text: str) -> bool:
+    """Whether ``text`` says anything beyond its hashtags: a letter, digit or symbol (emoji, emoticon codes
+    count) once hashtags are removed. False for ``""``, ``"#话题#"``, ``"#话题# ？？"``, ``"?? …"``.
+
+    Why: a labeller must answer something for every text, so a post with no words gets its *prior* (the
+    most frequent training label), which is no one's opinion; crowd helpers leave such posts out and count them.
+    """
+    return any(unicodedata.category(ch)[0] in "LNS" for ch in strip_hashtags(text))
 
 
 # --------------------------------------------------------------------------------------------- decoding
@@ -389,8 +436,20 @@ def decode_bytes(data: bytes, path_for_errors: PathLike | None = None,
             offsets[enc] = skip + err.start
     where = max(offsets.values()) if offsets else 0
     tried = ", ".join(f"{enc} fails at byte {off} (0x{data[off:off + 2].hex()})" for enc, off in offsets.items())
-    raise EncodingError(f"cannot decode as {' or '.join(encodings)}: {tried}", file=path_for_errors,
+    cut = next((enc for enc, off in offsets.items() if len(data) - off <= 3 and b"\n" not in data[off:]
+                and _decodes(data[:off], enc)), None)
+    hint = (f"; as {cut} only the last {len(data) - offsets[cut]} byte(s) fail: the file ends mid-character, it "
+            "looks truncated (an interrupted download or copy)") if cut else ""
+    raise EncodingError(f"cannot decode as {' or '.join(encodings)}: {tried}{hint}", file=path_for_errors,
                         line=data.count(b"\n", 0, where) + 1, offset=where, offsets=offsets)
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_text_file(path: PathLike, encodings: Sequence[str] = ("utf-8", "gb18030")) -> str:

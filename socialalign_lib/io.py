@@ -353,30 +353,53 @@ _UTF8_NAMES = {"utf-8", "utf8", "utf_8", "utf-8-sig", "utf_8_sig"}
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
+_GB_NAMES = {"gb18030", "gbk", "gb2312", "cp936", "936", "gb-18030", "gb_18030"}
+
+
 def _encoding_error(err: UnicodeDecodeError, raw: bytes, encoding: str, file: Path, line: int | None,
-                    base_offset: int) -> DataFormatError:
-    """Name the first bad byte and, when the bytes read as Chinese in GB18030, say so: that is by far the
-    most common reason a Chinese data file is not UTF-8 (Windows exports, older Weibo dumps)."""
+                    base_offset: int, at_end: bool = False) -> DataFormatError:
+    """Name the first bad byte and hint at the likely true encoding: GB18030 for a Chinese file read as UTF-8
+    (Windows exports, older Weibo dumps), UTF-8 for one read as GB18030 (modern exports, the crawlers).
+    ``at_end``: the bad bytes are the file's last ones, so the file was most likely cut mid-character."""
     bad = raw[err.start:err.start + 1]
     problem = (f"not {'UTF-8' if encoding.lower() in _UTF8_NAMES else encoding} "
                f"(byte 0x{bad.hex()} at offset {base_offset + err.start})")
-    if encoding.lower() in _UTF8_NAMES:
+    if at_end:
+        problem += "; the file ends mid-character: it looks truncated (an interrupted download or copy)"
+    elif encoding.lower() in _UTF8_NAMES:
         try:
             as_gb = raw.decode("gb18030")
         except UnicodeDecodeError:
             as_gb = ""
         if _CJK.search(as_gb):
             problem += '; it looks like GB18030: pass encoding="gb18030"'
+    elif encoding.lower() in _GB_NAMES and _CJK.search(_utf8_or_empty(raw)):
+        problem += '; it looks like UTF-8: pass encoding="utf-8"'
     return DataFormatError(problem, file=file, line=line)
 
 
-def read_text(path: PathLike, *, encoding: str = "utf-8") -> str:
-    """A whole text file, with a decoding error that names line and byte (and suggests GB18030).
+def _utf8_or_empty(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
 
-    A UTF-8 byte-order mark is dropped (Excel and the weibo crawler write ``utf-8-sig``).
+
+def read_text(path: PathLike, *, encoding: str = "utf-8") -> str:
+    """A whole text file, with a decoding error that names line and byte (and suggests the likely encoding).
+
+    A UTF-8 byte-order mark is dropped (Excel and the weibo crawler write ``utf-8-sig``). ``encoding="auto"``
+    takes the first *strict* decode of UTF-8 (BOM or not), then GB18030 (``clean.decode_bytes``), so neither
+    guess can silently produce mojibake. A file read as GB18030 that is valid UTF-8 with non-ASCII text is
+    refused: GB18030 decodes most UTF-8 Chinese without an error, into mojibake, while real GB18030 Chinese
+    text is practically never valid UTF-8.
     """
     p = Path(path)
     raw = p.read_bytes()
+    if encoding.lower() == "auto":
+        from .clean import decode_bytes  # clean imports this module
+
+        return decode_bytes(raw, p).lstrip("\ufeff")
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:
@@ -384,8 +407,24 @@ def read_text(path: PathLike, *, encoding: str = "utf-8") -> str:
         line_end = raw.find(b"\n", err.start)
         line_raw = raw[line_start:] if line_end < 0 else raw[line_start:line_end]
         sub = UnicodeDecodeError(err.encoding, line_raw, err.start - line_start, err.end - line_start, err.reason)
-        raise _encoding_error(sub, line_raw, encoding, p, raw.count(b"\n", 0, err.start) + 1, line_start) from None
+        at_end = line_end < 0 and len(raw) - err.start <= 3 and _decodes_if_cut(raw, err.start, encoding)
+        raise _encoding_error(sub, line_raw, encoding, p, raw.count(b"\n", 0, err.start) + 1, line_start,
+                              at_end=at_end) from None
+    if encoding.lower() in _GB_NAMES and not raw.isascii() and _CJK.search(_utf8_or_empty(raw)):
+        first = next(i for i, b in enumerate(raw) if b >= 0x80)
+        raise DataFormatError(f"read as {encoding} but the bytes are valid UTF-8 (first non-ASCII byte at offset "
+                              f"{first}): decoding them as {encoding} gives mojibake; it looks like UTF-8: pass "
+                              'encoding="utf-8"', file=p, line=raw.count(b"\n", 0, first) + 1)
     return text.lstrip("\ufeff")
+
+
+def _decodes_if_cut(raw: bytes, start: int, encoding: str) -> bool:
+    """Whether everything before ``start`` decodes: the bad bytes are then only a character cut in half."""
+    try:
+        raw[:start].decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_json(path: PathLike, *, encoding: str = "utf-8") -> Any:

@@ -7,8 +7,8 @@ checks what it reads and raises :class:`~socialalign_lib.io.DataFormatError` nam
 because a real dump that is wrong in row 48 213 is otherwise found three notebooks later as a NaN.
 
 Loaders change text only where the format demands it (e.g. the crawler's ``"\\t"`` after ids); cleaning is
-``socialalign_lib.clean``'s job. Hashtags inside text (``#…#``) come from ``clean.extract_hashtags`` when that
-module exists, else from a minimal local regex. Count strings (``"1.2万"``, ``"100万+"``) and Weibo times
+``socialalign_lib.clean``'s job. Hashtags inside text (``#…#``) come from ``clean.extract_hashtags``, the
+library's one hashtag rule. Count strings (``"1.2万"``, ``"100万+"``) and Weibo times
 (absolute, ``%Y-%m-%d %H:%M:%S``, 刚刚 / N分钟前 / 昨天 HH:MM relative to ``now``) are read by the crawler's
 own :func:`parse_count` and :func:`parse_weibo_time`, re-exported here, so crawled and loaded data agree.
 """
@@ -21,11 +21,13 @@ import hashlib
 import io as _stdio
 import math
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .clean import extract_hashtags as _clean_extract
 from .collect.crawler import topic_id_for
 from .collect.parse import ParseError, parse_count, parse_weibo_time
 from .io import DataFormatError, PathLike, iter_json_records, iter_jsonl_numbered, read_json, read_text
@@ -38,29 +40,19 @@ __all__ = [
     "parse_count", "parse_weibo_time", "extract_hashtags",
     "SocialAlignRecord", "parse_socialalign_instruction", "load_socialalign_alpaca", "load_socialalign_cases",
     "load_weibo_crawler_json", "load_weibo_crawler_dir", "load_weibo_crawler_csv", "load_weibo_search_csv",
-    "PostsCsv", "load_posts_csv",
+    "PostsCsv", "load_posts_csv", "load_daily_posts", "day_from_filename",
     "LAMP_PREFIXES", "load_lamp",
     "SMP_COLUMNS", "load_smpd", "load_tpic2017",
     "PopalmThread", "PopalmPair", "load_popalm_sft", "load_popalm_pairs", "popalm_to_schema",
 ]
 
 _GENDER = {"f": "女", "m": "男"}  # the crawler's f/m → the schema's (and the world's) convention
-_HASHTAG = re.compile(r"#([^#\n]{1,64})#")
 
 
 def extract_hashtags(text: str) -> list[str]:
-    """Hashtags in ``text`` without the ``#``s, first occurrence order, no duplicates.
-
-    Uses ``socialalign_lib.clean.extract_hashtags`` when that module is present (one definition for the
-    whole project); otherwise the minimal rule ``#[^#\\n]{1,64}#``.
-    """
-    try:
-        from .clean import extract_hashtags as _clean_extract  # type: ignore[attr-defined]
-    except ImportError:
-        found = [m.strip() for m in _HASHTAG.findall(text or "")]
-    else:
-        found = [str(t).strip().strip("#").strip() for t in _clean_extract(text or "")]
-    return list(dict.fromkeys(t for t in found if t))
+    """Hashtags in ``text`` without the ``#``s, first occurrence order, no duplicates: ``clean.extract_hashtags``
+    (the library's one hashtag rule, ``clean.HASHTAG``)."""
+    return _clean_extract(text or "")
 
 
 def _stable_id(prefix: str, *parts: str) -> str:
@@ -356,19 +348,52 @@ def load_weibo_crawler_dir(root: PathLike, *, now: dt.datetime | None = None) ->
     return users
 
 
-def _csv_rows(path: PathLike, encoding: str) -> Iterator[tuple[int, dict[str, str]]]:
+def _csv_rows(path: PathLike, encoding: str, torn_tail: str = "error") -> Iterator[tuple[int, dict[str, str]]]:
     """``(line, row)`` of a CSV with a header; ``line`` is the physical line where the row ends (``csv``'s
-    ``line_num``), which is the row's line for single-line rows."""
+    ``line_num``), which is the row's line for single-line rows.
+
+    A cut-off file is an error, not a shorter dataset: every CSV writer (``csv``, pandas, Excel, the crawlers)
+    ends each row with a line break, so a last row without one — or with a quoted cell that never closes — is
+    what an interrupted download or copy leaves, and its text stops mid-sentence. ``torn_tail``: ``"error"``
+    (default) raises naming the file and line; ``"drop"`` drops that last row with a warning; ``"keep"`` keeps
+    it (for a hand-written file known to be complete). A row with fewer or more cells than the header is an
+    error too (``csv`` would silently fill missing cells with nothing).
+    """
+    if torn_tail not in ("error", "drop", "keep"):
+        raise ValueError(f"torn_tail must be 'error', 'drop' or 'keep', not {torn_tail!r}")
     text = read_text(path, encoding=encoding)
     reader = csv.DictReader(_stdio.StringIO(text, newline=""))
     if not reader.fieldnames:
         raise DataFormatError("empty CSV (no header)", file=path, line=1)
-    reader.fieldnames = [f.strip() for f in reader.fieldnames]
-    for row in reader:
+    reader.fieldnames = names = [f.strip() for f in reader.fieldnames]
+    rows = iter(reader)
+    first = reader.line_num + 1  # first physical line of the next row
+    row = next(rows, None)
+    while row is not None:
+        line, row_first = reader.line_num, first
+        first = line + 1
+        following = next(rows, None)
+        # the last row: a quoted cell left open (odd number of '"') or no final line break means a cut file
+        quote = following is None and "".join(
+            _stdio.StringIO(text, newline="").readlines()[row_first - 1:]).count('"') % 2 == 1
+        if following is None and (quote or not text.endswith(("\n", "\r"))):
+            where = "inside a quoted cell that never closes" if quote else "without a line break"
+            problem = (f"the file ends {where}: the last row looks cut off (a truncated download or copy?); "
+                       "torn_tail='drop' drops it, 'keep' keeps it")
+            if torn_tail == "error":
+                raise DataFormatError(problem, file=path, line=row_first)
+            if torn_tail == "drop":
+                warnings.warn(f"{path} line {row_first}: {problem}; dropped", stacklevel=3)
+                return
         if None in row:  # more cells than header columns
-            raise DataFormatError(f"{len(reader.fieldnames) + len(row[None])} cells for {len(reader.fieldnames)} "
-                                  "columns", file=path, line=reader.line_num)
-        yield reader.line_num, {k: (v if v is not None else "") for k, v in row.items()}
+            raise DataFormatError(f"{len(names) + len(row[None])} cells for {len(names)} columns", file=path,
+                                  line=line)
+        missing = [k for k, v in row.items() if v is None]
+        if missing and not (following is None and torn_tail == "keep"):
+            raise DataFormatError(f"{len(names) - len(missing)} cells for {len(names)} columns", file=path,
+                                  line=line, field=missing[0])
+        yield line, {k: (v if v is not None else "") for k, v in row.items()}
+        row = following
 
 
 def _need(row: Mapping[str, str], names: Sequence[str], path: PathLike, line: int) -> str:
@@ -452,32 +477,90 @@ class PostsCsv:
     responses: list[Response]
 
 
-def load_posts_csv(path: PathLike, *, encoding: str = "gb18030", user_col: str = "userid", text_col: str = "text",
-                   id_col: str | None = None, time_col: str | None = None, now: dt.datetime | None = None) -> PostsCsv:
+def load_posts_csv(path: PathLike, *, encoding: str = "auto", user_col: str = "userid", text_col: str = "text",
+                   id_col: str | None = None, time_col: str | None = None, now: dt.datetime | None = None,
+                   torn_tail: str = "error", default_time: str = "") -> PostsCsv:
     """A CSV of posts with at least ``userid,text`` (hashtags inline as ``#…#``), as Chinese research dumps
-    ship them (GB18030 by default; pass ``encoding="utf-8-sig"`` otherwise).
+    ship them, usually in GB18030.
 
-    Post ids come from ``id_col`` if given, else ``"{file stem}-L{line}"``; times from ``time_col`` (any
-    form :func:`parse_weibo_time` reads), else empty. Users and topics are in first-appearance order.
+    ``encoding="auto"`` (default) takes the first *strict* decode of UTF-8 (with or without BOM) and GB18030,
+    so a UTF-8 file is never read as GB18030 mojibake (or the reverse); name an encoding to insist on it.
+    A file cut off mid-row raises (see ``torn_tail``: "error", "drop" or "keep"), naming file and line.
+    Post ids come from ``id_col`` if given, else ``"{file stem}-L{line}"``; times from ``time_col`` (any form
+    :func:`parse_weibo_time` reads), else ``default_time``. Users and topics are in first-appearance order.
     """
-    p = Path(path)
+    return _merge_posts([path], encoding=encoding, user_col=user_col, text_col=text_col, id_col=id_col,
+                        time_col=time_col, now=now, torn_tail=torn_tail, times=[default_time])
+
+
+_DAY_IN_NAME = re.compile(r"(?<!\d)(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})(?!\d)")
+
+
+def day_from_filename(path: PathLike) -> str:
+    """``"YYYY-MM-DD"`` from a file name holding a date (``2020-01-23.csv``, ``weibo_20200123.csv``,
+    ``2020_01_23.csv``); a :class:`DataFormatError` naming the file when there is none or it is no real date."""
+    m = _DAY_IN_NAME.search(Path(path).stem)
+    if m is None:
+        raise DataFormatError("no date (YYYY-MM-DD or YYYYMMDD) in the file name; pass days= explicitly",
+                              file=path)
+    try:
+        return dt.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+    except ValueError:
+        raise DataFormatError(f"{m[0]!r} in the file name is not a date", file=path) from None
+
+
+def load_daily_posts(source: PathLike | Iterable[PathLike], *, pattern: str = "*.csv",
+                     days: Sequence[str] | None = None, encoding: str = "auto", user_col: str = "userid",
+                     text_col: str = "text", id_col: str | None = None, time_col: str | None = None,
+                     now: dt.datetime | None = None, torn_tail: str = "error") -> PostsCsv:
+    """Daily ``userid,text`` exports (one CSV per day, the day in the file name) merged into one dataset:
+    each user is *one* :class:`User` whose history holds their posts of every day, in day order; each hashtag
+    is one topic across days. ``source`` is a folder (files matching ``pattern``, sorted by day) or a list
+    of files.
+
+    Without ``time_col`` a post's ``created_at`` is its file's day (``days[i]`` for the i-th file, else
+    :func:`day_from_filename`), so crowds can be split per day later. Every file is checked like
+    :func:`load_posts_csv` (strict encoding, cut-off rows, short rows), and errors name the file and line.
+    """
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        files = sorted(Path(source).glob(pattern))
+        if not files:
+            raise DataFormatError(f"no file matches {pattern!r}", file=source)
+    elif isinstance(source, (str, Path)):
+        files = [Path(source)]
+    else:
+        files = [Path(f) for f in source]
+    if days is not None and len(days) != len(files):
+        raise ValueError(f"{len(days)} days for {len(files)} files")
+    day_of = list(days) if days is not None else [day_from_filename(f) for f in files]
+    order = sorted(range(len(files)), key=lambda i: (day_of[i], str(files[i])))
+    return _merge_posts([files[i] for i in order], encoding=encoding, user_col=user_col, text_col=text_col,
+                        id_col=id_col, time_col=time_col, now=now, torn_tail=torn_tail,
+                        times=[day_of[i] for i in order])
+
+
+def _merge_posts(paths: Sequence[PathLike], *, encoding: str, user_col: str, text_col: str, id_col: str | None,
+                 time_col: str | None, now: dt.datetime | None, torn_tail: str, times: Sequence[str]) -> PostsCsv:
     topics: dict[str, Topic] = {}
     users: dict[str, User] = {}
     responses: list[Response] = []
-    for line, row in _csv_rows(p, encoding):
-        uid = _need(row, [user_col], p, line).strip()
-        if not uid:
-            raise DataFormatError("empty", file=p, line=line, field=user_col)
-        text = _need(row, [text_col], p, line)
-        pid = _need(row, [id_col], p, line).strip() if id_col else f"{p.stem}-L{line}"
-        created = _time(_need(row, [time_col], p, line).strip(), now, p, line, time_col) if time_col else ""
-        post = Post(post_id=pid, user_id=uid, text=text, created_at=created, hashtags=extract_hashtags(text))
-        users.setdefault(uid, User(user_id=uid, screen_name=uid, history=[])).history.append(post)
-        for tag in post.hashtags:
-            tid = topic_id_for(tag)
-            if tid not in topics:
-                topics[tid] = Topic(topic_id=tid, hashtag=tag, news="", category="", time=created)
-            responses.append(Response(topic_id=tid, post=post, sentiment=""))
+    for path, default_time in zip(paths, times, strict=True):
+        p = Path(path)
+        for line, row in _csv_rows(p, encoding, torn_tail):
+            uid = _need(row, [user_col], p, line).strip()
+            if not uid:
+                raise DataFormatError("empty", file=p, line=line, field=user_col)
+            text = _need(row, [text_col], p, line)
+            pid = _need(row, [id_col], p, line).strip() if id_col else f"{p.stem}-L{line}"
+            created = (_time(_need(row, [time_col], p, line).strip(), now, p, line, time_col) if time_col
+                       else default_time)
+            post = Post(post_id=pid, user_id=uid, text=text, created_at=created, hashtags=extract_hashtags(text))
+            users.setdefault(uid, User(user_id=uid, screen_name=uid, history=[])).history.append(post)
+            for tag in post.hashtags:
+                tid = topic_id_for(tag)
+                if tid not in topics:
+                    topics[tid] = Topic(topic_id=tid, hashtag=tag, news="", category="", time=created)
+                responses.append(Response(topic_id=tid, post=post, sentiment=""))
     return PostsCsv(list(topics.values()), list(users.values()), responses)
 
 

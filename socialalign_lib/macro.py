@@ -81,14 +81,32 @@ def _need(df: pd.DataFrame, cols: Sequence[str], name: str) -> None:
 
 
 def label_replies(replies: pd.DataFrame, labeller: SentimentLabeller, text_col: str = "generated",
-                  reference_col: str = "reference") -> pd.DataFrame:
+                  reference_col: str = "reference",
+                  no_words: Literal["exclude", "prior"] = "exclude") -> pd.DataFrame:
     """A copy of ``replies`` with :data:`PRED_COL` (label of ``text_col``) and :data:`REAL_COL` (label of
-    ``reference_col``), both from ``labeller``. Missing texts count as "" (a model that wrote nothing still gets a
-    label: the labeller's prior), so every reply stays in its topic's crowd."""
+    ``reference_col``), both from ``labeller``.
+
+    A real reply with no words (empty, hashtags only: ``clean.has_words``) has no opinion to compare with, and
+    a labeller would hand it its prior; with ``no_words="exclude"`` (default) such rows are left out of the
+    result, their number in ``attrs["no_words"]`` and a warning. A *generated* reply with no words keeps its
+    row and gets the labeller's answer for it: a model that writes nothing is charged for it, not excused.
+    ``no_words="prior"`` keeps and labels every row."""
     _need(replies, [text_col, reference_col], "replies")
+    from .sentiment import label_texts
+
     out = replies.copy()
+    real = label_texts(labeller, out[reference_col].fillna("").astype(str).tolist(), no_words)
+    keep = np.array([lab is not None for lab in real], dtype=bool)
+    out[REAL_COL] = real
+    out = out[keep].copy()
     out[PRED_COL] = labeller.predict(out[text_col].fillna("").astype(str).tolist())
-    out[REAL_COL] = labeller.predict(out[reference_col].fillna("").astype(str).tolist())
+    out = out[[c for c in out.columns if c != REAL_COL] + [REAL_COL]]  # PRED_COL, then REAL_COL, as always
+    out.attrs["no_words"] = int((~keep).sum())
+    if out.attrs["no_words"]:
+        import warnings
+
+        warnings.warn(f"label_replies: {out.attrs['no_words']} of {len(keep)} real replies have no words "
+                      "(empty or hashtags only) and are left out (no_words='prior' keeps them)", stacklevel=2)
     return out
 
 
@@ -360,6 +378,10 @@ def plot_crowd_bars(dists: Mapping[str, pd.DataFrame], labels: Sequence[str] = S
     or ``compare_crowds(...)`` columns renamed — see :func:`split_comparison`). Topics are sorted by the first
     source's share of the first label, so a reader sees at a glance whether the prediction follows the real
     crowd from one-sided negative to one-sided positive. Hatching marks the non-first sources.
+
+    ``topic_names`` maps a topic key to its display name (e.g. topic id → ``"#油价今晚上调#"``). A source with no
+    crowd for a topic (no row, or a row of NaN) gets an empty grey outline marked "n/a", never a bar of zeros
+    that reads as "nobody had an opinion".
     """
     names = list(dists)
     if not names:
@@ -369,9 +391,18 @@ def plot_crowd_bars(dists: Mapping[str, pd.DataFrame], labels: Sequence[str] = S
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(keys) * len(names) + 2), 3.8))
     colors = label_colors(list(labels))
+    any_missing = False
     for j, name in enumerate(names):
-        data = _dist_rows(dists[name], labels).reindex(keys).fillna(0.0).to_numpy()
+        rows = _dist_rows(dists[name], labels).reindex(keys)
+        absent = rows.isna().any(axis=1).to_numpy() | (rows.fillna(0.0).sum(axis=1) <= 0).to_numpy()
+        data = rows.fillna(0.0).to_numpy()
         x = np.arange(len(keys)) - 0.4 + width * (j + 0.5)
+        if absent.any():
+            ax.bar(x[absent], np.ones(absent.sum()), width * 0.92, fill=False, edgecolor="0.6", linestyle=":",
+                   linewidth=0.8, label=None if any_missing else "no crowd (n/a)")
+            any_missing = True
+            for xi in x[absent]:
+                ax.text(xi, 0.5, "n/a", rotation=90, ha="center", va="center", fontsize=6, color="0.45")
         bottom = np.zeros(len(keys))
         for k, lab in enumerate(labels):
             ax.bar(x, data[:, k], width * 0.92, bottom=bottom, color=colors[k], edgecolor="white", linewidth=0.3,
@@ -397,17 +428,28 @@ def split_comparison(comparison: pd.DataFrame, labels: Sequence[str] = SENTIMENT
 
 
 def plot_topic_divergence(comparisons: Mapping[str, pd.DataFrame], metric: str = "js", title: str = "",
-                          topics: Sequence[str] | None = None) -> plt.Figure:
+                          topics: Sequence[str] | None = None, topic_names: Mapping[str, str] | None = None,
+                          xlabel: str = "topic", ylabel: str | None = None) -> plt.Figure:
     """Per-topic divergence with its bootstrap CI, one marker per method (dodged), from ``compare_crowds``
-    results. Topics are ordered by the first method's value. Lower is better; the dashed line per method is its
-    mean over topics."""
+    results (or ``crowds.compare_real_crowds`` ones: day against day). Topics are ordered by the first
+    method's value; ``topics`` fixes the order and may name topics a comparison lacks. Lower is better; the
+    dashed line per method is its mean over the topics it has.
+
+    ``topic_names`` maps a topic key to its display name (e.g. topic id → hashtag). A topic a comparison has no
+    value for (no row, NaN, or a ``missing`` crowd) is drawn as a grey ``x`` on the axis, so a gap is visible
+    instead of silently absent."""
     names = list(comparisons)
     if not names:
         raise ValueError("plot_topic_divergence needs at least one comparison")
     for n in names:
         _need(comparisons[n], [metric, f"{metric}_low", f"{metric}_high"], f"comparison {n!r}")
-    keys = list(topics) if topics is not None else list(comparisons[names[0]].sort_values(metric).index)
+    if topics is not None:
+        keys = list(topics)
+    else:
+        keys = list(comparisons[names[0]].sort_values(metric, na_position="last").index)
+        keys += [k for n in names[1:] for k in comparisons[n].index if k not in set(keys)]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(keys) + 2.5), 3.6))
+    marked = False
     cmap = plt.get_cmap("tab10")
     step = 0.7 / max(1, len(names))
     for j, n in enumerate(names):
@@ -416,11 +458,17 @@ def plot_topic_divergence(comparisons: Mapping[str, pd.DataFrame], metric: str =
         err = np.vstack([c[metric] - c[f"{metric}_low"], c[f"{metric}_high"] - c[metric]]).clip(0)
         ax.errorbar(x, c[metric], yerr=err, fmt="o", ms=3.5, lw=0.9, capsize=2, color=cmap(j % 10), label=n)
         ax.axhline(float(c[metric].mean()), color=cmap(j % 10), lw=0.8, ls="--", alpha=0.7)
+        gone = c[metric].isna().to_numpy()
+        if gone.any():
+            ax.plot(x[gone], np.zeros(gone.sum()), "x", ms=5, color="0.5", clip_on=False,
+                    label=None if marked else "no crowd to compare")
+            marked = True
     ax.set_xticks(np.arange(len(keys)))
-    ax.set_xticklabels(keys, rotation=90, fontsize=7)
+    ax.set_xticklabels([topic_names.get(k, k) if topic_names else k for k in keys], rotation=90, fontsize=7)
     unit = {"js": "JS divergence (bits)", "kl": "KL(real ‖ pred) (bits)", "tv": "total variation"}.get(metric, metric)
-    ax.set_ylabel(unit)
-    ax.set_xlabel("topic")
+    ax.set_ylabel(ylabel or unit)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(xlabel)
     ax.set_title(title or f"Per-topic {metric.upper()} to the real crowd (95% bootstrap CI; dashed: mean)")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()

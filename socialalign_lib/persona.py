@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .clean import HASHTAG as _HASHTAG
 from .schema import PERSONA_FIELDS, Persona, Post, User
 from .world import lexicon as lx
 
@@ -377,7 +378,6 @@ class HFPersonaBackend(_ChatBackend):
 # (c) statistical backend: no model, the five items from history statistics
 # --------------------------------------------------------------------------------------------------------
 
-_HASHTAG = re.compile(r"#[^#\n]{1,40}#")
 _EMOJI = re.compile(r"\[[\u4e00-\u9fffA-Za-z0-9]{1,8}\]|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 _CLAUSE_SPLIT = re.compile(r"[，,。！!？?~～…；;\s]+")
 _SLOT = re.compile(r"\{[a-z]+\}")

@@ -174,7 +174,9 @@ def test_hashtags(mode, expected):
 def test_width_normalisation():
     text = "ＡＰＰ更新了！版本Ｖ１．２，速度＋５０％？＃科技＃　好"
     assert clean_text(text) == "APP更新了！版本V1.2，速度+50%？#科技# 好"
-    assert clean_text(text, CleanConfig(keep_fullwidth="")) == "APP更新了!版本V1.2,速度+50%?#科技# 好"
+    assert clean_text(text, CleanConfig(keep_fullwidth="", replacement_marks="keep")) == "APP更新了!版本V1.2,速度+50%?#科技# 好"
+    # while '?' marks lost emoji, a real '？' is never folded into one
+    assert clean_text(text, CleanConfig(keep_fullwidth="")) == "APP更新了!版本V1.2,速度+50%？#科技# 好"
     assert clean_text(text, CleanConfig(width="none")) == text.replace("\u3000", " ")
     assert clean_text("面积①号房 ５０㎡，好。", CleanConfig(width="nfkc")) == "面积1号房 50m2，好。"
     assert clean_text("《三体》「好看」、真的。") == "《三体》「好看」、真的。"  # CJK punctuation untouched
@@ -188,6 +190,50 @@ def test_invisible_characters():
 def test_config_is_validated():
     with pytest.raises(ValueError, match="hashtags"):
         CleanConfig(hashtags="drop")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------ real-export artefacts
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("太好了?? 支持国产?", "太好了 支持国产"),           # '?' where GBK had no emoji
+    ("?哈哈哈\ufffd真的笑死", "哈哈哈真的笑死"),             # U+FFFD, a leading '?'
+    ("谁来管管 #食品安全#? 太难了[怒]??", "谁来管管 #食品安全# 太难了[怒]"),  # after a hashtag, an emoticon code
+    ("真的吗？好吧", "真的吗？好吧"),                         # a Chinese question mark is words, kept
+    ("what? 这也行", "what? 这也行"),                        # after ASCII: a real question mark
+    ("详情见 http://t.cn/A6x?from=1 好", "详情见 好"),
+])
+def test_replacement_marks_are_stripped(text, expected):
+    assert clean_text(text) == expected
+
+
+def test_replacement_marks_keep_mode_and_official_preset_keep_them():
+    assert clean_text("太好了??", CleanConfig(replacement_marks="keep")) == "太好了??"
+    assert clean_text("太好了??", CleanConfig.official()) == "太好了??"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("公平正义是我们党追求的价值。O网页链接", "公平正义是我们党追求的价值。"),
+    ("请戳链接了解更多详情?O网页链接 或者直接扫码报名", "请戳链接了解更多详情 或者直接扫码报名"),
+    ("我先开动啦～L迪丽热巴轻盈小秘密 ", "我先开动啦~"),                               # video card title
+    ("送你上热搜 L佟丽娅的秒拍视频", "送你上热搜"),
+    ("打造电影脸！L易烫YCC的秒拍视频#日常化妆教程#", "打造电影脸！#日常化妆教程#"),
+    ("油价又涨了，看这篇 O北京发布：关于调整成品油价格的通知 #油价# [怒]", "油价又涨了，看这篇 #油价# [怒]"),
+    ("说得太对了?展开全文c", "说得太对了"),
+    # not cards: inside a word, too short, or followed by more of the writer's words
+    ("我是O型血，你呢", "我是O型血，你呢"),
+    ("买了件衣服，L码", "买了件衣服，L码"),
+    ("OK 没问题", "OK 没问题"),
+    ("看了 L张三的新片 真好看，推荐", "看了 L张三的新片 真好看，推荐"),
+])
+def test_card_icons_and_titles_are_stripped(text, expected):
+    assert clean_text(text) == expected
+
+
+def test_fullwidth_brackets_are_words_not_emoticon_codes():
+    text = "今天［没时间］去，下次吧[哈哈]"
+    assert clean_text(text, CleanConfig(emoji_codes="strip")) == "今天［没时间］去，下次吧"
+    assert clean_text(text, CleanConfig(emoji_codes="name", width="nfkc")) == "今天［没时间］去，下次吧哈哈"
 
 
 # ------------------------------------------------------------------------------------------- properties
@@ -234,6 +280,37 @@ def test_extract_hashtags():
     assert extract_hashtags("") == []
     assert is_only_hashtags("#话题一# #话题二#")
     assert not is_only_hashtags("#话题一# 正文")
+    assert not is_only_hashtags("") and not is_only_hashtags("   ")
+
+
+def test_one_hashtag_rule_keeps_the_writers_words():
+    from socialalign_lib.sentiment import normalise_text
+
+    text = "#a#b# 正文#c#"
+    assert extract_hashtags(text) == ["a", "c"]
+    assert clean_text(text, CleanConfig(hashtags="strip")) == "b# 正文"
+    assert normalise_text(text) == "b# 正文"  # the labeller reads the same words as the cleaner keeps
+    assert not is_only_hashtags(text)
+
+
+def test_no_other_hashtag_regex_in_the_library():
+    """One rule: every hashtag pattern of the library is clean.HASHTAG (string literals that look like one fail)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1] / "socialalign_lib"
+    looks_like_one = re.compile(r"""r?["']\^?\(?#\(?\[\^#""")  # a regex literal starting "#[^#" or "#([^#"
+    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+                 if looks_like_one.search(line) and "HASHTAG = re.compile" not in line and "_OFFICIAL_HASH" not in line]
+    assert offenders == []
+
+
+def test_has_words():
+    from socialalign_lib.clean import has_words
+
+    assert not any(map(has_words, ["", "  ", "#话题#", "#话题# #另一个# ？？", "?? …", "#a# , 。"]))
+    assert all(map(has_words, ["#话题# 好", "[赞]", "👍", "#话题#2024", "ok"]))
 
 
 # ---------------------------------------------------------------------------------------------- decoding

@@ -13,7 +13,9 @@ import pytest
 from socialalign_lib.io import DataFormatError, validate_case, validate_user, write_jsonl
 from socialalign_lib.loaders import (
     SMP_COLUMNS,
+    day_from_filename,
     extract_hashtags,
+    load_daily_posts,
     load_lamp,
     load_popalm_pairs,
     load_popalm_sft,
@@ -210,6 +212,107 @@ def test_posts_csv_missing_column(tmp_path):
     (tmp_path / "p.csv").write_bytes("uid,text\n1,你好\n".encode("gb18030"))
     with pytest.raises(DataFormatError, match=r"p\.csv line 2, field 'userid': missing column"):
         load_posts_csv(tmp_path / "p.csv")
+
+
+def _export(rows, encoding="gb18030", newline="\r\n") -> bytes:
+    """A ``userid,text`` export as the real daily files are written (csv module, CRLF, GB18030)."""
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator=newline)
+    writer.writerow(["userid", "text"])
+    writer.writerows(rows)
+    return buf.getvalue().encode(encoding)
+
+
+_ROWS = [(str(1000 + i), f"#油价今晚上调# 第{i}条：通勤成本又涨了，真的扛不住了，大家怎么看？") for i in range(60)]
+
+
+def test_posts_csv_cut_mid_row_is_an_error_naming_file_and_line(tmp_path):
+    data = _export(_ROWS)
+    # cut at a character boundary inside the text of a row (not at a line break), as a 5 000-byte head does
+    cut = data.rindex("通勤".encode("gb18030"), 0, 2000)
+    (tmp_path / "cut.csv").write_bytes(data[:cut])
+    line = data[:cut].count(b"\n") + 1
+    with pytest.raises(DataFormatError, match=rf"cut\.csv line {line}: the file ends without a line break"):
+        load_posts_csv(tmp_path / "cut.csv")
+    with pytest.warns(UserWarning, match="cut off"):
+        kept = load_posts_csv(tmp_path / "cut.csv", torn_tail="drop")
+    assert sum(len(u.history) for u in kept.users) == line - 2  # the header and the torn row are not posts
+    whole = load_posts_csv(tmp_path / "cut.csv", torn_tail="keep")
+    assert whole.users[-1].history[-1].text.endswith("第" + str(line - 2) + "条：")
+
+
+def test_posts_csv_cut_mid_character_says_truncated(tmp_path):
+    data = _export(_ROWS)
+    cut = data.rindex("通勤".encode("gb18030"), 0, 2000) + 1  # half of a two-byte character
+    (tmp_path / "cut.csv").write_bytes(data[:cut])
+    with pytest.raises(DataFormatError, match=r"cut\.csv line \d+: .*ends mid-character.*truncated"):
+        load_posts_csv(tmp_path / "cut.csv")
+    with pytest.raises(DataFormatError, match=r"ends mid-character.*truncated"):
+        load_posts_csv(tmp_path / "cut.csv", encoding="gb18030")
+
+
+def test_posts_csv_cut_inside_a_quoted_cell_is_an_error(tmp_path):
+    rows = [*_ROWS[:3], ("2001", "第一行\n第二行，带逗号, 和 \"引号\"\n第三行"), *_ROWS[3:5]]
+    data = _export(rows)
+    cut = data.index("第二行".encode("gb18030"))  # right after the cell's first line break: ends with a newline
+    assert data[:cut].endswith(b"\n")
+    (tmp_path / "q.csv").write_bytes(data[:cut])
+    with pytest.raises(DataFormatError, match=r"q\.csv line 5: the file ends inside a quoted cell"):
+        load_posts_csv(tmp_path / "q.csv")
+    (tmp_path / "whole.csv").write_bytes(data)  # the same multi-line cell, complete, loads
+    assert "第三行" in load_posts_csv(tmp_path / "whole.csv").users[3].history[0].text
+
+
+def test_posts_csv_short_row_names_the_missing_field(tmp_path):
+    (tmp_path / "s.csv").write_bytes("userid,text,time\n1,你好,2024-03-01 10:00\n2,没有时间\n".encode("gb18030"))
+    with pytest.raises(DataFormatError, match=r"s\.csv line 3, field 'time': 2 cells for 3 columns"):
+        load_posts_csv(tmp_path / "s.csv")
+
+
+def test_posts_csv_encoding_auto_is_strict_both_ways(tmp_path):
+    (tmp_path / "gb.csv").write_bytes(_export(_ROWS[:3]))
+    (tmp_path / "u8.csv").write_bytes(_export(_ROWS[:3], encoding="utf-8-sig"))
+    for name in ("gb.csv", "u8.csv"):
+        for enc in ("auto", "AUTO"):
+            data = load_posts_csv(tmp_path / name, encoding=enc)
+            assert data.users[0].history[0].text == _ROWS[0][1]
+    assert load_posts_csv(tmp_path / "gb.csv").topics[0].hashtag == "油价今晚上调"  # "auto" is the default
+
+
+def test_utf8_csv_read_as_gb18030_suggests_utf8(tmp_path):
+    # GB18030 decodes this UTF-8 file without an error — into mojibake — so it must be refused, with the hint
+    (tmp_path / "u8.csv").write_bytes(_export(_ROWS[:3], encoding="utf-8"))
+    with pytest.raises(DataFormatError, match=r'u8\.csv line 2: .*it looks like UTF-8: pass encoding="utf-8"'):
+        load_posts_csv(tmp_path / "u8.csv", encoding="gb18030")
+    # and when GB18030 does fail on the UTF-8 bytes, the error hints UTF-8 as the UTF-8 one hints GB18030
+    (tmp_path / "u8b.csv").write_bytes("userid,text\n1,中\n".encode())
+    with pytest.raises(DataFormatError, match=r'u8b\.csv line 2: not gb18030 .*it looks like UTF-8: pass encoding="utf-8"'):
+        load_posts_csv(tmp_path / "u8b.csv", encoding="gb18030")
+
+
+def test_daily_posts_merge_into_one_history_per_user(tmp_path):
+    (tmp_path / "2024-03-02.csv").write_bytes(_export([("7", "#油价今晚上调# 第二天还在涨"), ("8", "看戏")]))
+    (tmp_path / "2024-03-01.csv").write_bytes(_export([("7", "#油价今晚上调# 又涨了"), ("9", "#航天# 骄傲")]))
+    data = load_daily_posts(tmp_path)
+    assert [u.user_id for u in data.users] == ["7", "9", "8"]  # first appearance, days in order
+    seven = data.users[0].history
+    assert [(p.created_at, p.post_id) for p in seven] == [("2024-03-01", "2024-03-01-L2"), ("2024-03-02", "2024-03-02-L2")]
+    assert [t.hashtag for t in data.topics] == ["油价今晚上调", "航天"]
+    assert sum(r.topic_id == data.topics[0].topic_id for r in data.responses) == 2
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "all.csv").write_bytes(_export([("1", "x")]))
+    with pytest.raises(DataFormatError, match=r"all\.csv: no date"):
+        load_daily_posts(tmp_path)
+
+
+def test_day_from_filename():
+    assert day_from_filename("weibo_20200123.csv") == "2020-01-23"
+    assert day_from_filename("/x/2020_01_23.csv") == "2020-01-23"
+    with pytest.raises(DataFormatError, match=r"20201323\.csv: '20201323' in the file name is not a date"):
+        day_from_filename("20201323.csv")
 
 
 # ---------------------------------------------------------------------------------------------- LaMP

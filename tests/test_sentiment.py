@@ -169,3 +169,125 @@ def test_evaluate_and_plot(ngram, heldout):
         plot_confusion(np.eye(2), ["a", "b", "c"], "bad")
     with pytest.raises(ValueError, match="unknown labeller kind"):
         build_labeller("vader")
+
+
+# ------------------------------------------------------------------------------ real labelled data, empty posts
+
+
+def test_posts_without_words_get_no_label(ngram):
+    from socialalign_lib.sentiment import label_texts
+
+    texts = ["#话题#", "", "#话题# ？？ ?", "太好了，为国产芯片点赞[赞]", None]
+    assert len(set(ngram.predict(["#话题#", ""]))) == 1  # the labeller alone answers its prior for both
+    labels = label_texts(ngram, texts)
+    assert labels[:3] == [None, None, None] and labels[4] is None
+    assert labels[3] == ngram.predict([texts[3]])[0]
+    assert label_texts(ngram, texts, no_words="prior")[:2] == ngram.predict(["#话题#", ""])
+
+
+def test_label_replies_excludes_real_replies_without_words_and_counts_them(ngram):
+    import pandas as pd
+
+    from socialalign_lib import macro
+
+    frame = pd.DataFrame({"topic_id": ["t1"] * 3, "reference": ["#话题#", "太好了[赞]", ""],
+                          "generated": ["", "太差了[怒]", "好"]})
+    with pytest.warns(UserWarning, match="2 of 3 real replies have no words"):
+        out = macro.label_replies(frame, ngram)
+    assert out.attrs["no_words"] == 2 and out["reference"].tolist() == ["太好了[赞]"]
+    assert list(out.columns[-2:]) == [macro.PRED_COL, macro.REAL_COL]
+    assert len(macro.label_replies(frame, ngram, no_words="prior")) == 3
+
+
+def _labelled_csv(path, encoding="gb18030"):
+    rows = ["text,label"] + [f"第{i}条：今天心情很好[哈哈],happiness" for i in range(6)] + \
+        ["太气人了，退钱！,anger"] * 5 + ["就这样吧,none", "居然是真的？,surprise", "恶心死了,disgust"]
+    path.write_bytes(("\r\n".join(rows) + "\r\n").encode(encoding))
+    return path
+
+
+def test_load_labelled_csv_maps_emotions_to_polarity(tmp_path):
+    from socialalign_lib.io import DataFormatError
+    from socialalign_lib.sentiment import EMOTIONS_TO_POLARITY, load_labelled_csv, map_labels
+
+    frame = load_labelled_csv(_labelled_csv(tmp_path / "emo.csv"), label_map=EMOTIONS_TO_POLARITY)
+    assert frame["label"].value_counts().to_dict() == {"positive": 6, "negative": 6, "neutral": 2}
+    assert frame.loc[0, "original_label"] == "happiness" and frame.loc[0, "line"] == 2
+    assert load_labelled_csv(tmp_path / "emo.csv")["label"].iloc[-1] == "disgust"  # no map: labels as they are
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("text,label\r\n好,like\r\n坏,sarcasm\r\n".encode("gb18030"))
+    with pytest.raises(DataFormatError, match=r"bad\.csv line 3, field 'label': label 'sarcasm' has no entry"):
+        load_labelled_csv(bad, label_map=EMOTIONS_TO_POLARITY)
+    bad.write_bytes("text,label\r\n好,\r\n".encode("gb18030"))
+    with pytest.raises(DataFormatError, match=r"bad\.csv line 2, field 'label': empty label"):
+        load_labelled_csv(bad)
+    assert map_labels(["怒", " Like "], EMOTIONS_TO_POLARITY) == ["negative", "positive"]
+    with pytest.raises(ValueError, match="no mapping for {'x': 1}"):
+        map_labels(["x"], EMOTIONS_TO_POLARITY)
+
+
+def _duplicated_set(n_distinct=60, copies=5, seed=0):
+    """Distinct texts, most repeated ``copies`` times (as in a public emotion set full of reposts)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    pos, neg = ["好", "棒", "赞", "爱了", "开心"], ["差", "烂", "气", "退钱", "失望"]
+    names = iter(dict.fromkeys("".join(rng.choice(list("张王李赵刘陈杨黄周吴徐孙马朱胡林郭何高罗"), 3))
+                                for _ in range(10 * n_distinct)))
+    rows = []
+    for i in range(n_distinct):
+        label = "positive" if i % 2 else "negative"
+        words = rng.choice(pos if label == "positive" else neg, 2)
+        name = next(names)  # no cue in the name: only memory can label a cue-less text
+        text = f"{name}{''.join(words)}" if rng.random() < 0.7 else f"{name}一般般"  # 30% carry no cue word
+        rows += [(f"#话题{k}# {text}", label) for k in range(copies)]
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+def test_dedup_split_has_no_shared_text_and_naive_split_warns():
+    from sklearn.model_selection import train_test_split
+
+    from socialalign_lib.sentiment import LeakageWarning, dedup_split, shared_texts
+
+    data = _duplicated_set()
+    train, test = dedup_split(data, test_size=0.3, seed=0)
+    assert shared_texts(train["text"], test["text"].tolist()) == 0
+    assert len(train) + len(test) == 60 and set(train["n_copies"]) == {5}
+    assert train.attrs["dedup"] == {"rows": 300, "distinct": 60, "conflicting": 0, "kept": 60}
+    labeller = NgramLogRegLabeller(labels=TWO).fit(train["text"].tolist(), train["label"].tolist())
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error", LeakageWarning)
+        honest = evaluate_labeller(labeller, test["text"].tolist(), test["label"].tolist())
+    assert honest["shared_with_train"] == 0
+
+    naive_train, naive_test = train_test_split(data, test_size=0.3, random_state=0)
+    assert shared_texts(naive_train["text"], naive_test["text"].tolist()) > 0.5 * len(naive_test)
+    with pytest.warns(LeakageWarning, match="were also in the labeller's training texts"):
+        leaky = NgramLogRegLabeller(labels=TWO).fit(naive_train["text"].tolist(), naive_train["label"].tolist(),
+                                                     held_out=naive_test["text"].tolist())
+    with pytest.warns(LeakageWarning, match="evaluate_labeller"):
+        naive = evaluate_labeller(leaky, naive_test["text"].tolist(), naive_test["label"].tolist())
+    assert naive["shared_with_train"] > 0.5 * naive["n"]
+    assert naive["accuracy"] > honest["accuracy"]  # the naive split reads memory as skill
+
+
+def test_dedup_split_conflicts_and_fit_warns_on_relabelled_duplicates(tmp_path):
+    import pandas as pd
+
+    from socialalign_lib.sentiment import LeakageWarning, dedup_split
+
+    data = pd.DataFrame({"text": ["好", "好", "好", "坏", "坏 ", "一般", "还行", "不错", "糟糕", "真好"],
+                         "label": ["positive", "positive", "negative", "negative", "positive", "negative",
+                                   "positive", "positive", "negative", "positive"]})
+    train, test = dedup_split(data, test_size=0.3, seed=1, stratify=False)
+    merged = pd.concat([train, test]).set_index("text")
+    assert merged.loc["好", "label"] == "positive" and merged.loc["好", "n_copies"] == 3
+    assert train.attrs["dedup"]["conflicting"] == 2
+    train, test = dedup_split(data, test_size=0.3, seed=1, conflicts="drop", stratify=False)
+    assert {"好", "坏"}.isdisjoint(set(train["text"]) | set(test["text"]))
+    with pytest.warns(LeakageWarning, match="2 texts occur with different labels"):
+        labeller = NgramLogRegLabeller(labels=TWO).fit(data["text"].tolist(), data["label"].tolist())
+    loaded = NgramLogRegLabeller.load(labeller.save(tmp_path / "l.json"))
+    assert loaded.train_keys == labeller.train_keys and len(loaded.train_keys) == 7  # saved: still warns

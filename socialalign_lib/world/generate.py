@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..clean import extract_hashtags
 from ..schema import SENTIMENTS, Case, Post, Response, Topic, User
 from . import compose
 from . import lexicon as lx
@@ -153,7 +153,7 @@ def _history(cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic
         pid = f"{lu.user_id}h{j:03d}"
         if r < cfg.junk_rate:
             junk = compose.junk_post(rng)
-            posts.append(Post(pid, lu.user_id, junk, _iso(when), hashtags=re.findall(r"#([^#]+)#", junk),
+            posts.append(Post(pid, lu.user_id, junk, _iso(when), hashtags=extract_hashtags(junk),
                               screen_name=lu.screen_name))
             continue
         if r < cfg.junk_rate + 0.1:
