@@ -145,7 +145,7 @@ def jupyter_lab(root: Path, work: Path) -> Iterator[tuple[str, str]]:
     import psutil
 
     port, token = _free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if k not in ("SOCIALALIGN_HEADLESS", "MPLBACKEND", "JUPYTER_PATH")}
+    env = {k: v for k, v in os.environ.items() if k not in ("SOCIALALIGN_HEADLESS", "MPLBACKEND")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
                 "JUPYTERLAB_WORKSPACES_DIR"):
