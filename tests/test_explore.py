@@ -343,23 +343,35 @@ def test_generation_explorer_callback_displays_a_figure_pyplot_never_sees(course
     _assert_displayed_off_pyplot(shown)
 
 
-def test_off_pyplot_figures_save_the_same_static_png(world, tmp_path):
+def test_off_pyplot_figures_save_the_same_static_png(world, course, crowd, tmp_path):
     """The headless figures (``make course``, README) are drawn off pyplot now: byte-identical to pyplot's."""
     import matplotlib.pyplot as plt
 
-    from socialalign_lib.explore import distribution_bars
+    from socialalign_lib.explore import (
+        crowd_view,
+        crowd_view_figure,
+        distribution_bars,
+        persona_view,
+        persona_view_figure,
+    )
     from socialalign_lib.plots import save_figure
 
     v = topic_view(world, world.topics[0].topic_id)
     dists = {"true": v["true_distribution"], "observed": v["empirical_distribution"]}
-    plt.close("all")
-    off = save_figure(distribution_bars(dists, "t", pyplot=False), "off", tmp_path)
-    assert plt.get_fignums() == []
-    on_fig = distribution_bars(dists, "t")
-    assert plt.get_fignums() == [on_fig.number]  # the public default is unchanged: a pyplot figure
-    on = save_figure(on_fig, "on", tmp_path)
-    plt.close(on_fig)
-    assert off.read_bytes() == on.read_bytes()
+    pv = persona_view(course, course.world.users[2].user_id)
+    cv = crowd_view(crowd, sorted(set(crowd["topic_id"]))[0], world=world, n_boot=50)
+    builders = {"bars": lambda **kw: distribution_bars(dists, "t", **kw),
+                "persona": lambda **kw: persona_view_figure(pv, **kw),
+                "crowd": lambda **kw: crowd_view_figure(cv, "PAC-LoRA", **kw)}
+    for name, build in builders.items():
+        plt.close("all")
+        off = save_figure(build(pyplot=False), f"{name}-off", tmp_path)
+        assert plt.get_fignums() == []
+        on_fig = build()
+        assert plt.get_fignums() == [on_fig.number]  # the public default is unchanged: a pyplot figure
+        on = save_figure(on_fig, f"{name}-on", tmp_path)
+        plt.close(on_fig)
+        assert off.read_bytes() == on.read_bytes(), name
 
 
 def test_show_figure_falls_back_to_png_when_no_formatter_draws_figures(monkeypatch):
