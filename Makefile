@@ -12,8 +12,13 @@ export TOKENIZERS_PARALLELISM ?= false
 # OpenMP threads sleep instead of spinning while they wait: a busy 2-core machine stays usable (socialalign_lib/runtime.py)
 export OMP_WAIT_POLICY ?= PASSIVE
 LOCK   := requirements.lock
+# The browser test's extras, outside the lock (a test tool, not a course dependency): Debian's chromium + CJK
+# fonts from apt, playwright from pip (driving that chromium: playwright never downloads a browser here).
+PLAYWRIGHT_SPEC ?= playwright==1.63.0
+BROWSER_APT     := chromium fonts-noto-cjk
+SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env course test lint bench model clean upgrade
+.PHONY: env course test test-browser lint bench model clean upgrade
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; v == (3, 11) or print(f"warning: the lock was tested with Python 3.11, this is {v[0]}.{v[1]}")'
@@ -31,8 +36,16 @@ env: $(STAMP)
 course: env
 	$(BIN)/python -m socialalign_lib.course
 
+# -rs: every skipped test says why (the browser test without chromium/playwright, GPU tests without CUDA)
 test: env
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
+
+# The explorers in JupyterLab + headless Chromium (tests/test_browser.py); screenshots to figures/. A few minutes.
+test-browser: env
+	@dpkg -s $(BROWSER_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_APT); }
+	$(BIN)/pip install --quiet $(PLAYWRIGHT_SPEC) -c $(LOCK)
+	SOCIALALIGN_BROWSER_SHOTS=figures $(BIN)/python -m pytest -q -rs tests/test_browser.py
 
 lint: env
 	$(BIN)/ruff check socialalign_lib tests tools benchmarks

@@ -18,8 +18,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-from .plots import label_colors, save_figure
+from .plots import DPI, label_colors, save_figure
 from .world import World
 
 HEADLESS_ENV = "SOCIALALIGN_HEADLESS"
@@ -38,6 +39,55 @@ def _user_options(world: World) -> list[tuple[str, str]]:
 def _topic_options(world: World) -> list[tuple[str, str]]:
     """Dropdown (label, topic_id) pairs: id, hashtag and category."""
     return [(f"{t.topic_id} #{t.hashtag}# [{t.category}]", t.topic_id) for t in world.topics]
+
+
+def _new_figure(pyplot: bool, **kwargs: Any) -> Figure:
+    """A figure for a view: registered with pyplot (``plt.figure``, what a notebook cell shows by itself), or a
+    bare ``Figure`` that pyplot never sees (``pyplot=False``, what the explorers use).
+
+    Why the explorers keep off pyplot: JupyterLab 4.6 sends widget messages to a kernel *subshell* thread
+    (ipykernel 7). While a dropdown callback draws its chart on one thread, the inline backend may "draw and
+    close every open pyplot figure" on the other, and both draw the same figure at once: the first change after
+    the explorer cell ran showed a blank chart or bars without text (jupyterlab#19719, ipykernel#1564). A figure
+    that is not in pyplot's list is invisible to that flush; it is freed when the last reference goes.
+    """
+    return plt.figure(**kwargs) if pyplot else Figure(**kwargs)
+
+
+_FIGURE_MIMETYPES = ("image/png", "image/svg+xml", "image/jpeg", "application/pdf")
+
+
+def show_figure(fig: Figure) -> None:
+    """Display ``fig`` in the current output (inside a callback: the widget's ``Output``), without pyplot.
+
+    ``plt.show(fig)`` would display and close *every* open pyplot figure, and it needs the figure in pyplot's
+    list (see :func:`_new_figure`). ``display(fig)`` goes through IPython's formatter for figures, which the
+    inline backend registers (honouring ``%config InlineBackend.figure_formats``). Under a backend that
+    registers none (``%matplotlib widget``/ipympl) the figure is shown as a PNG instead of its text repr.
+    """
+    from IPython import get_ipython
+    from IPython.display import Image, display
+
+    shell = get_ipython()
+    if shell is not None and not any(_has_formatter(shell, m, fig) for m in _FIGURE_MIMETYPES):
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+        display(Image(data=buf.getvalue(), format="png"))
+        return
+    display(fig)
+
+
+def _has_formatter(shell: Any, mimetype: str, obj: Any) -> bool:
+    formatter = shell.display_formatter.formatters.get(mimetype)
+    if formatter is None or not formatter.enabled:
+        return False
+    try:
+        formatter.lookup(obj)
+    except KeyError:
+        return False
+    return True
 
 
 def _static(path: Path):
@@ -84,11 +134,13 @@ def user_view(world: World, user_id: str, n_history: int = 8) -> dict[str, Any]:
     }
 
 
-def distribution_bars(dists: dict[str, dict[str, float]], title: str) -> plt.Figure:
-    """Horizontal stacked bars, one per named distribution (e.g. true vs empirical vs predicted)."""
+def distribution_bars(dists: dict[str, dict[str, float]], title: str, pyplot: bool = True) -> Figure:
+    """Horizontal stacked bars, one per named distribution (e.g. true vs empirical vs predicted).
+    ``pyplot=False``: a figure pyplot never sees (see :func:`_new_figure`)."""
     names = list(dists)
     labels = list(next(iter(dists.values())))
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.2))
+    fig = _new_figure(pyplot, figsize=(6, 0.5 * len(names) + 1.2))
+    ax = fig.subplots()
     left = np.zeros(len(names))
     for lab, color in zip(labels, label_colors(labels)):
         vals = np.array([dists[n][lab] for n in names])
@@ -133,10 +185,9 @@ def world_explorer(world: World, figures_dir: str | Path | None = None, static_n
     def render_topic(tid: str) -> None:
         v = topic_view(world, tid)
         fig = distribution_bars({"true p(s|topic)": v["true_distribution"], "observed": v["empirical_distribution"]},
-                                f"#{v['hashtag']}# [{v['category']}]")
+                                f"#{v['hashtag']}# [{v['category']}]", pyplot=False)
         display(HTML(f"<p><b>{v['news']}</b></p>"))
-        plt.show(fig) if plt.isinteractive() else display(fig)
-        plt.close(fig)
+        show_figure(fig)
         display(HTML(_html_list([f"{r['sentiment']}: {r['text']} — {r['persona']['values']} / {r['persona']['personality']}"
                                   for r in v["replies"]])))
 
@@ -148,9 +199,8 @@ def world_explorer(world: World, figures_dir: str | Path | None = None, static_n
     first = world.topics[0].topic_id
     v = topic_view(world, first)
     fig = distribution_bars({"true p(s|topic)": v["true_distribution"], "observed": v["empirical_distribution"]},
-                            f"World explorer (static view): #{v['hashtag']}#")
+                            f"World explorer (static view): #{v['hashtag']}#", pyplot=False)
     static = save_figure(fig, static_name, figures_dir)
-    plt.close(fig)
     if headless():
         return _static(static)
     topics = _topic_options(world)
@@ -257,12 +307,13 @@ def _attr_text(value: Any) -> str:
     return str(value)
 
 
-def persona_view_figure(view: dict[str, Any], max_chars: int = 22) -> plt.Figure:
+def persona_view_figure(view: dict[str, Any], max_chars: int = 22, pyplot: bool = True) -> Figure:
     """The static form of :func:`persona_view`: attribute table (truth vs backends, green = recovered, red =
-    missed) on the left, the retrieved posts' BM25 scores on the right."""
+    missed) on the left, the retrieved posts' BM25 scores on the right. ``pyplot=False``: see :func:`_new_figure`."""
     names = list(view["backends"])
     attrs = list(PERSONA_ATTRIBUTES)
-    fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(11.5, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    fig = _new_figure(pyplot, figsize=(11.5, 3.6))
+    ax_t, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
     ax_t.axis("off")
     cols = (["truth"] if view["truth"] else []) + names
     cells, colors = [], []
@@ -342,9 +393,7 @@ def persona_explorer(data: Any, figures_dir: str | Path | None = None, backends:
     world = data.world
     first = world.users[0].user_id
     view = persona_view(data, first, backends=backends)
-    fig = persona_view_figure(view)
-    static = save_figure(fig, static_name, figures_dir)
-    plt.close(fig)
+    static = save_figure(persona_view_figure(view, pyplot=False), static_name, figures_dir)
     if headless():
         return _static(static)
 
@@ -359,9 +408,7 @@ def persona_explorer(data: Any, figures_dir: str | Path | None = None, backends:
         with out:
             v = persona_view(data, user_dd.value, topic_dd.value, backends)
             display(HTML(_persona_html(v)))
-            f = persona_view_figure(v)
-            plt.show(f) if plt.isinteractive() else display(f)
-            plt.close(f)
+            show_figure(persona_view_figure(v, pyplot=False))
             esc = html.escape
             said = f"<p>reply: <i>{esc(v['reply'])}</i></p>" if v["reply"] else "<p>(no reply to this news)</p>"
             display(HTML(f"<p><b>#{esc(v['hashtag'])}#</b> {esc(v['news'])}</p>{said}"))
@@ -447,16 +494,19 @@ def _ci_text(view: dict[str, Any], name: str) -> str:
     return f"{name.upper()} {view[name]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def crowd_view_figure(view: dict[str, Any], method: str = "generated", max_chars: int = 34) -> plt.Figure:
+def crowd_view_figure(view: dict[str, Any], method: str = "generated", max_chars: int = 34,
+                      pyplot: bool = True) -> Figure:
     """The static form of :func:`crowd_view`: stacked bars (real, generated, and the truth when known) with the
-    divergences in the title, and one example reply per bar segment underneath."""
+    divergences in the title, and one example reply per bar segment underneath. ``pyplot=False``: see
+    :func:`_new_figure`."""
     import re
     dists = {f"real ({view['n_real']})": view["real_distribution"],
              f"{method} ({view['n_pred']})": view["pred_distribution"]}
     if view["true_distribution"] is not None:
         dists["true crowd"] = view["true_distribution"]
     names, labels = list(dists), view["labels"]
-    fig, (ax, ax_txt) = plt.subplots(2, 1, figsize=(8.5, 4.0), gridspec_kw={"height_ratios": [1, 0.5]})
+    fig = _new_figure(pyplot, figsize=(8.5, 4.0))
+    ax, ax_txt = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 0.5]})
     left = np.zeros(len(names))
     for lab, color in zip(labels, label_colors(labels)):
         vals = np.array([dists[n][lab] for n in names])
@@ -495,9 +545,8 @@ def crowd_explorer(labelled: Any, comparison: Any | None = None, world: World | 
 
     topics = sorted(set(labelled["topic_id"]))
     first = topic_id or topics[0]
-    fig = crowd_view_figure(crowd_view(labelled, first, comparison, world), method)
+    fig = crowd_view_figure(crowd_view(labelled, first, comparison, world), method, pyplot=False)
     static = save_figure(fig, static_name, figures_dir)
-    plt.close(fig)
     if headless():
         return _static(static)
 
@@ -505,9 +554,7 @@ def crowd_explorer(labelled: Any, comparison: Any | None = None, world: World | 
         v = crowd_view(labelled, tid, comparison, world)
         if v["news"]:
             display(HTML(f"<p><b>#{html.escape(v['hashtag'])}#</b> {html.escape(v['news'])}</p>"))
-        f = crowd_view_figure(v, method)
-        plt.show(f) if plt.isinteractive() else display(f)
-        plt.close(f)
+        show_figure(crowd_view_figure(v, method, pyplot=False))
         for side in ("real", "generated"):
             items = [f"{lab} ({v['counts'][side][lab]}): {r['text']}" for lab in v["labels"]
                      for r in v["replies"][side][lab]]
@@ -621,11 +668,12 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text.replace("\n", " "), width)) or "(empty)"
 
 
-def generation_view_figure(view: dict[str, Any], width: int = 40) -> plt.Figure:
+def generation_view_figure(view: dict[str, Any], width: int = 40, pyplot: bool = True) -> Figure:
     """The static form of :func:`generation_view`: the news, the real reply and each model's reply on the left;
-    gate A and gate B of each PAC-LoRA model as bars on the right (dashed line: uniform 1/n)."""
+    gate A and gate B of each PAC-LoRA model as bars on the right (dashed line: uniform 1/n). ``pyplot=False``:
+    see :func:`_new_figure`."""
     gated = list(view["gates"])
-    fig = plt.figure(figsize=(11.5, 1.8 + 1.1 * max(1, len(gated)) + 0.3 * len(view["replies"])))
+    fig = _new_figure(pyplot, figsize=(11.5, 1.8 + 1.1 * max(1, len(gated)) + 0.3 * len(view["replies"])))
     grid = fig.add_gridspec(max(1, len(gated)), 3, width_ratios=[2.6, 1, 1])
     ax_text = fig.add_subplot(grid[:, 0])
     ax_text.axis("off")
@@ -664,7 +712,6 @@ def generation_explorer(data: Any, models: Mapping[str, Any], figures_dir: str |
     (the first held-out ``test_user`` case unless given) is rendered and saved as
     ``figures/04_generation_explorer.png``; nothing waits for input."""
     import ipywidgets as w
-    from IPython.display import display
 
     world = data.world
     if user_id is None or topic_id is None:
@@ -672,9 +719,7 @@ def generation_explorer(data: Any, models: Mapping[str, Any], figures_dir: str |
         user_id, topic_id = user_id or held_out[0]["user_id"], topic_id or held_out[0]["topic_id"]
     view = generation_view(data, models, user_id, topic_id, max_new_tokens=max_new_tokens)
     with _no_glyph_warnings():
-        fig = generation_view_figure(view)
-        static = save_figure(fig, static_name, figures_dir)
-    plt.close(fig)
+        static = save_figure(generation_view_figure(view, pyplot=False), static_name, figures_dir)
     if headless():
         return _static(static)
 
@@ -695,9 +740,7 @@ def generation_explorer(data: Any, models: Mapping[str, Any], figures_dir: str |
     def show(v: dict[str, Any]) -> None:
         out.clear_output(wait=True)
         with out, _no_glyph_warnings():
-            f = generation_view_figure(v)
-            plt.show(f) if plt.isinteractive() else display(f)
-            plt.close(f)
+            show_figure(generation_view_figure(v, pyplot=False))
 
     def on_click(_: Any) -> None:
         show(generation_view(data, models, user_dd.value, topic_dd.value, news_box.value or None,

@@ -265,3 +265,132 @@ def test_generation_explorer_builds_headless_and_saves_static_view(course, socia
     box = generation_explorer(course, socialllms, figures_dir=tmp_path, max_new_tokens=6)
     assert len(box.children) == 2
     assert (tmp_path / "04_generation_explorer.png").exists()
+
+
+# ---- explorer charts stay off pyplot (JupyterLab 4.6 runs widget callbacks on a kernel subshell thread) --------
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """Every object the explorers display, with pyplot's open figure numbers at that moment. The inline
+    backend's "draw and close all open figures" (run by a message on the subshell thread) races a callback only
+    through pyplot's list, so a chart must not be in it even while it is being displayed."""
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    calls: list[tuple[object, list[int]]] = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **_: calls.extend((o, plt.get_fignums()) for o in objs))
+    yield calls
+    plt.close("all")
+
+
+def _figures(calls):
+    from matplotlib.figure import Figure
+
+    return [(o, nums) for o, nums in calls if isinstance(o, Figure)]
+
+
+def _assert_displayed_off_pyplot(calls):
+    import matplotlib.pyplot as plt
+
+    figs = _figures(calls)
+    assert figs, "the callback displayed no figure"
+    assert all(nums == [] for _, nums in figs), f"pyplot held figures while a chart was displayed: {figs}"
+    assert plt.get_fignums() == []
+    for fig, _ in figs:  # drawn for real: axes with text on them
+        assert fig.axes and any(t.get_text() for ax in fig.axes for t in ax.texts + [ax.title] + ax.get_yticklabels())
+
+
+def test_world_explorer_callback_displays_a_figure_pyplot_never_sees(world, tmp_path, shown):
+    box = world_explorer(world, figures_dir=tmp_path)
+    dropdown = box.children[0].children[0]
+    shown.clear()
+    dropdown.value = dropdown.options[2][1]  # the first change after the cell ran (blank chart in JupyterLab 4.6)
+    _assert_displayed_off_pyplot(shown)
+    assert f"#{world.topic(dropdown.value).hashtag}#" in _figures(shown)[0][0].axes[0].get_title()
+
+
+def test_persona_explorer_callback_displays_a_figure_pyplot_never_sees(course, tmp_path, shown):
+    from socialalign_lib.explore import persona_explorer
+
+    box = persona_explorer(course, figures_dir=tmp_path)
+    user_dd, topic_dd = box.children[0].children
+    shown.clear()
+    user_dd.value = course.world.users[3].user_id
+    _assert_displayed_off_pyplot(shown)
+    assert course.world.users[3].screen_name in _figures(shown)[-1][0].axes[0].get_title()
+
+
+def test_crowd_explorer_callback_displays_a_figure_pyplot_never_sees(world, crowd, tmp_path, shown):
+    from socialalign_lib.explore import crowd_explorer
+
+    box = crowd_explorer(crowd, world=world, figures_dir=tmp_path, method="PAC-LoRA")
+    dropdown = box.children[0]
+    shown.clear()
+    dropdown.value = dropdown.options[-1][1]
+    _assert_displayed_off_pyplot(shown)
+    assert _figures(shown)[0][0].axes[0].get_title().startswith(dropdown.value)
+
+
+def test_generation_explorer_callback_displays_a_figure_pyplot_never_sees(course, socialllms, tmp_path, shown):
+    from socialalign_lib.explore import generation_explorer
+
+    box = generation_explorer(course, {"PAC-LoRA": socialllms["PAC-LoRA"]}, figures_dir=tmp_path, max_new_tokens=4)
+    button = box.children[0].children[-1].children[-1]
+    shown.clear()
+    button.click()
+    _assert_displayed_off_pyplot(shown)
+
+
+def test_off_pyplot_figures_save_the_same_static_png(world, course, crowd, tmp_path):
+    """The headless figures (``make course``, README) are drawn off pyplot now: byte-identical to pyplot's."""
+    import matplotlib.pyplot as plt
+
+    from socialalign_lib.explore import (
+        crowd_view,
+        crowd_view_figure,
+        distribution_bars,
+        persona_view,
+        persona_view_figure,
+    )
+    from socialalign_lib.plots import save_figure
+
+    v = topic_view(world, world.topics[0].topic_id)
+    dists = {"true": v["true_distribution"], "observed": v["empirical_distribution"]}
+    pv = persona_view(course, course.world.users[2].user_id)
+    cv = crowd_view(crowd, sorted(set(crowd["topic_id"]))[0], world=world, n_boot=50)
+    builders = {"bars": lambda **kw: distribution_bars(dists, "t", **kw),
+                "persona": lambda **kw: persona_view_figure(pv, **kw),
+                "crowd": lambda **kw: crowd_view_figure(cv, "PAC-LoRA", **kw)}
+    for name, build in builders.items():
+        plt.close("all")
+        off = save_figure(build(pyplot=False), f"{name}-off", tmp_path)
+        assert plt.get_fignums() == []
+        on_fig = build()
+        assert plt.get_fignums() == [on_fig.number]  # the public default is unchanged: a pyplot figure
+        on = save_figure(on_fig, f"{name}-on", tmp_path)
+        plt.close(on_fig)
+        assert off.read_bytes() == on.read_bytes(), name
+
+
+def test_show_figure_falls_back_to_png_when_no_formatter_draws_figures(monkeypatch):
+    """Under ``%matplotlib widget`` IPython has no formatter for a bare Figure: show a PNG, not its text repr."""
+    import IPython
+    import IPython.display
+    from IPython.core.formatters import DisplayFormatter
+    from matplotlib.figure import Figure
+
+    from socialalign_lib.explore import show_figure
+
+    shell = type("Shell", (), {"display_formatter": DisplayFormatter()})()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    calls = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **_: calls.append(obj))
+    fig = Figure(figsize=(2, 1))
+    fig.subplots().plot([0, 1])
+    show_figure(fig)
+    assert isinstance(calls[-1], IPython.display.Image) and calls[-1].data.startswith(b"\x89PNG")
+    shell.display_formatter.formatters["image/png"].for_type(Figure, lambda f: b"png")  # as the inline backend does
+    show_figure(fig)
+    assert calls[-1] is fig
