@@ -295,8 +295,9 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
             cases = generate_world(size=data.size, seed=data.seed).cases()
             name = f"{data.size}-seed{data.seed}"
         personas = read_personas(opt.personas) if opt.personas else {}
-        missing = {case.user.user_id: case.user for case in cases
-                   if case.user.user_id not in personas and case.user.persona is None}
+        # cases read from official records keep their own persona (records.build_records renders them verbatim)
+        missing = {case.user.user_id: case.user for case in cases if case.record_parts is None
+                   and case.user.user_id not in personas and case.user.persona is None}
         if missing and any(v != "without_persona" for v in data.variants):
             from .persona import PersonaExtractor, StatisticalPersonaBackend, persona_posts, personas_of
 

@@ -93,25 +93,37 @@ def render_instruction(user_name: str, history_posts: Sequence[Post], persona: P
     Wording and order are the official template's, including the spaces after "历史博文:" and "新闻:"; the
     only liberty: with fewer than five history posts the count word says how many there are.
     """
+    persona_text = None if persona is None else render_persona(persona)
+    return render_instruction_parts(user_name, [render_history_item(p) for p in history_posts], persona_text,
+                                    news.replace("\\n", "\n"), hashtag, variant)
+
+
+def render_instruction_parts(user_name: str, history_items: Sequence[str], persona_text: str | None, news: str,
+                             hashtag: str, variant: str = "full") -> tuple[str, tuple[int, int], tuple[int, int]]:
+    """:func:`render_instruction` from parts already rendered: history items and persona text go in verbatim.
+
+    This is the official template's ``format`` call; an official record's parts (``schema.RecordParts``) give its
+    instruction back character for character.
+    """
     if variant not in VARIANTS:
         raise RecordError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     w = _SpanWriter()
     w.open("user")
     w.add(f"你的用户名为{user_name}, ")
     if variant != "without_history":
-        n = len(history_posts)
+        n = len(history_items)
         count = _ZH_NUM[n] if n <= 10 else str(n)
         w.add(f"以下是你的{count}条历史博文: \n")
-        w.add("\n".join(f"{i}. {render_history_item(p)}" for i, p in enumerate(history_posts, 1)))
+        w.add("\n".join(f"{i}. {item}" for i, item in enumerate(history_items, 1)))
     if variant != "without_persona":
-        if persona is None:
+        if persona_text is None:
             raise RecordError(f"variant {variant!r} needs a persona")
         w.add("\n" if variant == "full" else "")
-        w.add("以下是你的用户画像：\n" + render_persona(persona))
+        w.add("以下是你的用户画像：\n" + persona_text)
     w.close("user")
     w.add("\n现在你看到了一则新闻: \n")
     w.open("news")
-    w.add(news.replace("\\n", "\n"))
+    w.add(news)
     w.close("news")
     w.add(f"\n关于这个新闻的hashtag #{hashtag}# 登上了微博热搜，请发一条关于hashtag #{hashtag}# 的微博，请注意：\n")
     w.add(_GUIDE_FIRST[variant] + "\n" + _GUIDE_REST)
@@ -127,6 +139,49 @@ def render_record(case: Case, history_posts: Sequence[Post], persona: Persona | 
             case.user.screen_name, history_posts, persona, case.topic.news, case.topic.hashtag, variant)
     except RecordError as exc:
         raise RecordError(f"case {case.case_id} (user {case.user.user_id}): {exc}") from None
+    return _record(case, instruction, user_span, news_span, variant, [p.post_id for p in history_posts])
+
+
+def render_parts_record(case: Case, variant: str | None = None,
+                        persona: Persona | str | None = None) -> dict[str, Any]:
+    """The record of a case read from an official record (``case.record_parts``), rendered from its own parts.
+
+    ``variant`` None (or the record's own variant) with no ``persona``: the record's instruction, character for
+    character, and its spans. Another variant: the official template of that variant filled with the same parts
+    (what the official dataset script writes for the same case), e.g. ``without_persona`` from a ``full`` record.
+    ``persona`` replaces the record's persona (a :class:`Persona` is rendered, a string goes in as it is).
+
+    Raises:
+        RecordError: the case has no parts, or the variant needs a part the record does not have (the history of
+            a ``without_history`` record, the persona of a ``without_persona`` one).
+    """
+    parts = case.record_parts
+    if parts is None:
+        raise RecordError(f"case {case.case_id}: no record_parts (not read from an official record)")
+    variant = variant or parts.variant
+    if variant != "without_history" and parts.variant == "without_history":
+        raise RecordError(f"case {case.case_id}: variant {variant!r} needs the history, which its "
+                          f"{parts.variant!r} record does not have")
+    persona_text = parts.persona_text if persona is None else render_persona(persona)
+    try:
+        instruction, user_span, news_span = render_instruction_parts(
+            parts.user_name, parts.history, persona_text, parts.news, parts.hashtag, variant)
+    except RecordError as exc:
+        raise RecordError(f"case {case.case_id} (user {case.user.user_id}): {exc}") from None
+    if variant == parts.variant and persona is None and instruction != parts.instruction:
+        # the template is not the official one (another tool wrote the file): keep the record as it is
+        from .loaders import parse_socialalign_instruction
+
+        found = parse_socialalign_instruction(parts.instruction)
+        if found["user_span"] is None or found["news_span"] is None:
+            raise RecordError(f"case {case.case_id}: cannot find the user and news spans in its instruction")
+        instruction, user_span, news_span = parts.instruction, found["user_span"], found["news_span"]
+    history_ids = [] if variant == "without_history" else [p.post_id for p in case.user.history]
+    return _record(case, instruction, user_span, news_span, variant, history_ids)
+
+
+def _record(case: Case, instruction: str, user_span: Sequence[int], news_span: Sequence[int], variant: str,
+            history_ids: list[str]) -> dict[str, Any]:
     return {
         "instruction": instruction,
         "input": "",
@@ -142,7 +197,7 @@ def render_record(case: Case, history_posts: Sequence[Post], persona: Persona | 
         "variant": variant,
         "hashtag": case.topic.hashtag,
         "user_name": case.user.screen_name,
-        "history_ids": [p.post_id for p in history_posts],
+        "history_ids": history_ids,
     }
 
 
@@ -297,14 +352,26 @@ def record_features():
 def build_records(cases: Iterable[Case], retrieval_cfg: Any | None = None,
                   persona_by_user: Mapping[str, Persona | str] | None = None,
                   variants: Sequence[str] = ("full",),
-                  history_filter: Callable[[User], list[Post]] | None = None) -> list[dict[str, Any]]:
+                  history_filter: Callable[[User], list[Post]] | None = None,
+                  persona_by_user_topic: Mapping[tuple[str, str], Persona | str] | None = None,
+                  ) -> list[dict[str, Any]]:
     """Records for ``cases`` × ``variants``; history = BM25 top-k of the user's history for the news.
 
     ``history_filter(user)`` returns the posts retrieval may choose from (e.g. ``clean.HistoryFilter()``, the
     official rules); by default the whole history. A user it returns no posts for is skipped with all their
-    cases (counted in a warning), as upstream skips users with fewer than 10 posts left. The target post is removed from it (by id), as upstream does. The persona
-    comes from ``persona_by_user`` or else ``case.user.persona``; a variant that needs one and finds none
-    raises :class:`RecordError` naming the case.
+    cases (counted in a warning), as upstream skips users with fewer than 10 posts left. The target post is
+    removed from it (by id), as upstream does.
+
+    Persona, first found: ``persona_by_user_topic[(user_id, topic_id)]`` (the official protocol: one persona per
+    (user, topic), written from the posts retrieved for that news, see ``persona.personas_per_topic``), then
+    ``persona_by_user[user_id]`` (ours: one persona per user), then ``case.user.persona``. A variant that needs
+    one and finds none raises :class:`RecordError` naming the case.
+
+    A case read from an official record (``case.record_parts``, from ``loaders.load_socialalign_cases``) is
+    rendered from its own parts by :func:`render_parts_record`: its five posts and its persona as the record has
+    them (no retrieval, no filter, no ``persona_by_user``), so its own variant comes back identical. Variants its
+    record has no parts for (``full`` from a ``without_history`` record, or from a ``without_persona`` record
+    with no persona given) are skipped and counted in a warning.
     """
     from .retrieval import RetrievalConfig, retrieve_history
 
@@ -313,21 +380,38 @@ def build_records(cases: Iterable[Case], retrieval_cfg: Any | None = None,
     if bad:
         raise RecordError(f"unknown variant(s) {bad}; choose from {VARIANTS}")
     needs_history = any(v != "without_history" for v in variants)
-    filtered: dict[str, list[Post]] = {}
-    out, skipped = [], 0
+    by_topic = persona_by_user_topic or {}
+    # keyed by the user *and* their history: the same user id may come with different histories (one per case)
+    filtered: dict[tuple[str, tuple[str, ...]], list[Post]] = {}
+    out, skipped, missing_parts = [], 0, 0
     for case in cases:
         uid = case.user.user_id
-        if uid not in filtered:
-            filtered[uid] = history_filter(case.user) if history_filter else list(case.user.history)
-        if history_filter is not None and not filtered[uid]:
+        topic_persona = by_topic.get((uid, case.topic.topic_id))
+        if case.record_parts is not None:
+            for v in variants:
+                persona = topic_persona
+                if persona is None and v != "without_persona" and case.record_parts.persona_text is None:
+                    persona = (persona_by_user or {}).get(uid, case.user.persona)
+                try:
+                    out.append(render_parts_record(case, v, persona))
+                except RecordError:
+                    missing_parts += 1
+            continue
+        key = (uid, tuple(p.post_id for p in case.user.history))
+        if key not in filtered:
+            filtered[key] = history_filter(case.user) if history_filter else list(case.user.history)
+        if history_filter is not None and not filtered[key]:
             skipped += 1  # the filter skipped this user (upstream: < 10 posts left), so upstream has no case
             continue
-        history = [p for p in filtered[uid] if p.post_id != case.response.post_id]
+        history = [p for p in filtered[key] if p.post_id != case.response.post_id]
         posts = [p for p, _ in retrieve_history(history, case.topic.news, cfg)] if needs_history else []
-        persona = (persona_by_user or {}).get(uid, case.user.persona)
+        persona = topic_persona if topic_persona is not None else (persona_by_user or {}).get(uid, case.user.persona)
         out += [render_record(case, [] if v == "without_history" else posts, persona, v) for v in variants]
     if skipped:
         log.warning("history_filter left no posts for the users of %d case(s); those cases were skipped", skipped)
+    if missing_parts:
+        log.warning("%d (case, variant) pair(s) of official records skipped: the record lacks the history or persona "
+                    "that variant needs", missing_parts)
     return out
 
 
@@ -335,7 +419,8 @@ def build_dataset(world_or_cases: World | Iterable[Case], retrieval_cfg: Any | N
                   persona_by_user: Mapping[str, Persona | str] | None = None,
                   variants: Sequence[str] = ("full",), splits: Sequence[str] = SPLITS,
                   history_filter: Callable[[User], list[Post]] | None = None,
-                  num_proc: int | None = None) -> DatasetDict:
+                  num_proc: int | None = None,
+                  persona_by_user_topic: Mapping[tuple[str, str], Persona | str] | None = None) -> DatasetDict:
     """A ``DatasetDict`` with the world's splits: train / validation / test_user (unseen users) /
     test_topic (unseen topics) / test_both; every split present, possibly empty. Arguments as in
     :func:`build_records`.
@@ -348,7 +433,8 @@ def build_dataset(world_or_cases: World | Iterable[Case], retrieval_cfg: Any | N
     cases = world_or_cases.cases() if hasattr(world_or_cases, "cases") else list(world_or_cases)
     if num_proc and num_proc > 1 and len(cases) > 1:
         def render(batch: dict[str, list[int]]) -> dict[str, list[Any]]:
-            rows = build_records([cases[i] for i in batch["i"]], retrieval_cfg, persona_by_user, variants, history_filter)
+            rows = build_records([cases[i] for i in batch["i"]], retrieval_cfg, persona_by_user, variants, history_filter,
+                                 persona_by_user_topic)
             return {k: [r[k] for r in rows] for k in record_features()}
 
         index = Dataset.from_dict({"i": list(range(len(cases)))})
@@ -356,7 +442,7 @@ def build_dataset(world_or_cases: World | Iterable[Case], retrieval_cfg: Any | N
         records = index.map(render, batched=True, batch_size=shard, num_proc=num_proc, remove_columns=["i"],
                             features=record_features(), desc="records").to_list()
     else:
-        records = build_records(cases, retrieval_cfg, persona_by_user, variants, history_filter)
+        records = build_records(cases, retrieval_cfg, persona_by_user, variants, history_filter, persona_by_user_topic)
     unknown = sorted({r["split"] for r in records} - set(splits))
     if unknown:
         raise RecordError(f"cases carry split(s) {unknown} not in {list(splits)}")

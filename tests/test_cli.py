@@ -186,14 +186,30 @@ def test_build_from_the_official_socialalign_file_into_one_split(tmp_path):
     official = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_sample.json"
     summary = run("build", "--cases", str(official), "--split", "test_topic", "--variants", "full",
                   "--out-dir", str(tmp_path))
-    assert summary["counts"] == {"train": 0, "validation": 0, "test_user": 0, "test_topic": 3, "test_both": 0}
+    # only the full record has the history and persona a full prompt needs; nothing is invented for the others
+    assert summary["counts"] == {"train": 0, "validation": 0, "test_user": 0, "test_topic": 1, "test_both": 0}
     rows = read_jsonl(tmp_path / "jsonl" / "test_topic.jsonl")
     source = load_socialalign_alpaca(official)
-    assert [r["output"] for r in rows] == [s.output for s in source]
+    assert rows[0]["instruction"] == source[0].instruction and rows[0]["output"] == source[0].output
     assert {r["split"] for r in rows} == {"test_topic"} and read_jsonl(tmp_path / "jsonl" / "train.jsonl") == []
-    first = rows[0]["instruction"]  # the record's own persona is kept; the news span is the official news
-    assert source[0].persona.interests in first
-    assert first[slice(*rows[0]["news_span"])] == source[0].news
+    assert rows[0]["instruction"][slice(*rows[0]["news_span"])] == source[0].news
+
+
+def test_build_round_trips_every_official_record_of_a_multi_topic_file(tmp_path):
+    """`socialalign build --cases` on a file where one user answers two topics in several variants, out of order:
+    every record is written back with the identical instruction and the parser's spans."""
+    from socialalign_lib.io import read_jsonl
+    from socialalign_lib.loaders import load_socialalign_alpaca
+
+    official = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_multitopic.json"
+    run("build", "--cases", str(official), "--out-dir", str(tmp_path))
+    rows = {(r["case_id"], r["variant"]): r for r in read_jsonl(tmp_path / "jsonl" / "train.jsonl")}
+    source = load_socialalign_alpaca(official)
+    assert len({s.hashtag for s in source if s.user_name == "阿明"}) == 2
+    for i, src in enumerate(source):
+        row = rows[f"sa{i:06d}", src.variant]
+        assert row["instruction"] == src.instruction, i
+        assert (tuple(row["user_span"]), tuple(row["news_span"])) == (src.user_span, src.news_span)
 
 
 class _SlowOpenAI:

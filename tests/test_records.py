@@ -305,3 +305,66 @@ def test_history_filter_limits_what_retrieval_may_choose(world, personas):
     kept = build_records(cases, retrieval.RetrievalConfig(k=5), personas, ("full",),
                          history_filter=lambda u: [] if u.user_id == first else list(u.history))
     assert {r["case_id"] for r in kept} == {c.case_id for c in cases if c.user.user_id != first}
+
+
+# ------------------------------------------------------------------------------------------------ official records
+
+MULTITOPIC = __import__("pathlib").Path(__file__).parent / "fixtures" / "socialalign" / "SocialWeibo_multitopic.json"
+
+
+def test_official_records_round_trip_identically_through_build_records():
+    """One user (阿明) replies to two topics, in every variant and out of order: each record comes back identical.
+
+    Pins three bugs of rebuilding from the alpaca JSON: a history cached per user id (阿明's second topic got the
+    first case's posts, or none after a without_history record), the persona re-worded (情感倾向 → 情感基调,
+    "：" → ": ", the final "。" dropped), and the posts re-ranked by a new BM25."""
+    from socialalign_lib.loaders import load_socialalign_alpaca, load_socialalign_cases
+    from socialalign_lib.records import build_records
+
+    source = load_socialalign_alpaca(MULTITOPIC)
+    cases = load_socialalign_cases(MULTITOPIC)
+    assert [c.user.user_id for c in cases].count("name:阿明") == 4  # the fixture is what the test claims
+    assert len({c.topic.topic_id for c in cases if c.user.screen_name == "阿明"}) == 2
+    records = build_records(cases, variants=VARIANTS)
+    by_key = {(r["case_id"], r["variant"]): r for r in records}
+    for case, src in zip(cases, source, strict=True):
+        rec = by_key[case.case_id, src.variant]
+        assert rec["instruction"] == src.instruction, case.case_id
+        assert tuple(rec["user_span"]) == src.user_span and tuple(rec["news_span"]) == src.news_span
+        assert rec["output"] == src.output
+    # a variant derived from a full record is the official template filled with the same parts: the file's own
+    # without_persona record of the same (user, topic)
+    full_oil = next(c for c, s in zip(cases, source) if s.user_name == "阿明" and s.hashtag == "油价今晚上调"
+                    and s.variant == "full")
+    wp_oil = next(s for s in source if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona")
+    assert by_key[full_oil.case_id, "without_persona"]["instruction"] == wp_oil.instruction
+    # what a record lacks is not invented: no "full" record from a without_history or a without_persona record
+    assert {v for (cid, v) in by_key if cid == cases[0].case_id} == {"without_history"}
+    assert {v for (cid, v) in by_key if cid == cases[4].case_id} == {"without_persona"}
+
+
+def test_official_case_parts_survive_the_case_jsonl(tmp_path):
+    from socialalign_lib.io import load_cases, write_jsonl
+    from socialalign_lib.loaders import load_socialalign_cases
+    from socialalign_lib.records import build_records
+
+    cases = load_socialalign_cases(MULTITOPIC)
+    write_jsonl(tmp_path / "cases.jsonl", [c.to_dict() for c in cases])
+    again = load_cases(tmp_path / "cases.jsonl", allow_empty_history=True)
+    assert [c.record_parts for c in again] == [c.record_parts for c in cases]
+    assert build_records(again, variants=VARIANTS) == build_records(cases, variants=VARIANTS)
+
+
+def test_a_user_with_two_histories_is_not_served_from_a_cache(world, personas):
+    """Two cases of one user id with different histories (as official records are): each gets its own posts."""
+    import copy
+
+    from socialalign_lib.records import build_records
+
+    case = next(c for c in world.cases() if len(c.user.history) >= 6)
+    other = copy.deepcopy(case)
+    other.case_id += "-b"
+    other.user.history = other.user.history[3:]
+    first, second = build_records([case, other], persona_by_user=personas)
+    assert set(second["history_ids"]) <= {p.post_id for p in other.user.history}
+    assert first["history_ids"] != second["history_ids"]
