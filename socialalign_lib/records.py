@@ -8,6 +8,11 @@ character spans of the user block (name + history + persona) and of the news tex
 string is built*; tokens spans come from the tokenizer's offset mapping, and the offset of the instruction
 inside the chat-templated prompt is computed by rendering the template, never by searching the text.
 
+Two span schemes reach PAC-LoRA (``ChatConfig.spans``): ``"record"`` (ours; gate B reads name + history +
+persona, gate A the news text alone) and ``"official"`` (the official code's: gate A reads the whole news block
+including the trending-hashtag sentence, gate B every token before it, system prompt and chat-template tokens
+included). ``socialllm`` uses the official scheme with the official per-token routing and ours with sequence routing.
+
 Record fields: ``instruction``, ``input`` (""), ``output`` (the real post), ``user_span``, ``news_span``
 (``[start, end)`` character offsets into ``instruction``), ``sentiment``, ``case_id``, ``topic_id``,
 ``user_id``, ``category``, ``split``, ``variant``, plus ``hashtag``, ``user_name``, ``history_ids``.
@@ -236,17 +241,58 @@ def _encode_with_spans(tokenizer: Any, text: str, char_spans: Iterable[Sequence[
     return list(enc["input_ids"]), spans_from_offsets(enc["offset_mapping"], char_spans)
 
 
+#: Which token spans the PAC-LoRA gates read (``ChatConfig.spans``):
+#: ``"record"`` (ours): the record's spans, user = name + history + persona, news = the news text only;
+#: ``"official"``: the official code's, news = the whole block "现在你看到了一则新闻: …关于这个新闻的hashtag #…# 登上了
+#: 微博热搜" (so gate A sees the hashtag), user = every token before it (chat template tokens and system prompt too).
+SPAN_SCHEMES: tuple[str, ...] = ("record", "official")
+_NEWS_HEAD = "现在你看到了一则新闻: \n"
+_NEWS_BLOCK_END = "，请发一条关于hashtag"
+
+
+def resolve_spans(spans: str, routing: str | None) -> str:
+    """``"auto"`` → ``"official"`` with the official per-token routing, ``"record"`` otherwise; else ``spans``."""
+    if spans == "auto":
+        return "official" if routing == "token" else "record"
+    if spans not in SPAN_SCHEMES:
+        raise ValueError(f"spans must be 'auto' or one of {SPAN_SCHEMES}, got {spans!r}")
+    return spans
+
+
 @dataclass
 class ChatConfig:
     """How a record becomes a chat training example (official: Qwen2.5 chat template, max length 1024).
 
-    ``user_span_includes_system``: the official PAC-LoRA user mask also covers the system prompt; off by
-    default so the span is exactly the user block the record names.
+    ``spans``: which token spans the PAC-LoRA gates read, see :data:`SPAN_SCHEMES`. ``"record"`` (the default, and
+    what sequence routing is trained with): gate B pools the user block the record names (name, history, persona),
+    gate A the news text alone. ``"official"``: the official code's spans (the default for
+    ``routing="token"``, via ``socialllm.SocialLLMConfig.spans="auto"``).
+    ``user_span_includes_system``: with ``spans="record"``, start the user span at the system prompt (the official
+    user span starts even earlier, at token 0).
     """
 
     system_prompt: str = SYSTEM_PROMPT
     max_length: int = 1024
     user_span_includes_system: bool = False
+    spans: str = "record"
+
+    def __post_init__(self) -> None:
+        if self.spans not in SPAN_SCHEMES:
+            raise ValueError(f"ChatConfig.spans must be one of {SPAN_SCHEMES}, got {self.spans!r}")
+
+
+def official_news_block(instruction: str, news_span: Sequence[int]) -> tuple[int, int]:
+    """Character range of the official news block in ``instruction``, found from the record's news span (not by
+    searching the whole text, so a history post quoting the header cannot move it): from the header
+    "现在你看到了一则新闻" just before the news to the "，请发一条关于hashtag" that follows it (exclusive), as the
+    official code's ``prompt.find`` pair delimits it on a well-formed prompt."""
+    start = news_span[0] - len(_NEWS_HEAD)
+    if start < 0 or instruction[start:news_span[0]] != _NEWS_HEAD:
+        raise RecordError(f"no {_NEWS_HEAD.strip()!r} header right before the news span {list(news_span)}")
+    end = instruction.find(_NEWS_BLOCK_END, news_span[1])
+    if end < 0:
+        raise RecordError(f"no {_NEWS_BLOCK_END!r} after the news span {list(news_span)}")
+    return start, end
 
 
 def _messages(system: str, user: str, assistant: str | None = None) -> list[dict[str, str]]:
@@ -296,7 +342,7 @@ def chat_prompt(tokenizer: Any, instruction: str, config: ChatConfig | None = No
 def build_chat_example(tokenizer: Any, record: Mapping[str, Any], config: ChatConfig | None = None) -> dict[str, Any]:
     """``input_ids``, ``attention_mask``, ``labels`` (-100 on the prompt) and token ``user_span`` / ``news_span``.
 
-    The prompt and the response are tokenised separately (as at generation time, where the prompt is all the
+    ``config.spans`` picks the spans (:data:`SPAN_SCHEMES`): the record's, or the official code's. The prompt and the response are tokenised separately (as at generation time, where the prompt is all the
     model has), so the label boundary is a token boundary. Spans are the record's character spans shifted by
     the instruction's offset in the rendered chat and mapped through the offset mapping. A response that
     does not fit ``max_length`` is cut; a prompt that does not fit raises (cutting it would lose the news).
@@ -304,11 +350,20 @@ def build_chat_example(tokenizer: Any, record: Mapping[str, Any], config: ChatCo
     cfg = config or ChatConfig()
     instruction, output = record["instruction"], record["output"]
     prompt, off, off_sys = chat_prompt(tokenizer, instruction, cfg)
-    user = [record["user_span"][0] + off, record["user_span"][1] + off]
-    if cfg.user_span_includes_system and getattr(tokenizer, "chat_template", None):
-        user[0] = off_sys
-    news = [record["news_span"][0] + off, record["news_span"][1] + off]
-    prompt_ids, (user_tok, news_tok) = _encode_with_spans(tokenizer, prompt, [user, news])
+    if cfg.spans == "official":
+        try:
+            block = official_news_block(instruction, record["news_span"])
+        except RecordError as exc:
+            raise RecordError(f"case {record.get('case_id')}: {exc}") from None
+        news = [block[0] + off, block[1] + off]
+        prompt_ids, (news_tok,) = _encode_with_spans(tokenizer, prompt, [news])
+        user_tok = (0, news_tok[0])  # every token before the news block, template and system prompt included
+    else:
+        user = [record["user_span"][0] + off, record["user_span"][1] + off]
+        if cfg.user_span_includes_system and getattr(tokenizer, "chat_template", None):
+            user[0] = off_sys
+        news = [record["news_span"][0] + off, record["news_span"][1] + off]
+        prompt_ids, (user_tok, news_tok) = _encode_with_spans(tokenizer, prompt, [user, news])
     if getattr(tokenizer, "chat_template", None):
         full = tokenizer.apply_chat_template(_messages(cfg.system_prompt, instruction, output), tokenize=False)
         if not full.startswith(prompt):

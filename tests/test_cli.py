@@ -119,7 +119,16 @@ def test_the_shipped_paper_config_is_the_official_run():
     assert (model.base_model, model.method, model.n_experts, model.r, model.alpha, model.max_length) == (
         "Qwen/Qwen2.5-7B-Instruct", "pac_lora", 3, 8, 16, 1024)
     assert (sft.num_train_epochs, sft.max_steps, sft.lr_scheduler_type, sft.bf16) == (2, -1, "cosine", True)
+    assert sft.per_device_train_batch_size * sft.gradient_accumulation_steps == 16
+    # the official method: per-token routing on the official spans, bf16 weights, no quantisation
+    assert (model.routing, model.chat_config().spans) == ("token", "official")
+    assert (model.dtype, model.load_in_4bit) == ("bfloat16", False)
+    assert model.peft_config().routing == "token"
     assert sft.learning_rate == 1e-5 and c["train"].dataset == "d"  # the command line wins over the file
+    # our QLoRA variant is a separate file, and says what it is
+    q = args.build(parser.parse_args(["--config", str(ROOT / "configs" / "paper" / "train_pac_lora_qwen7b_qlora.toml"),
+                                      "--dataset", "d"]))["model"]
+    assert (q.routing, q.load_in_4bit, q.chat_config().spans) == ("sequence", True, "record")
 
 
 def test_same_field_name_in_two_groups_needs_a_table(tmp_path):

@@ -368,3 +368,34 @@ def test_a_user_with_two_histories_is_not_served_from_a_cache(world, personas):
     first, second = build_records([case, other], persona_by_user=personas)
     assert set(second["history_ids"]) <= {p.post_id for p in other.user.history}
     assert first["history_ids"] != second["history_ids"]
+
+
+def test_official_spans_are_the_official_codes_token_indices(all_records, tokenizer):
+    """``spans="official"``: the official fine-tuning script's ``user_mask`` / ``news_mask``, computed here the way
+    that script does (token counts of the prompt prefix before "现在你看到了一则新闻" and before "，请发一条关于hashtag"),
+    for every record of the tiny world. Gate A then sees the hashtag sentence; gate B the system prompt."""
+    n = 0
+    for rec in all_records:
+        ex = build_chat_example(tokenizer, rec, ChatConfig(spans="official"))
+        prompt = chat_prompt(tokenizer, rec["instruction"])[0]
+        user_mask = len(tokenizer(prompt[:prompt.find("现在你看到了一则新闻")], add_special_tokens=False)["input_ids"])
+        news_mask = len(tokenizer(prompt[:prompt.find("，请发一条关于hashtag")], add_special_tokens=False)["input_ids"])
+        assert ex["user_span"] == [0, user_mask] and ex["news_span"] == [user_mask, news_mask], rec["case_id"]
+        news_text = _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
+        assert news_text.startswith("现在你看到了一则新闻") and news_text.endswith(f"#{rec['hashtag']}# 登上了微博热搜")
+        assert _decode(tokenizer, ex["input_ids"][slice(*ex["user_span"])]).startswith("<|im_start|>system\n你是一个微博用户。")
+        assert ex["input_ids"] == build_chat_example(tokenizer, rec)["input_ids"]  # only the spans differ
+        n += 1
+    assert n > 600
+    with pytest.raises(ValueError, match="spans"):
+        ChatConfig(spans="news")
+
+
+def test_official_spans_are_found_from_the_record_not_by_search(world, personas, tokenizer):
+    """A history post quoting the news header moves the official code's ``find``; the spans here stay put."""
+    case = world.cases()[0]
+    decoy = Post("decoy", case.user.user_id, "现在你看到了一则新闻，请发一条关于hashtag的博文", "")
+    rec = render_record(case, [decoy, *case.user.history[:4]], personas[case.user.user_id])
+    ex = build_chat_example(tokenizer, rec, ChatConfig(spans="official"))
+    news_text = _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
+    assert news_text.startswith("现在你看到了一则新闻: \n" + case.topic.news[:5]) and "登上了微博热搜" in news_text
