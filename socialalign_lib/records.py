@@ -206,6 +206,53 @@ def _record(case: Case, instruction: str, user_span: Sequence[int], news_span: S
     }
 
 
+#: Record variants made at inference from a ``full`` record (the official ablation protocol), by
+#: :func:`official_inference_ablation`.
+INFERENCE_ABLATIONS: dict[str, str] = {"history": "infer_without_history", "persona": "infer_without_persona"}
+_HISTORY_BLOCK = re.compile(r"以下是你的[^条\n]{1,4}条历史博文: [\s\S]*?(以下是你的用户画像)")
+_HISTORY_GUIDE = re.compile(r"- 这条微博的长度应与你的历史博文相似[\s\S]*?- 不要强行参考历史信息")
+_PERSONA_BLOCK = re.compile(r"以下是你的用户画像：[\s\S]*?(现在你看到了一则新闻)")
+
+
+def official_inference_ablation(record: Mapping[str, Any], remove: str) -> dict[str, Any]:
+    """A ``full`` record with its history (``remove="history"``) or persona (``"persona"``) removed from the
+    prompt, as the official inference-time ablation does it: the official "w/o history" row is the *full* model
+    asked without the history (ours, ``variant="without_history"``, is a model trained and asked on that template).
+
+    The official text edits, verbatim: the history block up to the persona is cut, the guidance line about the
+    length of "your history posts" is dropped, and every "、历史博文" / "，历史博文" goes (for the persona: the
+    block up to the news, and "、用户画像"); the count word of the history may be any, not only "五". The spans are
+    then found again in the new text. The new record's ``variant`` is ``INFERENCE_ABLATIONS[remove]``.
+
+    Raises:
+        RecordError: not a ``full`` record, an unknown ``remove``, or a text the edits leave without spans.
+    """
+    from .loaders import parse_socialalign_instruction
+
+    if remove not in INFERENCE_ABLATIONS:
+        raise RecordError(f"remove must be one of {sorted(INFERENCE_ABLATIONS)}, got {remove!r}")
+    if record.get("variant", "full") != "full":
+        raise RecordError(f"case {record.get('case_id')}: the inference ablation starts from a 'full' record, "
+                          f"got variant {record.get('variant')!r}")
+    text = record["instruction"]
+    if remove == "history":
+        text = _HISTORY_BLOCK.sub(r"\1", text)
+        text = _HISTORY_GUIDE.sub("- 不要强行参考历史信息", text)
+        text = re.sub(r"[、，]历史博文", "", text)
+    else:
+        text = _PERSONA_BLOCK.sub(r"\1", text)
+        text = re.sub(r"[、，]用户画像", "", text)
+    parts = parse_socialalign_instruction(text)
+    if parts["user_span"] is None or parts["news_span"] is None:
+        raise RecordError(f"case {record.get('case_id')}: no user/news spans left after removing the {remove}")
+    out = dict(record)
+    out.update(instruction=text, user_span=list(parts["user_span"]), news_span=list(parts["news_span"]),
+               variant=INFERENCE_ABLATIONS[remove])
+    if remove == "history":
+        out["history_ids"] = []
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------
 # Token spans and the chat form
 # --------------------------------------------------------------------------------------------------------

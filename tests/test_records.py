@@ -399,3 +399,29 @@ def test_official_spans_are_found_from_the_record_not_by_search(world, personas,
     ex = build_chat_example(tokenizer, rec, ChatConfig(spans="official"))
     news_text = _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
     assert news_text.startswith("现在你看到了一则新闻: \n" + case.topic.news[:5]) and "登上了微博热搜" in news_text
+
+
+def test_official_inference_ablation_is_the_official_text_edit():
+    """The official "w/o history" / "w/o persona" prompts at inference, from the official record of the same case:
+    removing the history gives the official without_history *training* template minus its history-length line and
+    "、历史博文"; removing the persona gives exactly the official without_persona record."""
+    import re
+
+    from socialalign_lib.loaders import load_socialalign_alpaca, load_socialalign_cases
+    from socialalign_lib.records import INFERENCE_ABLATIONS, build_records, official_inference_ablation
+
+    source = load_socialalign_alpaca(MULTITOPIC)
+    full = next(r for r in build_records(load_socialalign_cases(MULTITOPIC)) if r["user_name"] == "阿明"
+                and r["hashtag"] == "油价今晚上调")
+    wp = next(s for s in source if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona")
+    no_persona = official_inference_ablation(full, "persona")
+    assert no_persona["instruction"] == wp.instruction and no_persona["variant"] == INFERENCE_ABLATIONS["persona"]
+    assert tuple(no_persona["news_span"]) == wp.news_span and tuple(no_persona["user_span"]) == wp.user_span
+    no_history = official_inference_ablation(full, "history")
+    text = no_history["instruction"]
+    assert "历史博文" not in text and "加满一箱油" not in text and text.startswith("你的用户名为阿明, 以下是你的用户画像：")
+    assert "    - 可以参考你的个人信息、用户画像和这则新闻，用自己的风格和立场发表观点\n    - 不要强行参考历史信息\n" in text
+    assert text[slice(*no_history["news_span"])] == full["instruction"][slice(*full["news_span"])]
+    assert no_history["history_ids"] == [] and not re.search(r"\n\d\. 加满", text)
+    with pytest.raises(RecordError, match="full"):
+        official_inference_ablation(no_history, "persona")
