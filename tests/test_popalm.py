@@ -448,7 +448,12 @@ def test_reward_loss_is_bradley_terry_plus_the_stated_centring_term():
     from socialalign_lib import paths
     from socialalign_lib.models import load_base_model
     from socialalign_lib.popalm.data import PreferencePair
-    from socialalign_lib.popalm.reward import RewardConfig, RewardScorer, load_reward_model, train_reward_model
+    from socialalign_lib.popalm.reward import (
+        RewardConfig,
+        RewardScorer,
+        load_reward_model,
+        train_reward_model,
+    )
 
     transformers.logging.set_verbosity_error()
     _, tok = load_base_model(paths.EMBEDDED_MODEL, device="cpu")
