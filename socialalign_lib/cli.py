@@ -295,17 +295,25 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
             cases = generate_world(size=data.size, seed=data.seed).cases()
             name = f"{data.size}-seed{data.seed}"
         personas = read_personas(opt.personas) if opt.personas else {}
-        missing = {case.user.user_id: case.user for case in cases
-                   if case.user.user_id not in personas and case.user.persona is None}
-        if missing and any(v != "without_persona" for v in data.variants):
+        # cases read from official records keep their own persona (records.build_records renders them verbatim)
+        missing = {case.user.user_id: case.user for case in cases if case.record_parts is None
+                   and case.user.user_id not in personas and case.user.persona is None}
+        if missing and data.persona_protocol == "user" and any(v != "without_persona" for v in data.variants):
             from .persona import PersonaExtractor, StatisticalPersonaBackend, persona_posts, personas_of
 
             log.warning("%d user(s) have no persona: extracting them with the statistical backend", len(missing))
             extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=data.persona_cache_dir)
             personas.update(personas_of(extractor.extract_users(
                 missing.values(), lambda u: persona_posts(u, k=data.persona_posts), progress=c["run"].progress)))
+        by_topic = None
+        if data.persona_protocol == "user_topic":  # the official protocol: one persona per (user, topic)
+            from .persona import PersonaExtractor, StatisticalPersonaBackend, personas_of, personas_per_topic
+
+            extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=data.persona_cache_dir)
+            by_topic = personas_of(personas_per_topic([c for c in cases if c.record_parts is None], extractor,
+                                                      data.retrieval, hfilter, progress=c["run"].progress))
         dataset = build_dataset(cases, data.retrieval, personas, variants=data.variants, history_filter=hfilter,
-                                num_proc=data.num_proc)
+                                num_proc=data.num_proc, persona_by_user_topic=by_topic)
     out = Path(opt.out_dir) if opt.out_dir else _outputs_dir() / "data" / name
     out.mkdir(parents=True, exist_ok=True)
     dataset.save_to_disk(str(out / DATASET_DIR))

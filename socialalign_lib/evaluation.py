@@ -22,20 +22,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["TABLE_METHODS", "MethodSpec", "assign_splits", "evaluation_cases", "histories", "method_replies", "replies_path",
+__all__ = ["OFFICIAL_TABLE_METHODS", "TABLE_METHODS", "MethodSpec", "assign_splits", "evaluation_cases", "histories", "method_replies", "replies_path",
            "sft_for_size"]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One row of the results table. ``variant``: prompt variant for training and evaluation (the ablations
+    """One row of the results table. ``variant``: prompt variant for training and evaluation (our ablations
     without persona / history are separate trainings). ``gate_mode``: PAC-LoRA gates at evaluation
-    (``"uniform"`` = the averaged-gates ablation of the trained PAC-LoRA model, no extra training)."""
+    (``"uniform"`` = the averaged-gates ablation of the trained PAC-LoRA model, no extra training).
+    ``remove_at_inference``: ``"history"`` or ``"persona"``: the official ablation protocol, the model trained on
+    ``variant`` asked with that part cut from each prompt (``records.official_inference_ablation``)."""
 
     name: str
     method: str
     variant: str = "full"
     gate_mode: str | None = None
+    remove_at_inference: str | None = None
 
 
 TABLE_METHODS: tuple[MethodSpec, ...] = (
@@ -46,7 +49,17 @@ TABLE_METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("PAC-LoRA w/o history", "pac_lora", "without_history"),
     MethodSpec("PAC-LoRA uniform gates", "pac_lora", gate_mode="uniform"),
 )
-"""The LLM rows of the paper-style table, in order (the category prior and the oracle need no model)."""
+"""The LLM rows of the paper-style table, in order (the category prior and the oracle need no model). This is
+*our* ablation protocol, the one notebooks 05-06 report: "w/o persona" and "w/o history" are models trained and
+evaluated on those prompt variants. See :data:`OFFICIAL_TABLE_METHODS` for the official one."""
+
+OFFICIAL_TABLE_METHODS: tuple[MethodSpec, ...] = tuple(
+    MethodSpec("PAC-LoRA w/o history", "pac_lora", remove_at_inference="history")
+    if spec.variant == "without_history" else spec for spec in TABLE_METHODS)
+"""The official ablation protocol: "w/o persona" is trained and evaluated without the persona (as ours), but
+"w/o history" is the full PAC-LoRA model asked with the history removed at inference. (The official protocol also
+writes one persona per (user, topic) from that news' five retrieved posts: ``pipeline.CourseDataConfig(
+persona_protocol="user_topic")`` / ``persona.personas_per_topic``; ours writes one persona per user.)"""
 
 
 def sft_for_size(size: str, seed: int = 0, max_steps: int | None = None, **overrides: Any):
@@ -135,7 +148,13 @@ def method_replies(spec: MethodSpec, dataset: Mapping[str, Any], cases: Mapping[
         if len(records) != len(wanted):
             raise ValueError(f"{spec.name}: split {split!r} has {len(records)} {spec.variant!r} records for "
                              f"{len(wanted)} case ids")
-        path = replies_path(out_dir, split, spec.variant, gen.seed, spec.gate_mode)
+        variant = spec.variant
+        if spec.remove_at_inference is not None:
+            from .records import official_inference_ablation
+
+            records = [official_inference_ablation(r, spec.remove_at_inference) for r in records]
+            variant = records[0]["variant"] if records else variant
+        path = replies_path(out_dir, split, variant, gen.seed, spec.gate_mode)
         path.parent.mkdir(parents=True, exist_ok=True)
         frames.append(generate_replies(run.model, run.tokenizer, records, gen, out_path=path, progress=progress,
                                        gate_mode=spec.gate_mode))

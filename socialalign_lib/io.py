@@ -35,7 +35,7 @@ from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .schema import PERSONA_FIELDS, Case, Persona, Post, Response, Topic, User
+from .schema import PERSONA_FIELDS, Case, Persona, Post, RecordParts, Response, Topic, User
 
 if TYPE_CHECKING:
     import datasets
@@ -648,7 +648,11 @@ _RESPONSE_SPEC: dict[str, tuple[TypeSpec, bool]] = {
 }
 _CASE_SPEC: dict[str, tuple[TypeSpec, bool]] = {
     "case_id": (str, True), "topic": (dict, True), "user": (dict, True), "response": (dict, True),
-    "sentiment": (str, True), "split": (str, False),
+    "sentiment": (str, True), "split": (str, False), "record_parts": ((dict, type(None)), False),
+}
+_RECORD_PARTS_SPEC: dict[str, tuple[TypeSpec, bool]] = {
+    "user_name": (str, True), "history": (list, True), "persona_text": ((str, type(None)), True),
+    "news": (str, True), "hashtag": (str, True), "variant": (str, True), "instruction": (str, True),
 }
 
 
@@ -785,8 +789,15 @@ def validate_case(record: Any, *, file: PathLike | None = None, line: int | None
     topic = validate_topic(record["topic"], file=file, line=line, path=_join(path, "topic"))
     user = _validate_user(record["user"], _join(path, "user"), where, allow_empty_history)
     response = _validate_post(record["response"], _join(path, "response"), where)
+    parts = record.get("record_parts")
+    if parts is not None:
+        _check_spec(parts, _RECORD_PARTS_SPEC, _join(path, "record_parts"), where, "record_parts")
+        for i, item in enumerate(parts["history"]):
+            if not isinstance(item, str):
+                raise where.error(f"expected str, got {type(item).__name__}", _join(path, f"record_parts.history[{i}]"))
+        parts = RecordParts.from_dict(parts)
     return Case(case_id=record["case_id"], topic=topic, user=user, response=response,
-                sentiment=record["sentiment"], split=record.get("split", "train"))
+                sentiment=record["sentiment"], split=record.get("split", "train"), record_parts=parts)
 
 
 VALIDATORS: dict[str, Callable[..., Any]] = {

@@ -31,7 +31,7 @@ from .clean import extract_hashtags as _clean_extract
 from .collect.crawler import topic_id_for
 from .collect.parse import ParseError, parse_count, parse_weibo_time
 from .io import DataFormatError, PathLike, iter_json_records, iter_jsonl_numbered, read_json, read_text
-from .schema import PERSONA_FIELDS, Case, Persona, Post, Response, Topic, User
+from .schema import PERSONA_FIELDS, Case, Persona, Post, RecordParts, Response, Topic, User
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -197,7 +197,9 @@ class SocialAlignRecord:
 
     The official records carry no ids, times, categories or labels: ``to_case`` derives stable ids
     (``user_id = "name:" + user_name``; topic id from the hashtag, as the crawler does), leaves times and
-    category empty, and ``sentiment`` empty ("not labelled yet").
+    category empty, and ``sentiment`` empty ("not labelled yet"). The case keeps the record's own parts
+    (``Case.record_parts``: the five posts retrieved for *this* news, the persona as written) so that
+    ``records.build_records`` renders the identical instruction, whatever other cases the same user has.
     """
 
     index: int
@@ -227,7 +229,12 @@ class SocialAlignRecord:
         user = User(user_id=uid, screen_name=self.user_name, history=history, persona=self.persona)
         response = Post(post_id=f"{cid}-r", user_id=uid, text=self.output, created_at="",
                         hashtags=extract_hashtags(self.output), screen_name=self.user_name)
-        return Case(case_id=cid, topic=topic, user=user, response=response, sentiment="")
+        parts = None
+        if self.variant is not None:
+            parts = RecordParts(user_name=self.user_name, history=list(self.history), persona_text=self.persona_text,
+                                news=self.news, hashtag=self.hashtag, variant=self.variant,
+                                instruction=self.instruction)
+        return Case(case_id=cid, topic=topic, user=user, response=response, sentiment="", record_parts=parts)
 
 
 def load_socialalign_alpaca(path: PathLike, *, encoding: str = "utf-8") -> list[SocialAlignRecord]:
@@ -254,7 +261,9 @@ def load_socialalign_alpaca(path: PathLike, *, encoding: str = "utf-8") -> list[
 
 
 def load_socialalign_cases(path: PathLike, *, encoding: str = "utf-8") -> list[Case]:
-    """The official Alpaca JSON → :class:`Case` list (``without_history`` records give users with no history).
+    """The official Alpaca JSON → :class:`Case` list, one per record, each with its ``record_parts``
+    (``without_history`` records give users with no history). ``records.build_records`` renders each case's own
+    variant back to the identical instruction.
 
     Raises on a record whose instruction matches no template, naming its line."""
     cases = []

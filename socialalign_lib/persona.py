@@ -773,7 +773,7 @@ class PersonaExtractor:
         return {u.user_id: r for u, r in zip(users, recs, strict=True)}
 
 
-def personas_of(records: dict[str, PersonaRecord]) -> dict[str, Persona]:
+def personas_of(records: dict[Any, PersonaRecord]) -> dict[Any, Persona]:
     """The successful personas only (failures stay visible in ``records``)."""
     return {uid: r.persona for uid, r in records.items() if r.persona is not None}
 
@@ -786,6 +786,33 @@ def persona_posts(user: User, query: str | None = None, k: int = 5, retrieval_cf
     from .retrieval import RetrievalConfig, retrieve_history
 
     return [p for p, _ in retrieve_history(user.history, query, retrieval_cfg or RetrievalConfig(k=k))]
+
+
+def personas_per_topic(cases: Iterable[Any], extractor: PersonaExtractor, retrieval_cfg: Any | None = None,
+                       history_filter: Callable[[User], list[Post]] | None = None,
+                       progress: bool = False) -> dict[tuple[str, str], PersonaRecord]:
+    """The official persona protocol: one persona per (user, topic), written from the posts retrieved for *that*
+    news — the user's history (``history_filter`` applied, the reply itself removed) ranked by BM25 against the
+    news, top ``retrieval_cfg.k`` (default 5) — i.e. the same posts ``records.build_records`` puts into that
+    prompt with the same ``retrieval_cfg`` and filter. Keyed ``(user_id, topic_id)``; pass
+    :func:`personas_of` of it as ``persona_by_user_topic`` to ``records.build_dataset``. Ours (one persona per
+    user from the ``k`` most recent posts, :func:`persona_posts` without a query) costs one extraction per user
+    instead of one per case."""
+    from tqdm.auto import tqdm
+
+    from .retrieval import RetrievalConfig, retrieve_history
+
+    cfg = retrieval_cfg or RetrievalConfig(k=5)
+    out: dict[tuple[str, str], PersonaRecord] = {}
+    for case in tqdm(list(cases), desc="personas per (user, topic)", disable=not progress):
+        key = (case.user.user_id, case.topic.topic_id)
+        if key in out:
+            continue
+        pool = history_filter(case.user) if history_filter else case.user.history
+        history = [p for p in pool if p.post_id != case.response.post_id]
+        posts = [p for p, _ in retrieve_history(history, case.topic.news, cfg)]
+        out[key] = extractor.extract(case.user.user_id, case.user.screen_name, posts)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------

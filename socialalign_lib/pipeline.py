@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .persona import PersonaExtractor, PersonaRecord, StatisticalPersonaBackend, persona_posts, personas_of
+from .persona import (
+    PersonaExtractor,
+    PersonaRecord,
+    StatisticalPersonaBackend,
+    persona_posts,
+    personas_of,
+    personas_per_topic,
+)
 from .records import VARIANTS, build_dataset
 from .retrieval import RetrievalConfig
 from .world import World, generate_world
@@ -30,13 +37,14 @@ class CourseDataConfig:
     persona_cache_dir: str | None = None  # folder for the personas.jsonl cache (None: keep in memory)
     retrieval: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(k=5))
     num_proc: int | None = None  # processes rendering the records (datasets.map); None = this one
+    persona_protocol: str = "user"  # "user" (ours): one persona per user; "user_topic" (official): one per (user, topic) from that news' retrieved posts
 
 
 @dataclass
 class CourseData:
     world: World
     dataset: Any  # datasets.DatasetDict with the world's five splits
-    personas: dict[str, PersonaRecord]
+    personas: dict[Any, PersonaRecord]  # by user id; by (user id, topic id) with persona_protocol="user_topic"
     config: CourseDataConfig
 
     def split(self, name: str, variant: str = "full"):
@@ -48,10 +56,19 @@ def course_data(config: CourseDataConfig | None = None, progress: bool = False, 
     """Build the world, extract personas with the offline statistical backend, render every case into the
     requested prompt variants. ``overrides`` are ``CourseDataConfig`` fields."""
     cfg = config or CourseDataConfig(**overrides)
+    if cfg.persona_protocol not in ("user", "user_topic"):
+        raise ValueError(f"persona_protocol must be 'user' or 'user_topic', got {cfg.persona_protocol!r}")
     world = generate_world(size=cfg.size, seed=cfg.seed)
     extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=cfg.persona_cache_dir)
-    records = extractor.extract_users(world.users, lambda u: persona_posts(u, k=cfg.persona_posts), progress=progress)
-    dataset = build_dataset(world, cfg.retrieval, personas_of(records), variants=cfg.variants, num_proc=cfg.num_proc)
+    if cfg.persona_protocol == "user_topic":
+        records = personas_per_topic(world.cases(), extractor, cfg.retrieval, progress=progress)
+        dataset = build_dataset(world, cfg.retrieval, variants=cfg.variants, num_proc=cfg.num_proc,
+                                persona_by_user_topic=personas_of(records))
+    else:
+        records = extractor.extract_users(world.users, lambda u: persona_posts(u, k=cfg.persona_posts),
+                                          progress=progress)
+        dataset = build_dataset(world, cfg.retrieval, personas_of(records), variants=cfg.variants,
+                                num_proc=cfg.num_proc)
     return CourseData(world, dataset, records, cfg)
 
 

@@ -157,8 +157,39 @@ class Response:
 
 
 @dataclass
+class RecordParts:
+    """The parts of an already-rendered (official) instruction record, kept verbatim.
+
+    An official record was rendered once, for one (user, topic) pair: its five history posts were retrieved *for
+    that news* and its persona was written from them. Kept on the :class:`Case`, these parts let
+    ``records.build_records`` render the record again without re-retrieving, re-ranking or re-wording anything, so
+    the instruction comes back identical (and the other variants are the official templates filled with the same
+    parts). ``history`` holds the rendered items ("你转发了微博: X, 并评论说: Y" for a repost); ``persona_text`` the
+    persona block as written; ``variant`` and ``instruction`` the record's own.
+    """
+
+    user_name: str
+    history: list[str]
+    persona_text: str | None
+    news: str
+    hashtag: str
+    variant: str
+    instruction: str
+
+    to_dict = asdict
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecordParts:
+        return _from_dict(cls, data)
+
+
+@dataclass
 class Case:
-    """One training/test example: (topic, user with history + persona, real response, its label)."""
+    """One training/test example: (topic, user with history + persona, real response, its label).
+
+    ``record_parts``: set for a case read from an already-rendered record (the official alpaca JSON); records are
+    then rendered from these parts verbatim (see :class:`RecordParts`).
+    """
 
     case_id: str
     topic: Topic
@@ -166,9 +197,10 @@ class Case:
     response: Post
     sentiment: str
     split: str = "train"
+    record_parts: RecordParts | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "case_id": self.case_id,
             "topic": self.topic.to_dict(),
             "user": self.user.to_dict(),
@@ -176,9 +208,13 @@ class Case:
             "sentiment": self.sentiment,
             "split": self.split,
         }
+        if self.record_parts is not None:
+            out["record_parts"] = self.record_parts.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Case:
+        parts = data.get("record_parts")
         return cls(
             case_id=data["case_id"],
             topic=Topic.from_dict(data["topic"]),
@@ -186,4 +222,5 @@ class Case:
             response=Post.from_dict(data["response"]),
             sentiment=data["sentiment"],
             split=data.get("split", "train"),
+            record_parts=RecordParts.from_dict(parts) if parts else None,
         )

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from . import paths
-from .records import VARIANTS, ChatConfig, build_chat_example
+from .records import VARIANTS, ChatConfig, build_chat_example, resolve_spans
 from .train import SFTConfig, tokenize_dataset, train_sft
 
 METHODS: tuple[str, ...] = ("base", "lora", "pac_lora")
@@ -85,8 +85,16 @@ class SocialLLMConfig:
             a training set with several variants is filtered to this one.
         n_experts, r, alpha, dropout, gate_hidden: PAC-LoRA's knobs (LoRA uses ``r``, ``alpha``, ``dropout``).
         target_modules: modules to adapt; None = q, k, v, o, gate, up, down projections.
-        routing: PAC-LoRA gate routing, ``"sequence"`` (ours, cached) or ``"token"`` (the official per-token).
-        load_in_4bit: NF4 base weights (QLoRA): CUDA, or CPU with bitsandbytes >= 0.50.
+        routing: PAC-LoRA gate routing, ``"sequence"`` (ours, the default: one gate per sequence from the mean of
+            each span, cached for decoding) or ``"token"`` (the official per-token routing and decode rule).
+        spans: the token spans the gates read (``records.SPAN_SCHEMES``). ``"auto"``: the official spans with
+            ``routing="token"`` (gate A: the news block with the trending-hashtag sentence; gate B: every token
+            before it, system prompt and chat template included); with ``routing="sequence"`` ours (gate A: the
+            news text alone; gate B: user name, five posts and persona). ``"record"`` / ``"official"`` force one.
+        load_in_4bit: NF4 base weights (QLoRA): CUDA, or CPU with bitsandbytes >= 0.50. The official run is not
+            quantised (bf16 weights).
+        dtype: base weights' dtype (``"bfloat16"``, ``"float16"``, ``"float32"``); None: float32 on CPU and the
+            checkpoint's own dtype on CUDA (``models.load_base_model``). The official run: ``"bfloat16"``.
         device: ``"auto"`` (CUDA when visible), ``"cpu"``, ``"cuda"``.
         max_length: longest prompt + reply in tokens (official 1024).
         sft: Trainer knobs (:class:`~socialalign_lib.train.SFTConfig`); ``SFTConfig.official()`` for the paper's.
@@ -102,7 +110,9 @@ class SocialLLMConfig:
     target_modules: tuple[str, ...] | None = None
     gate_hidden: int = 32
     routing: str = "sequence"
+    spans: str = "auto"
     load_in_4bit: bool = False
+    dtype: str | None = None
     device: str = "auto"
     max_length: int = 1024
     sft: SFTConfig = field(default_factory=course_sft_config)
@@ -117,6 +127,9 @@ class SocialLLMConfig:
         if self.target_modules is not None:
             self.target_modules = tuple(self.target_modules)
         self.base_model = str(self.base_model)
+        resolve_spans(self.spans, self.routing)  # validates
+        if self.dtype is not None and not isinstance(getattr(torch, str(self.dtype), None), torch.dtype):
+            raise ValueError(f"SocialLLMConfig.dtype must name a torch dtype (e.g. 'bfloat16'), got {self.dtype!r}")
 
     @property
     def targets(self) -> list[str]:
@@ -130,13 +143,20 @@ class SocialLLMConfig:
             from .pac_lora import PacLoraConfig
 
             return PacLoraConfig(n_experts=self.n_experts, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                                 target_modules=self.targets, gate_hidden=self.gate_hidden, routing=self.routing)
+                                 target_modules=self.targets, gate_hidden=self.gate_hidden, routing=self.routing,
+                                 spans=self.spans)
         if self.method == "lora":
             from peft import LoraConfig
 
             return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.targets,
                               bias="none", task_type="CAUSAL_LM")
         return None
+
+    def chat_config(self) -> ChatConfig:
+        """How records become prompts for this model: ``max_length`` and the resolved span scheme (plain LoRA and
+        the base model read no spans: ``"record"``)."""
+        spans = resolve_spans(self.spans, self.routing) if self.method == "pac_lora" else "record"
+        return ChatConfig(max_length=self.max_length, spans=spans)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -152,6 +172,9 @@ class SocialLLMConfig:
         """sha256 of everything that changes the trained weights (not the device, folders or logging)."""
         data = self.to_dict()
         data.pop("device")
+        for key, default in (("spans", "auto"), ("dtype", None)):  # runs from before these options keep their hash
+            if data[key] == default:
+                data.pop(key)
         data["sft"] = {k: v for k, v in data["sft"].items() if k not in _SFT_BOOKKEEPING}
         if self.method == "base":  # nothing is trained: only the model identifies the run
             data = {"method": "base", "base_model": self.base_model, "load_in_4bit": self.load_in_4bit}
@@ -291,7 +314,8 @@ def _select_variant(dataset: Any, variant: str) -> Any:
 def _load_base(cfg: SocialLLMConfig) -> tuple[Any, Any]:
     from .models import load_base_model
 
-    return load_base_model(cfg.base_model, load_in_4bit=cfg.load_in_4bit, device=cfg.device)
+    dtype = getattr(torch, cfg.dtype) if cfg.dtype is not None else None
+    return load_base_model(cfg.base_model, load_in_4bit=cfg.load_in_4bit, device=cfg.device, dtype=dtype)
 
 
 def _read_state(output_dir: Path) -> dict[str, Any] | None:
@@ -403,7 +427,7 @@ def _train_adapter(cfg: SocialLLMConfig, model: Any, tokenizer: Any, train_datas
         model = get_pac_model(model, cfg.peft_config())
     else:
         model = get_peft_model(model, cfg.peft_config())
-    chat = ChatConfig(max_length=cfg.max_length)
+    chat = cfg.chat_config()
     train_tok = tokenize_dataset(train_dataset, tokenizer, chat, desc="tokenise train")
     eval_tok = None
     if eval_dataset is not None:
@@ -478,7 +502,7 @@ def reply_loss(model: Any, tokenizer: Any, records: Any, batch_size: int = 16,
     rows = _records(records)
     if not rows:
         raise ValueError("reply_loss: no records")
-    chat = chat_config or ChatConfig()
+    chat = chat_config or model_chat_config(model)
     collate = SpanCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     device, pac = _model_device(model), is_pac_model(model)
     total, tokens = 0.0, 0
@@ -579,6 +603,21 @@ class RowSeededGumbel:
             noise[i] = torch.rand(scores.shape[1], generator=generator, dtype=torch.float32)
         gumbel = -torch.log(-torch.log(noise.clamp(1e-10, 1.0 - 1e-7)))
         return scores + gumbel.to(scores.device, scores.dtype)
+
+
+def model_chat_config(model: nn.Module) -> ChatConfig:
+    """The prompt config a model was trained with, read from the model: a PAC-LoRA adapter's span scheme
+    (``PacLoraConfig.spans``, saved with the adapter), the record's spans otherwise."""
+    if not is_pac_model(model):
+        return ChatConfig()
+    from .pac_lora import pac_tuner
+
+    try:
+        configs = pac_tuner(model).peft_config
+    except TypeError:  # PAC-LoRA layers without a PacLoraModel around them
+        return ChatConfig()
+    config = configs.get("default") or next(iter(configs.values()))
+    return ChatConfig(spans=config.span_scheme)
 
 
 def is_pac_model(model: nn.Module) -> bool:
@@ -721,7 +760,8 @@ def generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationCo
             Rows already in the file are trusted as they are: keep one file per model and decoding config
             (:func:`generations_path`).
         gate_mode: evaluate a PAC-LoRA model with its gates switched (e.g. ``"uniform"``), see :func:`gate_mode`.
-        chat_config: how prompts are rendered (default: the training default, the course system prompt).
+        chat_config: how prompts are rendered (default: :func:`model_chat_config`, the spans the model was trained
+            with, the course system prompt).
     Returns:
         ``DataFrame`` with :data:`REPLY_COLUMNS`, one row per record in input order (rows read back from
         ``out_path`` included). ``gate_a`` / ``gate_b``: gate weights averaged over layers, ``[]`` without PAC-LoRA.
@@ -733,7 +773,7 @@ def generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationCo
     from .pac_lora import leading_pad_counts
 
     gen = gen or GenerationConfig()
-    chat = chat_config or ChatConfig()
+    chat = chat_config or model_chat_config(model)
     rows = _records(records)
     _check_records(rows)
     done: dict[str, dict[str, Any]] = {}
@@ -811,7 +851,7 @@ def compute_gates(model: Any, tokenizer: Any, records: Any, batch_size: int = 16
 
     if not is_pac_model(model):
         raise ValueError(f"compute_gates needs a PAC-LoRA model, got {type(model).__name__}")
-    chat = chat_config or ChatConfig()
+    chat = chat_config or model_chat_config(model)
     rows = _records(records)
     _check_records(rows)
     device = _model_device(model)

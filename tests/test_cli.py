@@ -119,7 +119,16 @@ def test_the_shipped_paper_config_is_the_official_run():
     assert (model.base_model, model.method, model.n_experts, model.r, model.alpha, model.max_length) == (
         "Qwen/Qwen2.5-7B-Instruct", "pac_lora", 3, 8, 16, 1024)
     assert (sft.num_train_epochs, sft.max_steps, sft.lr_scheduler_type, sft.bf16) == (2, -1, "cosine", True)
+    assert sft.per_device_train_batch_size * sft.gradient_accumulation_steps == 16
+    # the official method: per-token routing on the official spans, bf16 weights, no quantisation
+    assert (model.routing, model.chat_config().spans) == ("token", "official")
+    assert (model.dtype, model.load_in_4bit) == ("bfloat16", False)
+    assert model.peft_config().routing == "token"
     assert sft.learning_rate == 1e-5 and c["train"].dataset == "d"  # the command line wins over the file
+    # our QLoRA variant is a separate file, and says what it is
+    q = args.build(parser.parse_args(["--config", str(ROOT / "configs" / "paper" / "train_pac_lora_qwen7b_qlora.toml"),
+                                      "--dataset", "d"]))["model"]
+    assert (q.routing, q.load_in_4bit, q.chat_config().spans) == ("sequence", True, "record")
 
 
 def test_same_field_name_in_two_groups_needs_a_table(tmp_path):
@@ -186,14 +195,30 @@ def test_build_from_the_official_socialalign_file_into_one_split(tmp_path):
     official = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_sample.json"
     summary = run("build", "--cases", str(official), "--split", "test_topic", "--variants", "full",
                   "--out-dir", str(tmp_path))
-    assert summary["counts"] == {"train": 0, "validation": 0, "test_user": 0, "test_topic": 3, "test_both": 0}
+    # only the full record has the history and persona a full prompt needs; nothing is invented for the others
+    assert summary["counts"] == {"train": 0, "validation": 0, "test_user": 0, "test_topic": 1, "test_both": 0}
     rows = read_jsonl(tmp_path / "jsonl" / "test_topic.jsonl")
     source = load_socialalign_alpaca(official)
-    assert [r["output"] for r in rows] == [s.output for s in source]
+    assert rows[0]["instruction"] == source[0].instruction and rows[0]["output"] == source[0].output
     assert {r["split"] for r in rows} == {"test_topic"} and read_jsonl(tmp_path / "jsonl" / "train.jsonl") == []
-    first = rows[0]["instruction"]  # the record's own persona is kept; the news span is the official news
-    assert source[0].persona.interests in first
-    assert first[slice(*rows[0]["news_span"])] == source[0].news
+    assert rows[0]["instruction"][slice(*rows[0]["news_span"])] == source[0].news
+
+
+def test_build_round_trips_every_official_record_of_a_multi_topic_file(tmp_path):
+    """`socialalign build --cases` on a file where one user answers two topics in several variants, out of order:
+    every record is written back with the identical instruction and the parser's spans."""
+    from socialalign_lib.io import read_jsonl
+    from socialalign_lib.loaders import load_socialalign_alpaca
+
+    official = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_multitopic.json"
+    run("build", "--cases", str(official), "--out-dir", str(tmp_path))
+    rows = {(r["case_id"], r["variant"]): r for r in read_jsonl(tmp_path / "jsonl" / "train.jsonl")}
+    source = load_socialalign_alpaca(official)
+    assert len({s.hashtag for s in source if s.user_name == "阿明"}) == 2
+    for i, src in enumerate(source):
+        row = rows[f"sa{i:06d}", src.variant]
+        assert row["instruction"] == src.instruction, i
+        assert (tuple(row["user_span"]), tuple(row["news_span"])) == (src.user_span, src.news_span)
 
 
 class _SlowOpenAI:

@@ -3,6 +3,8 @@ frames whose numbers can be checked by hand."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -329,3 +331,29 @@ def test_assign_splits_follows_the_world_rule(tiny_data):
         assert (t or u) or c.split in ("train", "validation")
     assert len(held_topics) == round(0.2 * len({c.topic.topic_id for c in cases}))
     assert [c.split for c in cases] == [c.split for c in tiny_data.world.cases()]  # input untouched
+
+
+def test_official_w_o_history_asks_the_full_model_without_the_history(tiny_data, tmp_path):
+    """The official protocol's "w/o history" row: the model trained on full prompts, asked with the history cut out
+    at inference (ours: a model trained on the without_history template)."""
+    import torch
+
+    from socialalign_lib.evaluation import OFFICIAL_TABLE_METHODS, TABLE_METHODS, method_replies, replies_path
+    from socialalign_lib.records import official_inference_ablation
+    from socialalign_lib.socialllm import GenerationConfig, generate_replies
+
+    torch.set_num_threads(1)
+    official = {s.name: s for s in OFFICIAL_TABLE_METHODS}["PAC-LoRA w/o history"]
+    ours = {s.name: s for s in TABLE_METHODS}["PAC-LoRA w/o history"]
+    assert (official.variant, official.remove_at_inference) == ("full", "history") and ours.variant == "without_history"
+    spec = replace(official, method="base")  # the protocol, not the training, is under test: no adapter to train
+    ids = {"test_topic": tiny_data.split("test_topic")["case_id"][:2]}
+    gen = GenerationConfig.greedy(max_new_tokens=4, batch_size=8)
+    run, replies = method_replies(spec, tiny_data.dataset, ids, data_name="tiny", gen=gen, run_dir=tmp_path,
+                                  progress=False)
+    assert set(replies["variant"]) == {"infer_without_history"}
+    assert replies_path(tmp_path, "test_topic", "infer_without_history", 0).exists()
+    full = tiny_data.split("test_topic").select(range(2)).to_list()
+    asked = [official_inference_ablation(r, "history") for r in full]
+    expected = generate_replies(run.model, run.tokenizer, asked, gen, progress=False)
+    assert replies["generated"].tolist() == expected["generated"].tolist()

@@ -376,3 +376,32 @@ def test_user_with_persona_field_is_a_schema_user():
     # personas fit the shared schema: they can be stored on a User and survive a dict round trip
     u = User("u1", "小王", _posts(), persona=Persona("科技", "简短", "积极", "理性严谨", "相信科技进步"))
     assert User.from_dict(json.loads(json.dumps(u.to_dict(), ensure_ascii=False))).persona == u.persona
+
+
+def test_personas_per_topic_read_the_posts_of_that_prompt():
+    """The official protocol: each (user, topic) persona is written from exactly the five posts its record shows."""
+    from socialalign_lib.persona import PersonaExtractor, personas_of, personas_per_topic
+    from socialalign_lib.records import build_records
+    from socialalign_lib.retrieval import RetrievalConfig
+    from socialalign_lib.world import generate_world
+
+    class Recording:
+        """Names each persona after the posts it was given."""
+
+        fingerprint = "recording:1"
+
+        def extract(self, user_name, posts):
+            return Persona("+".join(p.post_id[-3:] for p in posts), "随意", "中立", "理性", "务实")
+
+    world = generate_world(size="tiny", seed=0)
+    counts = {}
+    for c in world.cases():
+        counts[c.user.user_id] = counts.get(c.user.user_id, 0) + 1
+    cases = sorted((c for c in world.cases() if counts[c.user.user_id] >= 2), key=lambda c: c.user.user_id)[:12]
+    found = personas_per_topic(cases, PersonaExtractor(Recording()), RetrievalConfig(k=5))
+    assert set(found) == {(c.user.user_id, c.topic.topic_id) for c in cases}
+    records = build_records(cases, RetrievalConfig(k=5), persona_by_user_topic=personas_of(found))
+    for rec in records:
+        persona = rec["instruction"].split("以下是你的用户画像：\n")[1].split("\n")[0]
+        assert persona == "1. 兴趣话题: " + "+".join(i[-3:] for i in rec["history_ids"]), rec["case_id"]
+    assert len({tuple(r["history_ids"]) for r in records}) > len({r["user_id"] for r in records})  # topics differ

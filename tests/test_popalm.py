@@ -382,3 +382,92 @@ def test_reward_model_beats_chance_on_heldout_events():
     assert acc == pytest.approx(pairwise_accuracy(scorer, build_pairs(test)))
     null95 = shuffled_accuracy_quantile(scores, likes, q=0.95, n_shuffles=300)
     assert acc > max(0.55, null95), (acc, null95)
+
+
+# ------------------------------------------------------------------------------------------------ CL-PPO as published
+def test_best_per_group_keeps_the_highest_reward_of_each_prompt():
+    from socialalign_lib.popalm.rl import PopalmPPOConfig, best_per_group
+
+    rewards = np.array([0.1, 0.9, 0.5, 2.0, -1.0, 2.0])  # two prompts x 3 samples; a tie goes to the first
+    assert best_per_group(rewards, 3, 1).tolist() == [1, 3]
+    assert best_per_group(rewards, 3, 2).tolist() == [1, 2, 3, 5]
+    cl = PopalmPPOConfig.cl_ppo()
+    assert (cl.samples_per_prompt, cl.keep_best, cl.pace, cl.pace_decay) == (3, 1, 0.01, 0.95)
+    with pytest.raises(ValueError, match="keep_best"):
+        PopalmPPOConfig(samples_per_prompt=2, keep_best=3)
+
+
+def test_cl_ppo_steps_on_the_best_of_three_replies(monkeypatch):
+    """run_ppo with PopALM's CL-PPO: 3 replies per event are sampled and only each event's best (by total reward)
+    reaches the PPO step; without keep_best every sample does."""
+    from socialalign_lib import paths
+    from socialalign_lib.models import load_base_model
+    from socialalign_lib.popalm import rl
+
+    model, tok = load_base_model(paths.EMBEDDED_MODEL, device="cpu")
+    events = [Event(f"e{i}", f"请对以下微博做出评论:第{i}条新闻", ["好", "不好"], [3, 1]) for i in range(4)]
+
+    def reward(batch, texts):  # longer replies are better: a known best per event
+        total = np.array([len(t) + 0.01 * i for i, t in enumerate(texts)], dtype=np.float32)
+        return {"total": total, "rm": total, "rouge": np.zeros_like(total)}
+
+    seen = []
+
+    def fake_step(self, queries, responses, scores):
+        seen.append((len(queries), np.asarray(scores).tolist()))
+        return {"score": float(np.mean(scores))}
+
+    sampled = []
+    real_reward = reward
+
+    def recording_reward(batch, texts):
+        out = real_reward(batch, texts)
+        sampled.append(out["total"].reshape(len(events), -1))
+        return out
+
+    monkeypatch.setattr(rl.PPOTrainer, "step", fake_step)
+    sampler = lambda step: ([e.event_id for e in events], 0)  # noqa: E731
+    ppo = rl.PPOConfig(max_new_tokens=4, mini_batch_size=2)
+    rl.run_ppo(model, tok, events, recording_reward, sampler, rl.PopalmPPOConfig(steps=2, ppo=ppo, samples_per_prompt=3,
+                                                                                  keep_best=1), progress=False)
+    assert [n for n, _ in seen] == [4, 4]
+    for (_, scores), totals in zip(seen, sampled):
+        np.testing.assert_allclose(scores, totals.max(axis=1), rtol=1e-6)  # each event's best of 3
+    seen.clear()
+    rl.run_ppo(model, tok, events, reward, sampler, rl.PopalmPPOConfig(steps=1, ppo=ppo, samples_per_prompt=3),
+               progress=False)
+    assert [n for n, _ in seen] == [12]
+
+
+def test_reward_loss_is_bradley_terry_plus_the_stated_centring_term():
+    """The loss the reward model trains on is the one its module states: E[−log σ(r_c − r_r)] + 0.01·E[(r_c + r_r)²]
+    by default (TRL's centring term, not PopALM's), and the plain pairwise loss with the term switched off."""
+    import torch.nn.functional as F
+    import transformers
+
+    from socialalign_lib import paths
+    from socialalign_lib.models import load_base_model
+    from socialalign_lib.popalm.data import PreferencePair
+    from socialalign_lib.popalm.reward import (
+        RewardConfig,
+        RewardScorer,
+        load_reward_model,
+        train_reward_model,
+    )
+
+    transformers.logging.set_verbosity_error()
+    _, tok = load_base_model(paths.EMBEDDED_MODEL, device="cpu")
+    pairs = [PreferencePair("e", f"请对以下微博做出评论:帖子{i}", f"太好了{i}", "不行", 9, 1) for i in range(4)]
+    for coef in (0.01, None):
+        rm = load_reward_model(paths.EMBEDDED_MODEL, tok, seed=0)
+        with torch.no_grad():  # a non-zero mean score, so the centring term is visible
+            rm.score.weight.mul_(50.0)
+        scorer = RewardScorer(rm, tok)
+        r_c = torch.tensor(scorer.raw([p.prompt for p in pairs], [p.chosen for p in pairs]))
+        r_r = torch.tensor(scorer.raw([p.prompt for p in pairs], [p.rejected for p in pairs]))
+        expected = float(-F.logsigmoid(r_c - r_r).mean() + (coef or 0.0) * ((r_c + r_r) ** 2).mean())
+        result = train_reward_model(rm, tok, pairs, RewardConfig(
+            learning_rate=0.0, max_steps=1, batch_size=4, logging_steps=1, warmup_ratio=0.0,
+            center_rewards_coefficient=coef))
+        assert result.history[0]["loss"] == pytest.approx(expected, rel=1e-3), coef
+    assert RewardConfig().center_rewards_coefficient == 0.01

@@ -305,3 +305,123 @@ def test_history_filter_limits_what_retrieval_may_choose(world, personas):
     kept = build_records(cases, retrieval.RetrievalConfig(k=5), personas, ("full",),
                          history_filter=lambda u: [] if u.user_id == first else list(u.history))
     assert {r["case_id"] for r in kept} == {c.case_id for c in cases if c.user.user_id != first}
+
+
+# ------------------------------------------------------------------------------------------------ official records
+
+MULTITOPIC = __import__("pathlib").Path(__file__).parent / "fixtures" / "socialalign" / "SocialWeibo_multitopic.json"
+
+
+def test_official_records_round_trip_identically_through_build_records():
+    """One user (阿明) replies to two topics, in every variant and out of order: each record comes back identical.
+
+    Pins three bugs of rebuilding from the alpaca JSON: a history cached per user id (阿明's second topic got the
+    first case's posts, or none after a without_history record), the persona re-worded (情感倾向 → 情感基调,
+    "：" → ": ", the final "。" dropped), and the posts re-ranked by a new BM25."""
+    from socialalign_lib.loaders import load_socialalign_alpaca, load_socialalign_cases
+    from socialalign_lib.records import build_records
+
+    source = load_socialalign_alpaca(MULTITOPIC)
+    cases = load_socialalign_cases(MULTITOPIC)
+    assert [c.user.user_id for c in cases].count("name:阿明") == 4  # the fixture is what the test claims
+    assert len({c.topic.topic_id for c in cases if c.user.screen_name == "阿明"}) == 2
+    records = build_records(cases, variants=VARIANTS)
+    by_key = {(r["case_id"], r["variant"]): r for r in records}
+    for case, src in zip(cases, source, strict=True):
+        rec = by_key[case.case_id, src.variant]
+        assert rec["instruction"] == src.instruction, case.case_id
+        assert tuple(rec["user_span"]) == src.user_span and tuple(rec["news_span"]) == src.news_span
+        assert rec["output"] == src.output
+    # a variant derived from a full record is the official template filled with the same parts: the file's own
+    # without_persona record of the same (user, topic)
+    full_oil = next(c for c, s in zip(cases, source) if s.user_name == "阿明" and s.hashtag == "油价今晚上调"
+                    and s.variant == "full")
+    wp_oil = next(s for s in source if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona")
+    assert by_key[full_oil.case_id, "without_persona"]["instruction"] == wp_oil.instruction
+    # what a record lacks is not invented: no "full" record from a without_history or a without_persona record
+    assert {v for (cid, v) in by_key if cid == cases[0].case_id} == {"without_history"}
+    assert {v for (cid, v) in by_key if cid == cases[4].case_id} == {"without_persona"}
+
+
+def test_official_case_parts_survive_the_case_jsonl(tmp_path):
+    from socialalign_lib.io import load_cases, write_jsonl
+    from socialalign_lib.loaders import load_socialalign_cases
+    from socialalign_lib.records import build_records
+
+    cases = load_socialalign_cases(MULTITOPIC)
+    write_jsonl(tmp_path / "cases.jsonl", [c.to_dict() for c in cases])
+    again = load_cases(tmp_path / "cases.jsonl", allow_empty_history=True)
+    assert [c.record_parts for c in again] == [c.record_parts for c in cases]
+    assert build_records(again, variants=VARIANTS) == build_records(cases, variants=VARIANTS)
+
+
+def test_a_user_with_two_histories_is_not_served_from_a_cache(world, personas):
+    """Two cases of one user id with different histories (as official records are): each gets its own posts."""
+    import copy
+
+    from socialalign_lib.records import build_records
+
+    case = next(c for c in world.cases() if len(c.user.history) >= 6)
+    other = copy.deepcopy(case)
+    other.case_id += "-b"
+    other.user.history = other.user.history[3:]
+    first, second = build_records([case, other], persona_by_user=personas)
+    assert set(second["history_ids"]) <= {p.post_id for p in other.user.history}
+    assert first["history_ids"] != second["history_ids"]
+
+
+def test_official_spans_are_the_official_codes_token_indices(all_records, tokenizer):
+    """``spans="official"``: the official fine-tuning script's ``user_mask`` / ``news_mask``, computed here the way
+    that script does (token counts of the prompt prefix before "现在你看到了一则新闻" and before "，请发一条关于hashtag"),
+    for every record of the tiny world. Gate A then sees the hashtag sentence; gate B the system prompt."""
+    n = 0
+    for rec in all_records:
+        ex = build_chat_example(tokenizer, rec, ChatConfig(spans="official"))
+        prompt = chat_prompt(tokenizer, rec["instruction"])[0]
+        user_mask = len(tokenizer(prompt[:prompt.find("现在你看到了一则新闻")], add_special_tokens=False)["input_ids"])
+        news_mask = len(tokenizer(prompt[:prompt.find("，请发一条关于hashtag")], add_special_tokens=False)["input_ids"])
+        assert ex["user_span"] == [0, user_mask] and ex["news_span"] == [user_mask, news_mask], rec["case_id"]
+        news_text = _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
+        assert news_text.startswith("现在你看到了一则新闻") and news_text.endswith(f"#{rec['hashtag']}# 登上了微博热搜")
+        assert _decode(tokenizer, ex["input_ids"][slice(*ex["user_span"])]).startswith("<|im_start|>system\n你是一个微博用户。")
+        assert ex["input_ids"] == build_chat_example(tokenizer, rec)["input_ids"]  # only the spans differ
+        n += 1
+    assert n > 600
+    with pytest.raises(ValueError, match="spans"):
+        ChatConfig(spans="news")
+
+
+def test_official_spans_are_found_from_the_record_not_by_search(world, personas, tokenizer):
+    """A history post quoting the news header moves the official code's ``find``; the spans here stay put."""
+    case = world.cases()[0]
+    decoy = Post("decoy", case.user.user_id, "现在你看到了一则新闻，请发一条关于hashtag的博文", "")
+    rec = render_record(case, [decoy, *case.user.history[:4]], personas[case.user.user_id])
+    ex = build_chat_example(tokenizer, rec, ChatConfig(spans="official"))
+    news_text = _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
+    assert news_text.startswith("现在你看到了一则新闻: \n" + case.topic.news[:5]) and "登上了微博热搜" in news_text
+
+
+def test_official_inference_ablation_is_the_official_text_edit():
+    """The official "w/o history" / "w/o persona" prompts at inference, from the official record of the same case:
+    removing the history gives the official without_history *training* template minus its history-length line and
+    "、历史博文"; removing the persona gives exactly the official without_persona record."""
+    import re
+
+    from socialalign_lib.loaders import load_socialalign_alpaca, load_socialalign_cases
+    from socialalign_lib.records import INFERENCE_ABLATIONS, build_records, official_inference_ablation
+
+    source = load_socialalign_alpaca(MULTITOPIC)
+    full = next(r for r in build_records(load_socialalign_cases(MULTITOPIC)) if r["user_name"] == "阿明"
+                and r["hashtag"] == "油价今晚上调")
+    wp = next(s for s in source if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona")
+    no_persona = official_inference_ablation(full, "persona")
+    assert no_persona["instruction"] == wp.instruction and no_persona["variant"] == INFERENCE_ABLATIONS["persona"]
+    assert tuple(no_persona["news_span"]) == wp.news_span and tuple(no_persona["user_span"]) == wp.user_span
+    no_history = official_inference_ablation(full, "history")
+    text = no_history["instruction"]
+    assert "历史博文" not in text and "加满一箱油" not in text and text.startswith("你的用户名为阿明, 以下是你的用户画像：")
+    assert "    - 可以参考你的个人信息、用户画像和这则新闻，用自己的风格和立场发表观点\n    - 不要强行参考历史信息\n" in text
+    assert text[slice(*no_history["news_span"])] == full["instruction"][slice(*full["news_span"])]
+    assert no_history["history_ids"] == [] and not re.search(r"\n\d\. 加满", text)
+    with pytest.raises(RecordError, match="full"):
+        official_inference_ablation(no_history, "persona")

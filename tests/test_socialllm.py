@@ -266,3 +266,31 @@ def test_gates_differ_by_topic_category_and_by_persona_type_after_training(run, 
     uniform["archetype"] = uniform["user_id"].map(archetype)
     control = ga.gate_separation(uniform, "gate_b", "archetype", "user_id", permutations=99)
     assert control.eta2 == 0.0 and control.p_value == 1.0
+
+
+def test_token_routing_trains_and_runs_on_the_official_spans(data, cfg, held_out, tmp_path, monkeypatch):
+    """``routing="token"`` (the official method) defaults to the official spans in training, in the saved adapter and
+    in every helper that renders prompts; sequence routing keeps the record's spans; both can be forced."""
+    from dataclasses import replace
+
+    from socialalign_lib import socialllm
+    from socialalign_lib.records import ChatConfig
+
+    assert SocialLLMConfig().chat_config().spans == "record"
+    assert SocialLLMConfig(routing="token", spans="record").chat_config().spans == "record"
+    assert SocialLLMConfig(method="lora", routing="token").chat_config().spans == "record"  # LoRA reads no spans
+    with pytest.raises(ValueError, match="spans"):
+        SocialLLMConfig(spans="hashtag")
+    seen = []
+    real = socialllm.tokenize_dataset
+    monkeypatch.setattr(socialllm, "tokenize_dataset", lambda ds, tok, chat, **kw: seen.append(chat) or real(ds, tok, chat, **kw))
+    token_cfg = replace(cfg, routing="token", sft=course_sft_config(max_steps=2, logging_steps=1, save_steps=1000))
+    train_socialllm(token_cfg, data.dataset["train"].select(range(16)), tmp_path / "run", progress=False)
+    assert [c.spans for c in seen] == ["official"]
+    loaded = load_socialllm(tmp_path / "run")
+    assert socialllm.model_chat_config(loaded.model).spans == "official"
+    rows = held_out.select(range(3))
+    default = compute_gates(loaded.model, loaded.tokenizer, rows, progress=False)
+    official = compute_gates(loaded.model, loaded.tokenizer, rows, progress=False, chat_config=ChatConfig(spans="official"))
+    record = compute_gates(loaded.model, loaded.tokenizer, rows, progress=False, chat_config=ChatConfig(spans="record"))
+    assert default.gate_b.tolist() == official.gate_b.tolist() != record.gate_b.tolist()

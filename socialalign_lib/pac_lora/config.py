@@ -20,6 +20,8 @@ Routing = Literal["sequence", "token"]
 GateMode = Literal["learned", "uniform_a", "uniform_b", "uniform"]
 
 ROUTINGS: tuple[str, ...] = ("sequence", "token")
+#: Token span schemes (the same names as `records.SPAN_SCHEMES`; repeated here so the adapter config stays light).
+SPAN_SCHEMES: tuple[str, ...] = ("record", "official")
 GATE_MODES: tuple[str, ...] = ("learned", "uniform_a", "uniform_b", "uniform")
 #: The seven projections SocialAlign adapts in every decoder layer (Qwen2 / Llama / Mistral names).
 DEFAULT_TARGET_MODULES: tuple[str, ...] = (
@@ -83,9 +85,16 @@ class PacLoraConfig(PeftConfig):
         routing: `"sequence"` (ours, default): one gate vector per sequence from the masked mean of
             the layer input over each span, computed at prefill and cached for decoding, applied
             to every token (response included). `"token"`: the official per-token routing, each
-            token gated from its own hidden state zeroed outside the span; tokens outside a span
-            (the response, every decoded token) get uniform gates. Slower; offered to show the
-            difference.
+            token gated from its own hidden state zeroed outside the span, so tokens outside both
+            spans (the response in training) get uniform gates; at a cached decode step, as in the
+            official code, the new token is taken for a user token (gate B from the token itself,
+            gate A uniform). Slower; the official method.
+        spans: which token spans the adapter is trained and run with (`records.ChatConfig.spans`);
+            the layers do not read it, the SocialLLM helpers do, and it is saved with the adapter.
+            `"auto"` (default): `"official"` with token routing (gate A: the news block up to and
+            including "…#hashtag# 登上了微博热搜"; gate B: every token before it, system prompt and
+            chat-template tokens included), `"record"` with sequence routing (gate A: the news text
+            alone; gate B: user name, history and persona).
         gate_mode: `"learned"`, or an ablation that replaces a gate by the uniform `1/n`:
             `"uniform_a"` (analyzing/news gate), `"uniform_b"` (writing/user gate), `"uniform"`
             (both). A uniform side has no gate parameters (nothing unused for DDP).
@@ -106,6 +115,7 @@ class PacLoraConfig(PeftConfig):
     )
     gate_hidden: int = field(default=32, metadata={"help": "Hidden width of the gate MLPs."})
     routing: str = field(default="sequence", metadata={"help": "'sequence' (ours) or 'token' (official)."})
+    spans: str = field(default="auto", metadata={"help": "'auto', 'record' (ours) or 'official' token spans."})
     gate_mode: str = field(
         default="learned", metadata={"help": "'learned', 'uniform_a', 'uniform_b' or 'uniform' (ablations)."}
     )
@@ -133,12 +143,21 @@ class PacLoraConfig(PeftConfig):
             raise ValueError(f"PacLoraConfig: lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if self.routing not in ROUTINGS:
             raise ValueError(f"PacLoraConfig: routing must be one of {ROUTINGS}, got {self.routing!r}")
+        if self.spans not in ("auto", *SPAN_SCHEMES):
+            raise ValueError(f"PacLoraConfig: spans must be 'auto' or one of {SPAN_SCHEMES}, got {self.spans!r}")
         if self.gate_mode not in GATE_MODES:
             raise ValueError(f"PacLoraConfig: gate_mode must be one of {GATE_MODES}, got {self.gate_mode!r}")
         if self.target_parameters:
             raise ValueError(
                 "PacLoraConfig: target_parameters is not supported (PAC-LoRA wraps Linear modules)"
             )
+
+    @property
+    def span_scheme(self) -> str:
+        """`spans` with `"auto"` resolved: `"official"` for token routing, `"record"` for sequence routing."""
+        if self.spans == "auto":
+            return "official" if self.routing == "token" else "record"
+        return self.spans
 
     @property
     def scaling(self) -> float:

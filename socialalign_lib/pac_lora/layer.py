@@ -59,9 +59,9 @@ class GateCache:
     Attributes:
         prefill_id: `SpanRouter.prefill_count` of the prefill that produced them.
         gate_a, gate_b: `[batch, n]` (sequence routing) or `[batch, seq, n]` (token routing), detached.
-        a_t: `[batch, d, r]` folded analyzing expert, transposed, for decode steps (token routing: the
-            uniform mixture, as decoded tokens lie outside both spans).
-        b_t: `[batch, r, k]` folded writing expert, transposed, for decode steps.
+        a_t: `[batch, d, r]` folded analyzing expert, transposed, for decode steps (token routing: empty, as
+            each decoded token is gated from itself).
+        b_t: `[batch, r, k]` folded writing expert, transposed, for decode steps (token routing: empty).
     """
 
     prefill_id: int
@@ -233,25 +233,39 @@ class PacLoraLayer(BaseTunerLayer):
         return result + torch.bmm(hidden, b_t) * scaling
 
     def _token_delta(self, adapter_name: str, x_drop: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
-        """Official per-token routing: each token gated from its own (dropped-out) state, zeroed outside the span."""
+        """Official per-token routing: each token gated from its own (dropped-out) state, zeroed outside the span.
+
+        At prefill, gate A reads the news-span tokens and gate B the user-span tokens; every other token (the
+        chat template's assistant header, the response in training) is zero for both, so both its gates are
+        uniform. At a KV-cached decode step the official code compares the new token's index in its one-token
+        input (0) with the user span's end, so it takes every new token for a *user* token: gate B is computed
+        from the token itself and gate A stays uniform. That is the rule here too (a train/decode mismatch of
+        the official method, kept on purpose; ``routing="sequence"`` has none).
+        """
         batch, seq, _ = x_drop.shape
-        n, r = self.n_experts[adapter_name], self.r[adapter_name]
+        n = self.n_experts[adapter_name]
         router = self._router
-        if not router.is_prefill:  # decoded tokens lie outside both spans: uniform gates, folded at prefill
-            cached = self._cached_for_decode(adapter_name, batch)
-            return self._add_folded(x_drop, cached.a_t, cached.b_t, self.scaling[adapter_name], result)
+        if not router.is_prefill:
+            gate_a = x_drop.new_full((batch, seq, n), 1.0 / n)  # softmax of a bias-free gate on a zeroed input
+            gate_b = self.gate(adapter_name, "B", x_drop)
+            return self._token_mix(adapter_name, x_drop, gate_a, gate_b, result)
         masks = router.prefill_routing(batch, seq).token_masks(x_drop.device, x_drop.dtype)
         gate_a = self.gate(adapter_name, "A", x_drop * masks[:, NEWS, :, None])  # [batch, seq, n]
         gate_b = self.gate(adapter_name, "B", x_drop * masks[:, USER, :, None])
+        empty = x_drop.new_zeros((batch, 0, 0))
+        self._gate_cache[adapter_name] = GateCache(
+            router.prefill_count, gate_a.detach(), gate_b.detach(), empty, empty
+        )
+        return self._token_mix(adapter_name, x_drop, gate_a, gate_b, result)
+
+    def _token_mix(self, adapter_name: str, x_drop: torch.Tensor, gate_a: torch.Tensor, gate_b: torch.Tensor,
+                   result: torch.Tensor) -> torch.Tensor:
+        """`result + scaling * sum_j gB_j B_j(sum_i gA_i A_i x)` with per-token gates `[batch, seq, n]`."""
+        batch, seq, _ = x_drop.shape
+        n, r = self.n_experts[adapter_name], self.r[adapter_name]
         experts_a = self.pac_A[adapter_name](x_drop).reshape(batch, seq, n, r)
         hidden = torch.einsum("bsn,bsnr->bsr", gate_a, experts_a)
         mixed = (gate_b.unsqueeze(-1) * hidden.unsqueeze(-2)).reshape(batch, seq, n * r)
-        with torch.no_grad():
-            uniform = x_drop.new_full((batch, n), 1.0 / n)
-            a_t, b_t = self.fold_experts(adapter_name, uniform, uniform)
-        self._gate_cache[adapter_name] = GateCache(
-            router.prefill_count, gate_a.detach(), gate_b.detach(), a_t, b_t
-        )
         return result + self.pac_B[adapter_name](mixed) * self.scaling[adapter_name]
 
     def _cached_for_decode(self, adapter_name: str, batch: int) -> GateCache:

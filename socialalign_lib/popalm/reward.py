@@ -1,5 +1,14 @@
 """PopALM's reward model: a scalar head on the base LM, trained on like-ordered reply pairs with TRL's
-``RewardTrainer`` (loss ``−log σ(r_chosen − r_rejected)``, the Bradley–Terry pairwise loss PopALM uses).
+``RewardTrainer``.
+
+The loss, per batch of pairs (``r_c``, ``r_r``: the scores of the more- and the less-liked reply)::
+
+    L = E[−log σ(r_c − r_r)]  +  0.01 · E[(r_c + r_r)²]
+
+The first term is the Bradley–Terry pairwise loss PopALM uses. The second is *not* PopALM's: it is TRL's
+reward-centring term (``RewardConfig.center_rewards_coefficient``, 0.01 by default here), which pulls the scores
+towards mean zero so that they stay on one scale from run to run; set it to None for PopALM's loss exactly.
+``margin_scale`` replaces the first term by ``−log σ(r_c − r_r − margin)``.
 
 The model is ``AutoModelForSequenceClassification(num_labels=1)`` from the same checkpoint as the policy (for the
 embedded Qwen2 that is ``Qwen2ForSequenceClassification``: a fresh linear ``score`` head read at the last
@@ -33,7 +42,9 @@ __all__ = ["RewardConfig", "RewardResult", "load_reward_model", "train_reward_mo
 class RewardConfig:
     """Knobs of :func:`train_reward_model`. Defaults suit the ~1M-parameter course model on CPU: full fine-tuning
     (cheaper than LoRA at this size), a high learning rate, fp32. PopALM: lr 2e-5, batch 16 × accum 4, 5–20 epochs
-    on a GPT-2. ``margin_scale``: see :func:`~socialalign_lib.popalm.data.pairs_dataset` (None: plain loss)."""
+    on a GPT-2. ``margin_scale``: see :func:`~socialalign_lib.popalm.data.pairs_dataset` (None: plain loss).
+    ``center_rewards_coefficient``: weight of TRL's centring term ``E[(r_c + r_r)²]`` added to the pairwise loss
+    (0.01 here, absent in PopALM: None drops it)."""
 
     learning_rate: float = 5e-4
     num_train_epochs: float = 3.0
