@@ -215,11 +215,11 @@ class WeiboClient:
             delay = max(delay, min(retry_after, cfg.max_retry_after_s))
         return delay
 
-    def pause_before_asking_again(self, attempt: int) -> None:
+    def pause_before_asking_again(self) -> None:
         """The wait before asking again for a page that said "nothing here" (``CrawlConfig.end_confirmations``):
-        the backoff of a retry, since a transient ``ok: 0`` is often the site catching its breath."""
+        a first retry's backoff, flat rather than growing, because every listing's true end is asked about too."""
         self.stats.confirmations += 1
-        self._pause(self._backoff(attempt, None))
+        self._pause(self._backoff(0, None))
 
     def _count_ban(self, endpoint: str, outcome: str) -> None:
         if outcome not in BAN_OUTCOMES:

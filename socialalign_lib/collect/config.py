@@ -75,7 +75,9 @@ class CrawlConfig:
     max_retry_after_s: float = 900.0  # a longer Retry-After is obeyed only up to this
     max_requests: int | None = None  # request budget; exceeding it raises RequestBudgetExhausted
     max_consecutive_bans: int = 10  # this many 418 / captcha answers without a success in between stop the crawl
-    end_confirmations: int = 2  # an "ok: 0 / nothing here" answer is asked again this often before it ends a listing
+    # An "ok: 0 / nothing here" answer is asked again this often (after a backoff_base_s pause) before it ends a
+    # listing: Weibo sometimes gives it for a page that exists. Each true end costs these extra requests too.
+    end_confirmations: int = 2
     # what to collect
     max_search_pages: int = 50  # Weibo shows at most ~50 result pages per query
     max_timeline_pages: int = 40

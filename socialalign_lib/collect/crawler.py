@@ -36,6 +36,7 @@ from .parse import (
     is_pinned,
     is_verified,
     mblog_to_post,
+    parse_count,
     topic_from_search,
     user_profile,
 )
@@ -96,10 +97,10 @@ class Crawler:
         here"). Weibo sometimes answers a page that exists with ``ok: 0``; believed at once, that would close a
         listing early and lose the rest of it (and mark the unit done, so a resume would not fetch it either)."""
         resp = request()
-        for attempt in range(self.config.end_confirmations):
+        for _ in range(self.config.end_confirmations):
             if not empty(resp):
                 break
-            self.client.pause_before_asking_again(attempt)
+            self.client.pause_before_asking_again()
             resp = request()
         return resp
 
@@ -214,8 +215,13 @@ class Crawler:
             resp = self._fetch(lambda: self.client.user_info(uid), lambda r: not _cards(r))
             items = info_items(_cards(resp))
         history: dict[str, Post] = {}
+        promised = _statuses_count(info)
+
+        def end_unconfirmed(resp: ApiResponse) -> bool:  # no end is in doubt once the profile's count is reached
+            return not _mblogs(resp) and (promised is None or len(history) < promised)
+
         for page in range(1, cfg.max_timeline_pages + 1):
-            resp = self._fetch(lambda page=page: self.client.timeline_page(uid, page), lambda r: not _mblogs(r))
+            resp = self._fetch(lambda page=page: self.client.timeline_page(uid, page), end_unconfirmed)
             mblogs = _mblogs(resp)
             if not mblogs:
                 break
@@ -298,6 +304,16 @@ def _mblogs(resp: ApiResponse) -> list[dict[str, Any]]:
 
 def _user_info(resp: ApiResponse) -> dict[str, Any] | None:
     return _data(resp).get("userInfo") or None
+
+
+def _statuses_count(info: dict[str, Any]) -> int | None:
+    """The profile's post count, None when absent or unreadable (then every end of the timeline is confirmed)."""
+    if info.get("statuses_count") is None:
+        return None
+    try:
+        return parse_count(info["statuses_count"])
+    except ParseError:
+        return None
 
 
 def _long_text(resp: ApiResponse) -> str | None:
