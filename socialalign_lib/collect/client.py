@@ -108,7 +108,8 @@ class ClientStats:
 
     def summary(self) -> dict[str, Any]:
         return {"requests": self.requests, "retries": self.retries, "gave_up": self.gave_up,
-                "confirmations": self.confirmations, "slept_s": round(self.slept_s, 3), "outcomes": dict(sorted(self.outcomes.items()))}
+                "confirmations": self.confirmations, "slept_s": round(self.slept_s, 3),
+                "outcomes": dict(sorted(self.outcomes.items()))}
 
 
 def _retry_after_s(value: str | None, now: float) -> float | None:
