@@ -230,11 +230,11 @@ def test_unreadable_posts_are_skipped_and_missing_users_recorded(tmp_path):
 
     cfg = CrawlConfig(base_url="https://m.weibo.cn", out_dir=tmp_path, cookie=None, rate_per_s=None, progress=False,
                       fsync=False, comment_posts=0)
-    with WeiboClient(cfg, transport=httpx.MockTransport(handler)) as client:
+    with WeiboClient(cfg, transport=httpx.MockTransport(handler), sleep=lambda s: None) as client:
         summary = crawl(cfg, ["话题"], client=client)
     assert (summary.posts, summary.skipped, summary.users, summary.failed) == (1, 1, 1, [])
     state = json.loads((tmp_path / "checkpoint.json").read_text())
-    assert state["users_done"] == ["u1", "u2"]  # u2's profile said ok: 0, so it is done, with no record
+    assert state["users_done"] == ["u1", "u2"]  # u2's profile said ok: 0 (each time it was asked): done, no record
 
 
 # --- the cookie ---------------------------------------------------------------------------------------------
@@ -313,7 +313,11 @@ def test_non_retryable_status_and_giving_up():
     with _client(lambda r: httpx.Response(200, text="<html>验证码</html>"), sleeps) as client:
         with pytest.raises(FetchError, match="gave up after 5 attempts"):
             client.timeline_page("1", 2)
-        assert client.stats.outcomes["bad_json"] == 5 and client.stats.gave_up == 1
+        assert client.stats.outcomes["captcha"] == 5 and client.stats.gave_up == 1  # a captcha page is a ban
+    with _client(lambda r: httpx.Response(200, text='{"ok": 1, "da'), sleeps) as client:
+        with pytest.raises(FetchError, match="gave up after 5 attempts"):
+            client.timeline_page("1", 2)
+        assert client.stats.outcomes["bad_json"] == 5  # cut JSON is bad luck, not a ban
 
 
 def test_timeouts_and_dropped_connections_are_retried():

@@ -5,6 +5,11 @@ parsed JSON plus the server's clock (the ``Date`` header, which relative times l
 to). All the unpleasantness of a real site lives here, once: a polite rate limit, retries with exponential
 backoff and jitter on 418 / 429 / 5xx, timeouts, dropped connections and malformed or truncated JSON,
 ``Retry-After`` honoured, a request budget, and statistics of what happened.
+
+Three answers stop the whole crawl instead of one unit of work (``CrawlStopped``): an expired login (HTTP 200
+``{"ok": -100}`` or a redirect to the login page), a ban that does not lift (``max_consecutive_bans`` answers of
+418 or a captcha page with no success in between: retrying every pending unit would only prolong it), and the
+request budget. The crawler saves nothing half-done, so the same command resumes once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -14,20 +19,26 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from .config import CrawlConfig, RedactingFilter
+from ..logsafe import redacting_logs
+from .config import CrawlConfig, is_loopback
 from .parse import CHINA_TZ
 
 log = logging.getLogger("socialalign_lib.collect")
 
 RETRY_STATUSES = frozenset({418, 429, 500, 502, 503, 504})
+BAN_OUTCOMES = frozenset({"418", "captcha"})  # the site refuses *us*; counted towards max_consecutive_bans
+LOGIN_REQUIRED = -100  # ``{"ok": -100, "url": "https://passport.weibo.cn/signin/..."}``: log in first
+_CAPTCHA_PAGE = re.compile(r"Sina Visitor System|验证码|captcha|passport\.weibo\.c(?:om|n)/visitor", re.IGNORECASE)
 
 PROFILE = "100505{uid}"
 INFO = "230283{uid}_-_INFO"
@@ -40,9 +51,34 @@ class FetchError(RuntimeError):
     of work (one hashtag, one user) and leaves it undone in the checkpoint, so a later run picks it up."""
 
 
-class RequestBudgetExhausted(RuntimeError):
+class CrawlStopped(RuntimeError):
+    """The whole crawl has to stop, not just one unit of work; every unit not finished stays pending in the
+    checkpoint and the same command resumes. ``summary`` (a ``CrawlSummary``) is set by the crawler on its way out.
+    """
+
+    reason = "stopped"
+    summary: Any = None
+
+
+class RequestBudgetExhausted(CrawlStopped):
     """``max_requests`` reached. Not a FetchError: it stops the whole crawl, like a kill, and a resumed run
     continues from the checkpoint."""
+
+    reason = "request_budget"
+
+
+class LoginRequired(CrawlStopped):
+    """Weibo wants a login: ``{"ok": -100}`` or a redirect to its login page. The cookie expired (or none was
+    given). Read as "no data", this answer would end every listing early and lose the rest of it."""
+
+    reason = "login_required"
+
+
+class CrawlBanned(CrawlStopped):
+    """``max_consecutive_bans`` answers of 418 or a captcha page without a success in between: the site refuses
+    this client, and a ban outlasts any retry schedule. Wait (hours), then resume."""
+
+    reason = "banned"
 
 
 @dataclass
@@ -66,12 +102,14 @@ class ClientStats:
     by_endpoint: Counter = field(default_factory=Counter)
     retries: int = 0
     gave_up: int = 0
+    confirmations: int = 0  # "nothing here" answers asked again (CrawlConfig.end_confirmations)
     slept_s: float = 0.0
     events: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, outcome) per attempt, in order
 
     def summary(self) -> dict[str, Any]:
         return {"requests": self.requests, "retries": self.retries, "gave_up": self.gave_up,
-                "slept_s": round(self.slept_s, 3), "outcomes": dict(sorted(self.outcomes.items()))}
+                "confirmations": self.confirmations, "slept_s": round(self.slept_s, 3),
+                "outcomes": dict(sorted(self.outcomes.items()))}
 
 
 def _retry_after_s(value: str | None, now: float) -> float | None:
@@ -90,6 +128,23 @@ def _retry_after_s(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def _login_redirect(location: str) -> bool:
+    """A redirect to Weibo's login page (``passport.weibo.cn/signin/…``, ``…/login``), judged by host and path."""
+    parts = urlsplit(location)
+    return bool(re.search(r"signin|login|/sso", parts.netloc + parts.path, re.IGNORECASE))
+
+
+def _visitor_redirect(location: str) -> bool:
+    """A redirect to the "Sina Visitor System" (the anti-bot check), which is a ban, not a login."""
+    parts = urlsplit(location)
+    return "visitor" in (parts.netloc + parts.path).lower()
+
+
+def _is_captcha_page(resp: httpx.Response) -> bool:
+    """A 200 that is not JSON but the visitor check or a captcha form: a ban, where cut JSON is bad luck."""
+    return bool(_CAPTCHA_PAGE.search(resp.content[:20_000].decode("utf-8", errors="replace")))
+
+
 def _server_now(resp: httpx.Response) -> dt.datetime:
     date = resp.headers.get("date")
     if date:
@@ -104,27 +159,32 @@ class WeiboClient:
     """``with WeiboClient(config) as client: client.timeline_page(uid, 1)``.
 
     ``sleep`` and ``clock`` are injectable so tests can check waits without waiting; ``transport`` lets a test
-    hand in an ``httpx.MockTransport``.
+    hand in an ``httpx.MockTransport``. While the client is open, the cookie is redacted from every log record of
+    the process (the HTTP libraries' debug logs included).
     """
 
     def __init__(self, config: CrawlConfig, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        if config.rate_per_s is None and transport is None and not is_loopback(config.base_url):
+            raise ValueError(f"no rate limit (rate_per_s=None, --rate 0) is for a server on this machine only (the local "
+                             f"mock); {config.base_url} must be crawled at a polite rate, e.g. --rate "
+                             f"{CrawlConfig.rate_per_s} (the default)")
         self.config = config
         self.stats = ClientStats()
+        self._ban_streak = 0
         self._sleep, self._clock = sleep, clock
         self._rng = random.Random(config.seed)
         self._next_slot = 0.0
         self._http = httpx.Client(base_url=config.base_url, headers=config.headers(), transport=transport,
                                   timeout=httpx.Timeout(config.timeout_s), follow_redirects=False)
-        self._filter = RedactingFilter(config)
-        log.addFilter(self._filter)
+        self._redaction = redacting_logs(config.redact).start()
 
     def __repr__(self) -> str:
         return f"WeiboClient(base_url={self.config.base_url!r}, cookie={'<redacted>' if self.config.has_cookie else None})"
 
     def close(self) -> None:
         self._http.close()
-        log.removeFilter(self._filter)
+        self._redaction.stop()
 
     def __enter__(self) -> WeiboClient:
         return self
@@ -156,8 +216,26 @@ class WeiboClient:
             delay = max(delay, min(retry_after, cfg.max_retry_after_s))
         return delay
 
+    def pause_before_asking_again(self) -> None:
+        """The wait before asking again for a page that said "nothing here" (``CrawlConfig.end_confirmations``):
+        a first retry's backoff, flat rather than growing, because every listing's true end is asked about too."""
+        self.stats.confirmations += 1
+        self._pause(self._backoff(0, None))
+
+    def _count_ban(self, endpoint: str, outcome: str) -> None:
+        if outcome not in BAN_OUTCOMES:
+            return
+        self._ban_streak += 1
+        if self._ban_streak >= self.config.max_consecutive_bans:
+            raise CrawlBanned(f"{self._ban_streak} answers in a row were bans (HTTP 418 or a captcha page), the last "
+                              f"one for {endpoint}")
+
     def get_json(self, path: str, params: dict[str, Any], endpoint: str) -> ApiResponse:
-        """GET ``path`` and return its JSON object, retrying what a retry can fix. Raises FetchError."""
+        """GET ``path`` and return its JSON object, retrying what a retry can fix.
+
+        Raises FetchError (this unit failed), LoginRequired or CrawlBanned (the crawl must stop), or
+        RequestBudgetExhausted.
+        """
         cfg = self.config
         reasons: list[str] = []
         for attempt in range(cfg.retries + 1):
@@ -180,10 +258,21 @@ class WeiboClient:
                         data = resp.json()
                     except (json.JSONDecodeError, UnicodeDecodeError):
                         data = None
+                    if isinstance(data, dict) and data.get("ok") == LOGIN_REQUIRED:
+                        self._record(endpoint, "login_required")
+                        raise LoginRequired(f'{endpoint}: Weibo answered {{"ok": {LOGIN_REQUIRED}}} (log in first)')
                     if isinstance(data, dict):
                         self._record(endpoint, outcome)
+                        self._ban_streak = 0
                         return ApiResponse(data, _server_now(resp))
-                    outcome = "bad_json"
+                    outcome = "captcha" if _is_captcha_page(resp) else "bad_json"
+                elif resp.is_redirect and _login_redirect(resp.headers["location"]):
+                    self._record(endpoint, "login_required")
+                    page = urlsplit(resp.headers["location"])
+                    raise LoginRequired(f"{endpoint}: HTTP {resp.status_code} redirect to the login page "
+                                        f"{page.netloc}{page.path}")
+                elif resp.is_redirect and _visitor_redirect(resp.headers["location"]):
+                    outcome = "captcha"
                 elif resp.status_code in RETRY_STATUSES:
                     retry_after = _retry_after_s(resp.headers.get("retry-after"), time.time())
                 else:
@@ -191,6 +280,7 @@ class WeiboClient:
                     self.stats.gave_up += 1
                     raise FetchError(f"{endpoint}: HTTP {resp.status_code} for {resp.request.url}")
             self._record(endpoint, outcome)
+            self._count_ban(endpoint, outcome)
             reasons.append(outcome)
             if attempt == cfg.retries:
                 break

@@ -6,10 +6,12 @@ output files: a Weibo ``SUB`` cookie is a login, and crawl logs get pasted into 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..paths import GENERATED_DIR
 
@@ -20,6 +22,35 @@ DEFAULT_USER_AGENT = ("Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML
 
 def _cookie_from_env() -> str | None:
     return os.environ.get("WEIBO_COOKIE") or None
+
+
+def clean_cookie(raw: str | None) -> str | None:
+    """The cookie without surrounding whitespace, or a ValueError that says what is wrong *without showing it*.
+
+    A cookie copied from a browser or a ``.env`` file often ends in ``\\r`` or a newline; sent as is, the HTTP
+    library rejects the header with an error that quotes the whole value (into logs and tracebacks). Inside the
+    value only printable ASCII is valid in a Cookie header.
+    """
+    if raw is None:
+        return None
+    value = raw.strip()
+    for i, ch in enumerate(value):
+        if not " " <= ch <= "~":
+            kind = "a control character" if ord(ch) < 32 or ord(ch) == 127 else "a non-ASCII character"
+            raise ValueError(f"the Weibo cookie (WEIBO_COOKIE) has {kind} (U+{ord(ch):04X}) at position {i + 1} of "
+                             f"{len(value)}; copy it again as one line from the browser (the value is not shown here)")
+    return value or None
+
+
+def is_loopback(base_url: str) -> bool:
+    """True for a server on this machine (127.0.0.0/8, ::1, localhost): the local mock, never the live site."""
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -43,6 +74,10 @@ class CrawlConfig:
     backoff_max_s: float = 160.0
     max_retry_after_s: float = 900.0  # a longer Retry-After is obeyed only up to this
     max_requests: int | None = None  # request budget; exceeding it raises RequestBudgetExhausted
+    max_consecutive_bans: int = 10  # this many 418 / captcha answers without a success in between stop the crawl
+    # An "ok: 0 / nothing here" answer is asked again this often (after a backoff_base_s pause) before it ends a
+    # listing: Weibo sometimes gives it for a page that exists. Each true end costs these extra requests too.
+    end_confirmations: int = 2
     # what to collect
     max_search_pages: int = 50  # Weibo shows at most ~50 result pages per query
     max_timeline_pages: int = 40
@@ -63,8 +98,15 @@ class CrawlConfig:
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         self.base_url = self.base_url.rstrip("/")
+        self.cookie = clean_cookie(self.cookie)
         if self.retries < 0 or self.timeout_s <= 0:
             raise ValueError(f"CrawlConfig: retries must be >= 0 and timeout_s > 0, got {self.retries}, {self.timeout_s}")
+        if self.rate_per_s is not None and self.rate_per_s < 0:
+            raise ValueError(f"CrawlConfig: rate_per_s must be > 0 (or None: no limit, local server only), got {self.rate_per_s}")
+        self.rate_per_s = self.rate_per_s or None  # 0 means no limit, as on the command line
+        if self.max_consecutive_bans < 1 or self.end_confirmations < 0:
+            raise ValueError(f"CrawlConfig: max_consecutive_bans must be >= 1 and end_confirmations >= 0, got "
+                             f"{self.max_consecutive_bans}, {self.end_confirmations}")
 
     @property
     def has_cookie(self) -> bool:
@@ -89,8 +131,8 @@ class CrawlConfig:
 
 
 class RedactingFilter(logging.Filter):
-    """Defence in depth: nothing we log carries headers, but should a message ever contain the cookie, the
-    handler sees ``<redacted>`` instead."""
+    """A filter for one logger or handler. The client does more: it redacts the cookie from every logger's
+    records (``socialalign_lib.logsafe``), the HTTP libraries' debug logs included."""
 
     def __init__(self, config: CrawlConfig) -> None:
         super().__init__()

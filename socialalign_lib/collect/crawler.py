@@ -4,6 +4,11 @@ Work is done in a fixed order (hashtags as given, then users in the order they w
 page is committed with the crawl state (``store.CrawlStore``), so any interruption resumes where it stopped
 and the output does not depend on how many times the crawl was interrupted or how many requests failed.
 
+A unit of work (a hashtag, a user) is closed only by a confirmed end: an answer that says "nothing (more)
+here" (``ok: 0``, no cards) is asked again ``end_confirmations`` times, because Weibo sometimes gives it for a
+page that exists. An expired login, a lasting ban or the request budget stop the crawl (``CrawlStopped``) with
+the unit in progress still pending.
+
 Outputs in ``config.out_dir`` (schema dicts, like the world's files):
 ``topics.jsonl`` (Topic), ``posts_by_topic.jsonl`` ({topic_id, post}), ``comments.jsonl``
 ({topic_id, post_id, comment}) and ``users.jsonl`` (User with its history, oldest post first).
@@ -14,14 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ..schema import Post, User
-from .client import ClientStats, FetchError, WeiboClient
+from .client import ApiResponse, ClientStats, CrawlStopped, FetchError, WeiboClient
 from .config import CrawlConfig
 from .parse import (
     ParseError,
@@ -31,6 +36,7 @@ from .parse import (
     is_pinned,
     is_verified,
     mblog_to_post,
+    parse_count,
     topic_from_search,
     user_profile,
 )
@@ -55,10 +61,11 @@ class CrawlSummary:
     failed: list[str] = field(default_factory=list)  # units left undone this run ("#tag#", "user:123")
     skipped: int = 0  # unreadable posts or comments left out (logged)
     stats: ClientStats = field(default_factory=ClientStats)
+    stopped: str | None = None  # why the crawl stopped early (CrawlStopped.reason), None when it ran to the end
 
     @property
     def complete(self) -> bool:
-        return not self.failed
+        return not self.failed and self.stopped is None
 
 
 class Crawler:
@@ -68,21 +75,42 @@ class Crawler:
         self.config = config
         self.client = client if client is not None else WeiboClient(config)
         self._own_client = client is None
-        self.store = CrawlStore(config.out_dir, resume=config.resume, fsync=config.fsync)
+        try:
+            self.store = CrawlStore(config.out_dir, resume=config.resume, fsync=config.fsync)
+        except BaseException:
+            self._close_client()
+            raise
         self.failed: list[str] = []
         self.skipped = 0
 
-    def close(self) -> None:
+    def _close_client(self) -> None:
         if self._own_client:
             self.client.close()
+
+    def close(self) -> None:
+        """Release the output folder (its lock) and the client, if the crawler made it."""
+        self.store.close()
+        self._close_client()
+
+    def _fetch(self, request: Callable[[], ApiResponse], empty: Callable[[ApiResponse], bool]) -> ApiResponse:
+        """``request()``, asked again up to ``end_confirmations`` times while its answer is ``empty`` ("nothing
+        here"). Weibo sometimes answers a page that exists with ``ok: 0``; believed at once, that would close a
+        listing early and lose the rest of it (and mark the unit done, so a resume would not fetch it either)."""
+        resp = request()
+        for _ in range(self.config.end_confirmations):
+            if not empty(resp):
+                break
+            self.client.pause_before_asking_again()
+            resp = request()
+        return resp
 
     # --- posts --------------------------------------------------------------------------------------
 
     def _full_text(self, mblog: dict[str, Any]) -> dict[str, Any]:
         if not (self.config.fetch_long_text and mblog.get("isLongText") and mblog.get("id") is not None):
             return mblog
-        resp = self.client.long_text(str(mblog["id"]))
-        html = (resp.data.get("data") or {}).get("longTextContent") if resp.ok else None
+        resp = self._fetch(lambda: self.client.long_text(str(mblog["id"])), lambda r: not _long_text(r))
+        html = _long_text(resp)
         return {**mblog, "text": html} if html else mblog
 
     def _post(self, mblog: dict[str, Any], now: dt.datetime) -> Post | None:
@@ -130,7 +158,8 @@ class Crawler:
         st = store.state["search"].setdefault(tag, {"topic_id": tid, "next_page": 1, "done": False, "comments": {}})
         while not st["done"]:
             page = st["next_page"]
-            resp = self.client.search_page(tag, page) if page <= cfg.max_search_pages else None
+            resp = self._fetch(lambda page=page: self.client.search_page(tag, page), lambda r: not _mblogs(r)) \
+                if page <= cfg.max_search_pages else None
             body = (resp.data.get("data") or {}) if resp is not None and resp.ok else {}
             mblogs = cards_to_mblogs(body.get("cards") or [])
             records: dict[str, list[dict[str, Any]]] = {"topics": [], "posts_by_topic": []}
@@ -154,10 +183,10 @@ class Crawler:
                 cst["done"] = True
                 self.store.commit()
                 break
-            resp = self.client.comments_page(mid, cst["max_id"])
+            resp = self._fetch(lambda: self.client.comments_page(mid, cst["max_id"]), lambda r: not _comment_items(r))
             body = resp.data.get("data") if resp.ok else None
             body = body if isinstance(body, dict) else {}
-            items = _flatten_comments(body.get("data") or [])
+            items = _comment_items(resp)
             records = []
             for c in items:
                 try:
@@ -177,18 +206,23 @@ class Crawler:
         The user is one record, written once complete; ``None`` when the account does not exist (any more).
         """
         cfg = self.config
-        prof = self.client.profile(uid)
-        info = (prof.data.get("data") or {}).get("userInfo") if prof.ok else None
+        prof = self._fetch(lambda: self.client.profile(uid), lambda r: not _user_info(r))
+        info = _user_info(prof)
         if not info:
             return None
         items = {}
         if cfg.fetch_user_info:
-            resp = self.client.user_info(uid)
-            items = info_items((resp.data.get("data") or {}).get("cards") or []) if resp.ok else {}
+            resp = self._fetch(lambda: self.client.user_info(uid), lambda r: not _cards(r))
+            items = info_items(_cards(resp))
         history: dict[str, Post] = {}
+        promised = _statuses_count(info)
+
+        def end_unconfirmed(resp: ApiResponse) -> bool:  # no end is in doubt once the profile's count is reached
+            return not _mblogs(resp) and (promised is None or len(history) < promised)
+
         for page in range(1, cfg.max_timeline_pages + 1):
-            resp = self.client.timeline_page(uid, page)
-            mblogs = cards_to_mblogs((resp.data.get("data") or {}).get("cards") or []) if resp.ok else []
+            resp = self._fetch(lambda page=page: self.client.timeline_page(uid, page), end_unconfirmed)
+            mblogs = _mblogs(resp)
             if not mblogs:
                 break
             stop = False
@@ -211,6 +245,21 @@ class Crawler:
     # --- the whole crawl ----------------------------------------------------------------------------
 
     def run(self, hashtags: Iterable[str] = (), user_ids: Iterable[str] = ()) -> CrawlSummary:
+        """Crawl, resuming from the checkpoint. A ``CrawlStopped`` leaves with its ``summary`` set."""
+        try:
+            self._run(hashtags, user_ids)
+        except CrawlStopped as stop:
+            stop.summary = self.summary(stopped=stop.reason)
+            raise
+        return self.summary()
+
+    def summary(self, stopped: str | None = None) -> CrawlSummary:
+        store = self.store
+        return CrawlSummary(topics=len(store.keys["topics"]), posts=len(store.keys["posts_by_topic"]),
+                            comments=len(store.keys["comments"]), users=len(store.keys["users"]),
+                            failed=list(self.failed), skipped=self.skipped, stats=self.client.stats, stopped=stopped)
+
+    def _run(self, hashtags: Iterable[str], user_ids: Iterable[str]) -> None:
         cfg, store = self.config, self.store
         if user_ids:
             self._commit({}, ({"id": uid} for uid in user_ids))
@@ -235,9 +284,44 @@ class Crawler:
                     continue
                 store.state["users_done"].append(uid)
                 store.commit({"users": [user.to_dict()] if user is not None else []})
-        return CrawlSummary(topics=len(store.keys["topics"]), posts=len(store.keys["posts_by_topic"]),
-                            comments=len(store.keys["comments"]), users=len(store.keys["users"]),
-                            failed=list(self.failed), skipped=self.skipped, stats=self.client.stats)
+
+
+# --- what an answer holds (empty when it says "nothing here") -----------------------------------------------
+
+
+def _data(resp: ApiResponse) -> dict[str, Any]:
+    data = resp.data.get("data") if resp.ok else None
+    return data if isinstance(data, dict) else {}
+
+
+def _cards(resp: ApiResponse) -> list[Any]:
+    return _data(resp).get("cards") or []
+
+
+def _mblogs(resp: ApiResponse) -> list[dict[str, Any]]:
+    return cards_to_mblogs(_cards(resp))
+
+
+def _user_info(resp: ApiResponse) -> dict[str, Any] | None:
+    return _data(resp).get("userInfo") or None
+
+
+def _statuses_count(info: dict[str, Any]) -> int | None:
+    """The profile's post count, None when absent or unreadable (then every end of the timeline is confirmed)."""
+    if info.get("statuses_count") is None:
+        return None
+    try:
+        return parse_count(info["statuses_count"])
+    except ParseError:
+        return None
+
+
+def _long_text(resp: ApiResponse) -> str | None:
+    return _data(resp).get("longTextContent") or None
+
+
+def _comment_items(resp: ApiResponse) -> list[dict[str, Any]]:
+    return _flatten_comments(_data(resp).get("data") or [])
 
 
 def _flatten_comments(items: list[Any]) -> list[dict[str, Any]]:

@@ -16,7 +16,9 @@ hotflow comments are the same replies (comment id ``{post_id}c``); ``cardlistInf
 topic's 导语 (``desc``), ``category`` and ``created_at``.
 
 Faults (``FaultConfig``) are drawn per request from ``(seed, url, n-th request of that url)``, so a crawl sees
-the same faults every time, whatever it was interrupted by.
+the same faults every time, whatever it was interrupted by. Two lasting states start after a number of requests
+and hold until the test assigns new faults (``srv.faults = FaultConfig()``: a fresh cookie, a lifted ban): an
+expired login (``{"ok": -100}`` or a 302 to the login page) and a ban (418 or the captcha page on every request).
 """
 
 from __future__ import annotations
@@ -176,7 +178,12 @@ def render_mblog(post: Post, now: dt.datetime, seed: int = 0, long_text_chars: i
 
 # --- faults -------------------------------------------------------------------------------------------------
 
-FAULT_KINDS = ("500", "502", "503", "418", "429", "slow", "malformed", "truncated")
+FAULT_KINDS = ("500", "502", "503", "418", "429", "slow", "malformed", "truncated", "empty")
+LOGIN_EXPIRY = ("ok-100", "302")
+BANS = ("418", "captcha")
+LOGIN_URL = "https://passport.weibo.cn/signin/welcome"
+VISITOR_PAGE = ("<!DOCTYPE html><html><head><title>Sina Visitor System</title></head>"
+                "<body>验证码</body></html>").encode()
 
 
 @dataclass
@@ -187,7 +194,13 @@ class FaultConfig:
     retries than that always gets through and a test can demand that nothing is lost; None = no cap.
     ``slow`` holds the response for ``slow_s`` (longer than the client's timeout, it is a timeout);
     ``malformed`` is a 200 with cut JSON or the HTML "visitor system" page; ``truncated`` promises a
-    Content-Length and closes the connection half-way.
+    Content-Length and closes the connection half-way; ``empty`` (not in the default mix) is Weibo's transient
+    ``{"ok": 0}``, the very answer that ends a listing, given for a page that exists.
+
+    From request number ``login_expires_after`` on (counted over the whole server), every request gets the
+    expired-login answer ``login_expiry``: ``"ok-100"`` (HTTP 200 ``{"ok": -100, "url": …}``) or ``"302"`` (a
+    redirect to the login page). From request number ``banned_after`` on, every request gets ``ban``:
+    ``"418"`` or ``"captcha"`` (the visitor-system page with HTTP 200).
     """
 
     rate: float = 0.0
@@ -197,12 +210,27 @@ class FaultConfig:
     slow_s: float = 2.0
     max_consecutive: int | None = 3
     seed: int = 0
+    login_expires_after: int | None = None
+    login_expiry: str = "ok-100"
+    banned_after: int | None = None
+    ban: str = "418"
 
     def __post_init__(self) -> None:
         unknown = set(self.mix) - set(FAULT_KINDS)
         if unknown or not 0.0 <= self.rate <= 1.0 or (self.rate > 0 and not any(w > 0 for w in self.mix.values())):
             raise ValueError(f"FaultConfig: rate must be in [0, 1] and mix a positive weight per kind in {FAULT_KINDS}, "
                              f"got rate={self.rate}, mix={self.mix}")
+        if self.login_expiry not in LOGIN_EXPIRY or self.ban not in BANS:
+            raise ValueError(f"FaultConfig: login_expiry must be one of {LOGIN_EXPIRY} and ban one of {BANS}, "
+                             f"got {self.login_expiry!r}, {self.ban!r}")
+
+    def lasting(self, n_served: int) -> str | None:
+        """The lasting state for the server's ``n_served``-th request: "login:<how>", "ban:<how>" or None."""
+        if self.login_expires_after is not None and n_served >= self.login_expires_after:
+            return f"login:{self.login_expiry}"
+        if self.banned_after is not None and n_served >= self.banned_after:
+            return f"ban:{self.ban}"
+        return None
 
     def draw(self, key: str, n: int) -> str | None:
         """The fault (or None) for the ``n``-th request of ``key``."""
@@ -230,6 +258,7 @@ class MockWeiboServer:
 
     ``stats`` counts requests per endpoint and faults per kind; ``events`` lists ``(endpoint, fault or "ok")``
     per request; ``cookie_requests`` counts requests that carried a Cookie header (its value is never kept).
+    ``faults`` may be replaced between crawls (a fresh login, a lifted ban).
     """
 
     def __init__(self, world: Any, faults: FaultConfig | None = None, *, page_size: int = 10, comment_page_size: int = 5,
@@ -425,8 +454,10 @@ class MockWeiboServer:
             n = self._attempts[key]
             self._attempts[key] += 1
             cap = self.faults.max_consecutive
-            fault = None if cap is not None and self._streak[key] >= cap else self.faults.draw(key, n)
-            self._streak[key] = self._streak[key] + 1 if fault else 0
+            fault = self.faults.lasting(self.stats["requests"])
+            if fault is None:
+                fault = None if cap is not None and self._streak[key] >= cap else self.faults.draw(key, n)
+                self._streak[key] = self._streak[key] + 1 if fault else 0
             self.stats["requests"] += 1
             self.stats[f"endpoint:{endpoint}"] += 1
             self.stats[f"fault:{fault or 'ok'}"] += 1
@@ -481,8 +512,19 @@ class MockWeiboServer:
                     msg = {"500": "Internal Server Error", "502": "Bad Gateway", "503": "Service Unavailable"}[fault]
                     body = f"<html><body><h1>{fault} {msg}</h1><hr><center>nginx</center></body></html>".encode()
                     return self._send(int(fault), body, "text/html")
-                if fault == "418":
+                if fault in ("418", "ban:418"):
                     return self._send(418, b"", "text/html")
+                if fault == "ban:captcha":
+                    return self._send(200, VISITOR_PAGE, "text/html; charset=utf-8")
+                back = quote(f"https://m.weibo.cn{self.path}", safe="")
+                if fault == "login:302":
+                    return self._send(302, b"", "text/html", {"Location": f"{LOGIN_URL}?entry=mweibo&r={back}"})
+                if fault == "login:ok-100":
+                    body = json.dumps({"ok": -100, "url": f"{LOGIN_URL}?entry=mweibo&r={back}"}).encode()
+                    return self._send(200, body, "application/json; charset=utf-8")
+                if fault == "empty":
+                    body = json.dumps(srv._empty(), ensure_ascii=False).encode("utf-8")
+                    return self._send(200, body, "application/json; charset=utf-8")
                 if fault == "429":
                     body = json.dumps({"ok": 0, "msg": "请求过于频繁，歇歇吧"}, ensure_ascii=False).encode()
                     return self._send(429, body, "application/json", {"Retry-After": str(srv.faults.retry_after_s)})
@@ -495,9 +537,7 @@ class MockWeiboServer:
                 elif fault == "malformed":
                     if rng.random() < 0.5:
                         return self._send(200, body[: max(1, len(body) // 3)], "application/json; charset=utf-8")
-                    page = ("<!DOCTYPE html><html><head><title>Sina Visitor System</title></head>"
-                            "<body>验证码</body></html>").encode()
-                    return self._send(200, page, "text/html; charset=utf-8")
+                    return self._send(200, VISITOR_PAGE, "text/html; charset=utf-8")
                 elif fault == "truncated":
                     self.close_connection = True
                     return self._send(200, body[: len(body) // 2], "application/json; charset=utf-8", declared=len(body))

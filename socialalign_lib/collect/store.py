@@ -5,6 +5,11 @@ Each commit appends a page's records to the ``.jsonl`` files, fsyncs them, and t
 moment leaves either the old checkpoint (and maybe a few bytes past its sizes) or the new one. On resume the
 files are cut back to the checkpointed sizes, so no record is lost or written twice and a resumed crawl ends
 byte-identical to an uninterrupted one. The de-duplication keys are rebuilt from the files themselves.
+
+One writer at a time: the store holds an exclusive lock on ``.crawl.lock`` in the folder for as long as it is
+open (released by the OS if the process dies), and a second crawl on the same folder is refused
+(``OutputLocked``) instead of appending duplicates and cutting the other's tail. Files of a folder without a
+checkpoint are never cut: such a folder is not a crawl output, and the store refuses it.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from ..io import write_text
 from ..schema import Post, Topic, User
 
 FILES = ("topics", "posts_by_topic", "comments", "users")
 CHECKPOINT = "checkpoint.json"
+LOCK_FILE = ".crawl.lock"
 VERSION = 1
 
 
@@ -38,6 +46,21 @@ def _key(name: str, rec: dict[str, Any]) -> str:
     return rec["user_id"]
 
 
+class OutputLocked(RuntimeError):
+    """Another process (or another open ``CrawlStore``) is writing this crawl folder."""
+
+
+def _lock(folder: Path) -> FileLock:
+    lock = FileLock(folder / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputLocked(f"{folder}: another crawl is writing to this folder (it holds {folder / LOCK_FILE}); two "
+                           "crawls on one output would duplicate records. Wait for it to finish (or stop it), then "
+                           "rerun to resume, or choose another --out-dir") from None
+    return lock
+
+
 def _fresh_state() -> dict[str, Any]:
     return {"version": VERSION, "sizes": dict.fromkeys(FILES, 0), "search": {}, "user_queue": [], "users_done": []}
 
@@ -46,7 +69,8 @@ class CrawlStore:
     """The output folder of one crawl: four JSONL files and ``checkpoint.json``.
 
     ``state`` is the crawler's progress (per hashtag: next page, comment cursors; the user queue; users done);
-    ``commit(records, state)`` makes a page's records and the new state durable together.
+    ``commit(records, state)`` makes a page's records and the new state durable together. The folder is locked
+    until ``close()`` (or the end of a ``with`` block).
     """
 
     def __init__(self, out_dir: str | os.PathLike, resume: bool = True, fsync: bool = True) -> None:
@@ -56,13 +80,43 @@ class CrawlStore:
         self.ckpt_path = self.dir / CHECKPOINT
         self.keys: dict[str, set[str]] = {name: set() for name in FILES}
         self.resumed = False
+        self._lock: FileLock | None = _lock(self.dir)
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the folder's lock (the files themselves are closed after every commit)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> CrawlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self, resume: bool) -> None:
         if resume and self.ckpt_path.exists():
-            self.state = json.loads(self.ckpt_path.read_text(encoding="utf-8"))
-            if self.state.get("version") != VERSION:
-                raise ValueError(f"{self.ckpt_path}: checkpoint version {self.state.get('version')}, expected {VERSION}")
+            try:
+                self.state = json.loads(self.ckpt_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{self.ckpt_path}: unreadable checkpoint ({err.msg} at line {err.lineno})") from err
+            if not isinstance(self.state, dict) or self.state.get("version") != VERSION:
+                raise ValueError(f"{self.ckpt_path}: not a version-{VERSION} crawl checkpoint")
             self.resumed = True
         else:
+            if not self.ckpt_path.exists():
+                foreign = [self.path(n) for n in FILES if self.path(n).exists() and self.path(n).stat().st_size]
+                if foreign:
+                    raise ValueError(f"{foreign[0]}: not empty, but {self.dir} has no {CHECKPOINT}, so these are not "
+                                     "this crawler's files (or the checkpoint was deleted); nothing was changed. "
+                                     "Choose an empty --out-dir")
             self.state = _fresh_state()
+            self._write_checkpoint()  # before the files are emptied: a kill in between leaves a consistent folder
         for name in FILES:
             path = self.path(name)
             size = self.state["sizes"][name]
@@ -77,8 +131,6 @@ class CrawlStore:
                         self.keys[name].add(_key(name, json.loads(line)))
                     except (json.JSONDecodeError, KeyError, TypeError) as err:
                         raise ValueError(f"{path}:{lineno}: unreadable crawl record ({err})") from err
-        if not self.resumed:
-            self._write_checkpoint()
 
     def path(self, name: str) -> Path:
         return self.dir / f"{name}.jsonl"
@@ -88,6 +140,8 @@ class CrawlStore:
 
     def commit(self, records: dict[str, list[dict[str, Any]]] | None = None) -> None:
         """Append ``records`` (file name → dicts; keys already present are dropped) and persist ``self.state``."""
+        if self._lock is None:
+            raise RuntimeError(f"{self.dir}: the crawl store is closed (its lock released); open a new one to write")
         for name, recs in (records or {}).items():
             lines = []
             for rec in recs:
