@@ -53,7 +53,7 @@ class RunOptions:
 
     threads: int | None = None  # torch CPU threads (None: torch's default); 1 keeps runs bit-reproducible across machines
     progress: bool = True  # tqdm progress bars
-    verbose: bool = False  # log at INFO level
+    verbose: bool = False  # log at INFO level, and show the traceback of an error (-v)
 
 
 @dataclass
@@ -225,7 +225,7 @@ def load_cases(path: str | os.PathLike, fmt: str = "auto") -> list[Any]:
 
 def _check_cases(cases: Sequence[Any], path: str | os.PathLike) -> None:
     """The checks ``io.load_cases`` makes on schema files, for cases converted from another format."""
-    from .io import MAX_FIELD_CHARS, DataFormatError, validate_case
+    from .io import DataFormatError, validate_case
     from .schema import SENTIMENTS
 
     seen: dict[str, int] = {}
@@ -237,8 +237,7 @@ def _check_cases(cases: Sequence[Any], path: str | os.PathLike) -> None:
         try:
             validate_case(case.to_dict(), file=where, labels=(*SENTIMENTS, ""), allow_empty_history=True)
         except DataFormatError as err:
-            raise DataFormatError(err.problem + (f" (limit {MAX_FIELD_CHARS})" if "limit" in err.problem else ""),
-                                  file=where, field=err.field) from None
+            raise DataFormatError(err.problem, file=where, field=err.field) from None
 
 
 def read_personas(path: str | os.PathLike) -> dict[str, Any]:

@@ -10,7 +10,9 @@ records give the same bytes and a seeded world is byte-identical run after run.
 Appending. :func:`append_jsonl` is for resumable writers (persona caches, crawls): each batch is written in
 one ``write`` and fsynced. A crash can then only tear the *last* line; the next append (or
 ``read_jsonl(..., torn_tail="repair")``) cuts that torn tail off and logs it, while a bad line anywhere
-else stays an error — silently skipping it would hide real corruption.
+else stays an error — silently skipping it would hide real corruption. Only the file's one writer may cut:
+:func:`exclusive_output` gives a resumable output one writer (an OS lock; a second is refused), and readers
+that do not hold it use ``torn_tail="drop"``, which never changes the file.
 
 Reading. :func:`read_jsonl` / :func:`iter_jsonl` decode line by line and raise :class:`DataFormatError`,
 whose message names file, line and field (``data/x.jsonl line 17, field 'user.history[2].text': missing``).
