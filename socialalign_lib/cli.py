@@ -535,7 +535,8 @@ def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
     if opt.backend == "vllm":
         from .vllm_backend import generate_replies_vllm
 
-        verify_adapter(opt.run_dir, state)
+        if SocialLLMConfig.from_dict(state["config"]).method != "base":
+            verify_adapter(opt.run_dir, state)
         frame = generate_replies_vllm(opt.run_dir, records, gen, out_path=out, progress=c["run"].progress)
     else:
         run = load_socialllm(opt.run_dir)
