@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class RunOptions:
 
     threads: int | None = None  # torch CPU threads (None: torch's default); 1 keeps runs bit-reproducible across machines
     progress: bool = True  # tqdm progress bars
-    verbose: bool = False  # log at INFO level
+    verbose: bool = False  # log at INFO level, and show the traceback of an error (-v)
 
 
 @dataclass
@@ -197,10 +198,15 @@ def _outputs_dir() -> Path:
 
 def load_cases(path: str | os.PathLike, fmt: str = "auto") -> list[Any]:
     """Cases from a schema case JSONL (``io.load_cases``) or the official SocialAlign Alpaca JSON
-    (``loaders.load_socialalign_cases``); ``fmt="auto"`` looks at the first record's keys."""
+    (``loaders.load_socialalign_cases``); ``fmt="auto"`` looks at the first record's keys.
+
+    Stricter than the library loaders, as a command has no caller to catch a mistake later: case ids must be
+    unique, labels one of ``schema.SENTIMENTS`` (or empty: unlabelled), reply texts non-empty, times ISO 8601
+    and text fields at most ``io.MAX_FIELD_CHARS`` long."""
     from .io import iter_json_records
     from .io import load_cases as load_schema_cases
     from .loaders import load_socialalign_cases
+    from .schema import SENTIMENTS
 
     if fmt == "auto":
         first = next((rec for _, rec in iter_json_records(path)), None)
@@ -210,7 +216,28 @@ def load_cases(path: str | os.PathLike, fmt: str = "auto") -> list[Any]:
         if not fmt:
             raise CommandError(f"{path}: first record has neither 'case_id' (schema case) nor 'instruction' "
                                "(SocialAlign Alpaca); give --cases-format")
-    return load_schema_cases(path) if fmt == "schema" else load_socialalign_cases(path)
+    if fmt == "schema":
+        return load_schema_cases(path, labels=(*SENTIMENTS, ""), unique_ids=True)
+    cases = load_socialalign_cases(path)
+    _check_cases(cases, path)
+    return cases
+
+
+def _check_cases(cases: Sequence[Any], path: str | os.PathLike) -> None:
+    """The checks ``io.load_cases`` makes on schema files, for cases converted from another format."""
+    from .io import DataFormatError, validate_case
+    from .schema import SENTIMENTS
+
+    seen: dict[str, int] = {}
+    for i, case in enumerate(cases, 1):
+        where = f"{path} record {i} ({case.case_id})"
+        first = seen.setdefault(case.case_id, i)
+        if first != i:
+            raise DataFormatError(f"duplicate case_id (first in record {first})", file=where, field="case_id")
+        try:
+            validate_case(case.to_dict(), file=where, labels=(*SENTIMENTS, ""), allow_empty_history=True)
+        except DataFormatError as err:
+            raise DataFormatError(err.problem, file=where, field=err.field) from None
 
 
 def read_personas(path: str | os.PathLike) -> dict[str, Any]:
@@ -224,7 +251,8 @@ def read_personas(path: str | os.PathLike) -> dict[str, Any]:
         file = file / PersonaExtractor.CACHE_NAME
     if not file.exists():
         raise CommandError(f"{file}: no personas file (run `socialalign persona` first)")
-    records = [PersonaRecord.from_dict(r) for r in read_jsonl(file, torn_tail="repair")]
+    # "drop", not "repair": a reader never rewrites the file (a persona run may be appending to it right now)
+    records = [PersonaRecord.from_dict(r) for r in read_jsonl(file, torn_tail="drop")]
     backends = sorted({r.backend for r in records})
     if len(backends) > 1:
         raise CommandError(f"{file}: personas of several backends {backends}; keep one backend per folder")
@@ -250,7 +278,13 @@ def load_records(path: str | os.PathLike, split: str) -> Any:
     folder = p / DATASET_DIR if (p / DATASET_DIR).is_dir() else p
     if not folder.is_dir():
         raise CommandError(f"{p}: not a `socialalign build` folder, a saved DatasetDict or a .jsonl file")
-    data = load_from_disk(str(folder))
+    try:
+        # keep_in_memory: .filter / .map on a dataset backed by files write cache-*.arrow beside those files,
+        # i.e. into the input folder; in memory they write nothing there (records are small text)
+        data = load_from_disk(str(folder), keep_in_memory=True)
+    except (IndexError, ValueError, FileNotFoundError) as err:
+        raise CommandError(f"{folder}: cannot be loaded ({type(err).__name__}: {err}); an empty split saved by an "
+                           "older `socialalign build`? build it again") from None
     if hasattr(data, "keys"):
         if split not in data:
             raise CommandError(f"{folder}: no split {split!r}; splits are {list(data.keys())}")
@@ -314,17 +348,44 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
                                                       data.retrieval, hfilter, progress=c["run"].progress))
         dataset = build_dataset(cases, data.retrieval, personas, variants=data.variants, history_filter=hfilter,
                                 num_proc=data.num_proc, persona_by_user_topic=by_topic)
-    out = Path(opt.out_dir) if opt.out_dir else _outputs_dir() / "data" / name
-    out.mkdir(parents=True, exist_ok=True)
-    dataset.save_to_disk(str(out / DATASET_DIR))
-    export_jsonl(dataset, out / JSONL_DIR)
-    from .io import write_json
-
     counts = {split: len(ds) for split, ds in dataset.items()}
-    write_json(out / BUILD_FILE, {"source": "cases" if src.cases else "world", "size": data.size, "seed": data.seed,
-                                  "data": to_config_dict(data), "source_options": to_config_dict(src),
-                                  "build": to_config_dict(opt), "counts": counts})
+    if not sum(counts.values()):
+        raise CommandError(f"{src.cases or name}: no records were built"
+                           + (" (--history-filter removed every case's history?)" if hfilter is not None else ""))
+    out = Path(opt.out_dir) if opt.out_dir else _outputs_dir() / "data" / name
+    _check_build_target(out)
+    staging = out.parent / f".{out.name}.building-{os.getpid()}"
+    import shutil
+
+    from .io import replace_dir, write_json
+
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        # an empty split gets one (empty) shard: with the default zero shards it is saved without a data file,
+        # which load_from_disk cannot read back (IndexError)
+        dataset.save_to_disk(str(staging / DATASET_DIR), num_shards={k: 1 for k, n in counts.items() if n == 0})
+        export_jsonl(dataset, staging / JSONL_DIR)
+        write_json(staging / BUILD_FILE, {"source": "cases" if src.cases else "world", "size": data.size,
+                                          "seed": data.seed, "data": to_config_dict(data),
+                                          "source_options": to_config_dict(src), "build": to_config_dict(opt),
+                                          "counts": counts})
+        replace_dir(staging, out)  # a kill before this leaves the old folder whole, never a mix of two builds
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return {"out_dir": str(out), "counts": counts}
+
+
+def _check_build_target(out: Path) -> None:
+    """``build`` replaces its output folder as a whole: refuse one that holds anything a build did not write."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CommandError(f"--out-dir {out}: exists and is not a folder")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in (DATASET_DIR, JSONL_DIR, BUILD_FILE))
+    if foreign:
+        raise CommandError(f"--out-dir {out}: holds {foreign[:5]}, which a build did not write; the build replaces "
+                           "the whole folder, so choose an empty or new one")
 
 
 def _persona_users(src: Source, limit: int | None) -> tuple[list[Any], Any, str]:
@@ -357,6 +418,7 @@ def _persona_users(src: Source, limit: int | None) -> tuple[list[Any], Any, str]
 def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
     """Personas for every user into ``<out>/personas.jsonl`` (``PersonaExtractor``'s cache: re-running resumes and
     calls the backend only for users not done yet)."""
+    from .io import exclusive_output
     from .persona import (
         PersonaExtractor,
         StatisticalPersonaBackend,
@@ -367,6 +429,9 @@ def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
 
     opt, src = c["persona"], c["source"]
     users, world, name = _persona_users(src, opt.limit)
+    out = Path(opt.out_dir) if opt.out_dir else _outputs_dir() / "personas" / f"{name}-{opt.backend}"
+    with exclusive_output(out / PersonaExtractor.CACHE_NAME, "persona cache"):  # refuse a second writer before
+        pass  # loading a model (the extractor holds the lock for the whole run)
     if opt.backend == "openai":
         from .persona import OpenAIPersonaBackend
 
@@ -384,7 +449,6 @@ def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
         backend = HFPersonaBackend(model, tok, hf_cfg)
     else:
         backend = StatisticalPersonaBackend()
-    out = Path(opt.out_dir) if opt.out_dir else _outputs_dir() / "personas" / f"{name}-{opt.backend}"
     extractor = PersonaExtractor(backend, cache_dir=out, max_attempts=opt.max_attempts, retry_failed=opt.retry_failed)
     try:
         records = extractor.extract_users(users, lambda u: persona_posts(u, k=opt.posts), progress=c["run"].progress,
@@ -392,6 +456,9 @@ def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
     finally:
         if hasattr(backend, "close"):
             backend.close()
+    if extractor.stats["unavailable"]:
+        raise CommandError(f"{extractor.stats['unavailable']} user(s) could not reach the backend and are not cached; "
+                           "run the same command again to ask them")
     summary: dict[str, Any] = {"out": str(extractor.cache_path), "users": len(records),
                                "ok": sum(r.ok for r in records.values()),
                                "failed": sum(not r.ok for r in records.values()), "backend": backend.fingerprint,
@@ -409,6 +476,10 @@ def cmd_train(c: dict[str, Any]) -> dict[str, Any]:
     train = load_records(opt.dataset, opt.split)
     if opt.limit is not None:
         train = train.select(range(min(opt.limit, len(train))))
+    n_variant = sum(v == cfg.variant for v in train["variant"]) if "variant" in train.column_names else len(train)
+    if cfg.method != "base" and not n_variant:
+        raise CommandError(f"{opt.dataset}: no training records of variant {cfg.variant!r} in split {opt.split!r} "
+                           f"({len(train)} records in the split)")
     evals = load_records(opt.dataset, opt.eval_split) if opt.eval_split else None
     if opt.output_dir:
         out = Path(opt.output_dir)
@@ -418,8 +489,7 @@ def cmd_train(c: dict[str, Any]) -> dict[str, Any]:
                else _outputs_dir() / "socialllm" / Path(opt.dataset).name / default_output_dir(cfg, "x", 0).name)
     run = train_socialllm(cfg, train, out, eval_dataset=evals, progress=c["run"].progress)
     losses = run.losses()
-    n_train = sum(v == cfg.variant for v in train["variant"]) if "variant" in train.column_names else len(train)
-    return {"output_dir": str(run.output_dir), "method": cfg.method, "n_train": n_train, "loaded": run.loaded,
+    return {"output_dir": str(run.output_dir), "method": cfg.method, "n_train": n_variant, "loaded": run.loaded,
             "first_loss": losses[0] if losses else None, "last_loss": losses[1] if losses else None,
             "train_seconds": round(run.train_seconds, 2)}
 
@@ -436,35 +506,48 @@ def default_replies_path(run_dir: str | os.PathLike, split: str, variant: str, s
 def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
     """One reply per record (``socialllm.generate_replies``), appended batch by batch to a JSONL file; a re-run
     skips the records already there (resume after an interruption, or after ``--limit``)."""
-    from .socialllm import generate_replies, load_socialllm
+    from .io import exclusive_output
+    from .records import VARIANTS
+    from .socialllm import (
+        SocialLLMConfig,
+        generate_replies,
+        load_socialllm,
+        read_finished_state,
+        verify_adapter,
+    )
 
     gen, opt = c["gen"], c["generate"]
     if not 0 <= opt.shard < opt.num_shards:
         raise CommandError(f"--shard must be in [0, {opt.num_shards}), got {opt.shard}")
-    if opt.backend == "vllm":
-        from .io import read_json
-        from .socialllm import STATE_FILE, SocialLLMConfig
-
-        state = read_json(Path(opt.run_dir) / STATE_FILE)
-        variant = opt.variant or SocialLLMConfig.from_dict(state["config"]).variant
-    else:
-        run = load_socialllm(opt.run_dir)
-        variant = opt.variant or run.config.variant
+    if opt.variant is not None and opt.variant not in VARIANTS:
+        raise CommandError(f"--variant {opt.variant!r}: choose one of {list(VARIANTS)}")
+    state = read_finished_state(opt.run_dir)  # cheap checks first: the model loads only once all inputs are good
+    variant = opt.variant or SocialLLMConfig.from_dict(state["config"]).variant
     records = load_records(opt.dataset, opt.split)
+    n_split = len(records)
     records = records.filter(lambda v: v == variant, input_columns="variant")
+    if not len(records):
+        raise CommandError(f"{opt.dataset}: split {opt.split!r} has no records of variant {variant!r} "
+                           f"({n_split} records in the split)")
     if opt.num_shards > 1:
         records = records.select(range(opt.shard, len(records), opt.num_shards))
     if opt.limit is not None:
         records = records.select(range(min(opt.limit, len(records))))
     out = Path(opt.out) if opt.out else default_replies_path(opt.run_dir, opt.split, variant, gen.seed, opt.gate_mode,
                                                              opt.shard, opt.num_shards)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.resolve().is_relative_to(Path(opt.dataset).resolve()):
+        raise CommandError(f"--out {out}: inside the input dataset {opt.dataset}; write replies elsewhere")
+    with exclusive_output(out, "replies file"):  # a second writer is refused now, before a model is loaded
+        pass  # (generate_replies takes the lock again for the whole run)
     before = _count_lines(out)
     if opt.backend == "vllm":
         from .vllm_backend import generate_replies_vllm
 
+        if SocialLLMConfig.from_dict(state["config"]).method != "base":
+            verify_adapter(opt.run_dir, state)
         frame = generate_replies_vllm(opt.run_dir, records, gen, out_path=out, progress=c["run"].progress)
     else:
+        run = load_socialllm(opt.run_dir)
         frame = generate_replies(run.model, run.tokenizer, records, gen, out_path=out, progress=c["run"].progress,
                                  gate_mode=opt.gate_mode)
     return {"out": str(out), "records": len(frame), "generated_now": _count_lines(out) - before,
@@ -502,7 +585,8 @@ def cmd_evaluate(c: dict[str, Any]) -> dict[str, Any]:
     from .results import micro_metrics
 
     opt = c["evaluate"]
-    frame = pd.DataFrame([row for path in opt.replies for row in read_jsonl(path, torn_tail="repair")])
+    # torn_tail="drop": an input is never rewritten (a generate run may still be appending to it)
+    frame = pd.DataFrame([row for path in opt.replies for row in read_jsonl(path, torn_tail="drop")])
     if frame.empty:
         raise CommandError(f"{list(opt.replies)}: no replies")
     dup = frame.duplicated(["case_id", "variant"])
@@ -679,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd.delegate is not None:
         return cmd.delegate(argv[1:])
     ap, args = command_parser(name)
-    ns = ap.parse_args(argv[1:])
+    ns = ap.parse_args(["--verbose" if a == "-v" else a for a in argv[1:]])
     try:
         configs = args.build(ns)
     except (ConfigFileError, ValueError, TypeError) as err:
@@ -687,11 +771,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _setup(configs["run"]):
             summary = cmd.run(configs)
-    except CommandError as err:
-        print(f"socialalign {name}: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:  # one clear line, not a traceback (which -v / --verbose adds)
+        expected = isinstance(err, _USER_ERRORS) or _is_user_error(err)
+        if configs["run"].verbose:
+            traceback.print_exc()
+        text = " ".join(str(err).split()) or type(err).__name__
+        hint = "" if expected or configs["run"].verbose else f" ({type(err).__name__}; -v shows the traceback)"
+        print(f"socialalign {name}: {text}{hint}", file=sys.stderr)
+        return 2 if expected else 1
     _emit({"command": name, **summary})
     return 0
+
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (CommandError, ConfigFileError, FileNotFoundError, PermissionError)
+
+
+def _is_user_error(err: BaseException) -> bool:
+    """Errors about the inputs, which carry their own message (file, line, field): exit 2, like a usage error."""
+    from .io import DataFormatError, OutputLockedError
+    from .persona import PersonaError
+    from .records import RecordError
+    from .socialllm import SocialLLMError
+
+    return isinstance(err, (DataFormatError, OutputLockedError, PersonaError, RecordError, SocialLLMError))
 
 
 __all__ = ["COMMANDS", "BuildOptions", "CommandError", "EvaluateOptions", "GenerateOptions", "PersonaOptions",

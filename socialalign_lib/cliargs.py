@@ -187,6 +187,8 @@ def _convert(opt: Option, value: Any, source: str) -> Any:
             raise ConfigFileError(f"{source}: {opt.dest} cannot be empty (None)")
         return None
     seq = _sequence_item(tp)
+    if seq and isinstance(value, str) and typing.get_origin(tp) not in (Union, types.UnionType):
+        value = [value]  # `variants = "full"` in a file is one item, not the letters f, u, l, l
     if seq and isinstance(value, (list, tuple)):
         item, kind = seq
         conv = _scalar(item)

@@ -10,7 +10,9 @@ records give the same bytes and a seeded world is byte-identical run after run.
 Appending. :func:`append_jsonl` is for resumable writers (persona caches, crawls): each batch is written in
 one ``write`` and fsynced. A crash can then only tear the *last* line; the next append (or
 ``read_jsonl(..., torn_tail="repair")``) cuts that torn tail off and logs it, while a bad line anywhere
-else stays an error — silently skipping it would hide real corruption.
+else stays an error — silently skipping it would hide real corruption. Only the file's one writer may cut:
+:func:`exclusive_output` gives a resumable output one writer (an OS lock; a second is refused), and readers
+that do not hold it use ``torn_tail="drop"``, which never changes the file.
 
 Reading. :func:`read_jsonl` / :func:`iter_jsonl` decode line by line and raise :class:`DataFormatError`,
 whose message names file, line and field (``data/x.jsonl line 17, field 'user.history[2].text': missing``).
@@ -31,6 +33,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -47,8 +50,8 @@ PathLike = str | os.PathLike
 TypeSpec = type | tuple[type, ...]
 
 __all__ = [
-    "DataFormatError", "TornTail",
-    "dumps_canonical", "write_jsonl", "append_jsonl", "write_json", "write_text", "write_parquet",
+    "DataFormatError", "OutputLockedError", "TornTail", "exclusive_output", "lock_path", "replace_dir",
+    "MAX_FIELD_CHARS", "dumps_canonical", "write_jsonl", "append_jsonl", "write_json", "write_text", "write_parquet",
     "iter_jsonl", "iter_jsonl_numbered", "read_jsonl", "repair_jsonl_tail", "read_text", "read_json",
     "iter_json_records", "read_parquet", "check_fields",
     "validate_topic", "validate_post", "validate_persona", "validate_user", "validate_response", "validate_case",
@@ -100,7 +103,65 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
+class OutputLockedError(RuntimeError):
+    """Another process is writing the same output (its lock file is held); the message names the file."""
+
+
 # ------------------------------------------------------------------------------------------------ writing
+
+
+def lock_path(path: PathLike) -> Path:
+    """The lock file that guards ``path`` against a second writer: ``<path>.lock`` beside it."""
+    p = Path(path)
+    return p.with_name(p.name + ".lock")
+
+
+@contextmanager
+def exclusive_output(path: PathLike, what: str = "output") -> Iterator[Path]:
+    """Hold an exclusive lock on a resumable output (``<path>.lock``, an OS file lock) for the ``with`` block.
+
+    Why: two processes appending to one resumable file each skip the rows done *when they started* and then
+    write the rest again (every row twice), and one's torn-tail repair can cut the other's half-written
+    line. The lock is released by the OS when the holder dies, so a killed run never blocks its own resume.
+    A second writer is refused at once with :class:`OutputLockedError` rather than made to wait: waiting
+    would let it redo, afterwards, work the first already did. ``thread_local=False``: threads of the
+    holding process (``max_workers``) share the lock.
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path(target)), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputLockedError(f"{target}: another process is writing this {what} (lock {lock_path(target)} is "
+                                "held); wait for it to finish, or write to another file") from None
+    try:
+        yield target
+    finally:
+        lock.release()
+
+
+def replace_dir(staging: PathLike, target: PathLike) -> Path:
+    """Swap a fully written folder ``staging`` in for ``target`` (both in the same parent folder).
+
+    A folder cannot be replaced in one ``os.replace``; the old one is first renamed aside, so a crash leaves
+    either the old folder, the new one, or (between the two renames) none with the old one kept as
+    ``.<name>.old-*`` — never a mix of old and new files.
+    """
+    staging, target = Path(staging), Path(target)
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+    os.replace(staging, target)
+    _fsync_dir(target.parent)
+    if old is not None:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def _json_default(obj: Any) -> Any:
@@ -628,6 +689,12 @@ def check_fields(record: Mapping[str, Any], *, required: Sequence[str] = (),
 # ------------------------------------------------------------------------------------------------ schema
 
 _NONE = type(None)
+
+MAX_FIELD_CHARS = 20_000
+"""Longest text field a schema record may hold. A Weibo post is at most a few thousand characters; a field
+far beyond that is a broken export (a whole file in one cell), and word segmentation of it is super-linear
+(one 1M-character field made a 10-case build take minutes), so it is refused with a clear error instead."""
+
 _TOPIC_SPEC: dict[str, tuple[TypeSpec, bool]] = {
     "topic_id": (str, True), "hashtag": (str, True), "news": (str, True), "category": (str, True), "time": (str, True),
 }
@@ -681,6 +748,22 @@ def _check_spec(record: Any, spec: Mapping[str, tuple[TypeSpec, bool]], path: st
         if not _is_type(value, t):
             raise where.error(f"expected {_type_names(t)}, got {type(value).__name__} ({_show(value)})",
                               _join(path, name))
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            raise where.error(f"{len(value)} characters, more than the limit of {MAX_FIELD_CHARS} "
+                              "(io.MAX_FIELD_CHARS): a broken export?", _join(path, name))
+
+
+def _check_time(value: str, field: str, where: _Where) -> None:
+    """An ISO 8601 time (``2024-03-01T12:00:00``) or empty (unknown, as in the official Alpaca files)."""
+    if not value:
+        return
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise where.error(f"not an ISO 8601 time ({_show(value)}; expected e.g. '2024-03-01T12:00:00')",
+                          field) from None
 
 
 def _nonempty(record: dict[str, Any], names: Sequence[str], path: str, where: _Where) -> None:
@@ -701,12 +784,14 @@ def validate_topic(record: Any, *, file: PathLike | None = None, line: int | Non
     where = _Where(file, line)
     _check_spec(record, _TOPIC_SPEC, path, where, "topic")
     _nonempty(record, ["topic_id"], path, where)
+    _check_time(record["time"], _join(path, "time"), where)
     return Topic.from_dict(record)
 
 
 def _validate_post(record: Any, path: str, where: _Where) -> Post:
     _check_spec(record, _POST_SPEC, path, where, "post")
     _nonempty(record, ["post_id"], path, where)
+    _check_time(record["created_at"], _join(path, "created_at"), where)
     for i, tag in enumerate(record.get("hashtags") or []):
         if not isinstance(tag, str):
             raise where.error(f"expected str, got {type(tag).__name__} ({_show(tag)})",
@@ -789,6 +874,8 @@ def validate_case(record: Any, *, file: PathLike | None = None, line: int | None
     topic = validate_topic(record["topic"], file=file, line=line, path=_join(path, "topic"))
     user = _validate_user(record["user"], _join(path, "user"), where, allow_empty_history)
     response = _validate_post(record["response"], _join(path, "response"), where)
+    if not response.text.strip() and response.retweet is None:
+        raise where.error("empty (the reply a case teaches or predicts needs text)", _join(path, "response.text"))
     parts = record.get("record_parts")
     if parts is not None:
         _check_spec(parts, _RECORD_PARTS_SPEC, _join(path, "record_parts"), where, "record_parts")
@@ -849,9 +936,18 @@ def load_responses(path: PathLike, *, encoding: str = "utf-8", labels: Sequence[
 
 
 def load_cases(path: PathLike, *, encoding: str = "utf-8", labels: Sequence[str] | None = None,
-               allow_empty_history: bool = False) -> list[Case]:
-    """A JSON Lines file of cases → validated :class:`Case` list."""
-    return _load(path, "case", encoding, labels=labels, allow_empty_history=allow_empty_history)
+               allow_empty_history: bool = False, unique_ids: bool = False) -> list[Case]:
+    """A JSON Lines file of cases → validated :class:`Case` list. ``unique_ids``: a ``case_id`` seen on an
+    earlier line is an error (records, replies and metrics are keyed by it)."""
+    cases = _load(path, "case", encoding, labels=labels, allow_empty_history=allow_empty_history)
+    if unique_ids:
+        seen: dict[str, int] = {}
+        for n, (line, _) in enumerate(iter_jsonl_numbered(path, encoding=encoding)):
+            first = seen.setdefault(cases[n].case_id, line)
+            if first != line:
+                raise DataFormatError(f"duplicate {cases[n].case_id!r} (first on line {first})", file=path, line=line,
+                                      field="case_id")
+    return cases
 
 
 # ------------------------------------------------------------------------------------------------ datasets

@@ -31,7 +31,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -110,6 +111,13 @@ class PersonaParseError(PersonaError):
 
 class PersonaBackendError(PersonaError):
     """The backend could not produce an answer (HTTP error after retries, missing key, bad response)."""
+
+
+class PersonaUnavailableError(PersonaBackendError):
+    """The backend cannot answer *anyone*: unreachable endpoint, missing or refused key, retries exhausted on
+    a server error. Unlike a failure that belongs to one user, it is never cached as that user's outcome (a
+    rerun asks again), and :class:`PersonaExtractor` stops the run after a few in a row instead of spending
+    every user's retries on a dead endpoint."""
 
 
 _FIELD_LABELS: dict[str, tuple[str, ...]] = {
@@ -202,6 +210,8 @@ class _ChatBackend:
 # --------------------------------------------------------------------------------------------------------
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+FATAL_STATUS = frozenset({401, 403, 404})
+"""Answers that say the key or the URL is wrong: no user can succeed, so the run stops (not cached per user)."""
 
 
 @dataclass
@@ -209,15 +219,17 @@ class OpenAIConfig:
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
     ``api_key_env`` names the environment variable holding the key (the key itself is never a field, so
-    it cannot end up in a repr, a log line or a cache file). ``require_key=False`` suits local servers
-    (vLLM, Ollama) that accept requests without one. ``temperature=None`` sends no sampling parameters,
+    it cannot end up in a repr, a log line or a cache file). The key is sent only when asked for
+    (``require_key=True``, the default) and never over plain ``http://`` to a host other than this machine;
+    ``require_key=False`` suits local servers (vLLM, Ollama) that need none, and then no key is sent even if
+    the variable is set (an exported GPT-4 key must not reach whatever server ``base_url`` names). ``temperature=None`` sends no sampling parameters,
     i.e. the endpoint's defaults, as the official script does.
     """
 
     model: str = "gpt-4-0125-preview"  # the served model's name (vLLM: the --served-model-name; Ollama: the tag)
     base_url: str = "https://api.openai.com"  # the server root or its /v1 (e.g. http://localhost:8000/v1)
     api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key (never the key itself)
-    require_key: bool = True  # False for local servers (vLLM, Ollama) that need none
+    require_key: bool = True  # send the key from api_key_env (https or this machine only); False: send none (vLLM, Ollama)
     temperature: float | None = None  # None: send no sampling parameters (the endpoint's defaults, as upstream)
     max_tokens: int | None = 300  # answer length cap; None sends none
     timeout_s: float = 60.0  # per request
@@ -259,13 +271,43 @@ class OpenAIPersonaBackend(_ChatBackend):
         return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
 
     def _headers(self) -> tuple[dict[str, str], str | None]:
-        key = os.environ.get(self.config.api_key_env)
-        if not key and self.config.require_key:
-            raise PersonaBackendError(f"no API key: set the environment variable {self.config.api_key_env}")
         headers = {"Content-Type": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        if not self.config.require_key:
+            return headers, None  # not asked for a key: never send one, whatever the environment holds
+        key = (os.environ.get(self.config.api_key_env) or "").strip()
+        if not key:
+            raise PersonaUnavailableError(f"no API key: set the environment variable {self.config.api_key_env} "
+                                          "(or pass --no-require-key for a server that needs none)")
+        if not key_safe_url(self.url):
+            raise PersonaUnavailableError(f"{self.url}: refusing to send the API key over plain http to a host other "
+                                          "than this machine; use https, or --no-require-key if it needs no key")
+        headers["Authorization"] = f"Bearer {key}"
         return headers, key
+
+    def probe(self) -> None:
+        """One cheap request (``GET /v1/models``, no retries) before a run: a missing key, a refused key or an
+        unreachable endpoint fails here, in seconds, instead of once per user. Any other answer (even a 404
+        from a server without that route) shows the server is there."""
+        import httpx
+
+        headers, key = self._headers()
+        url = self.url.rsplit("/chat/completions", 1)[0] + "/models"
+        try:
+            resp = self._client.get(url, headers=headers, timeout=min(self.config.timeout_s, 10.0))
+        except httpx.HTTPError as exc:
+            raise PersonaUnavailableError(_redact(f"{url}: cannot reach the endpoint ({type(exc).__name__}: {exc})",
+                                                  key)) from None
+        if resp.status_code in (401, 403):
+            raise PersonaUnavailableError(_redact(f"{url}: HTTP {resp.status_code}, the server refused the request "
+                                                  f"(check the key in {self.config.api_key_env}): {resp.text[:200]}",
+                                                  key))
+
+    def extract(self, user_name: str, posts: Sequence[Post]) -> Persona:
+        try:
+            return super().extract(user_name, posts)
+        except PersonaParseError as exc:  # a server echoing the request must not put the key into the cache
+            key = os.environ.get(self.config.api_key_env) if self.config.require_key else None
+            raise PersonaParseError(_redact(str(exc), key), raw=_redact(exc.raw, key)) from None
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         import httpx
@@ -291,6 +333,8 @@ class OpenAIPersonaBackend(_ChatBackend):
                     except (ValueError, KeyError, IndexError, TypeError) as exc:
                         raise PersonaBackendError(f"{self.url}: unexpected response shape ({exc!r})") from None
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                if resp.status_code in FATAL_STATUS:  # wrong key or wrong URL: the same for every user
+                    raise PersonaUnavailableError(_redact(f"{self.url}: {last}", key))
                 if resp.status_code not in RETRY_STATUS:
                     raise PersonaBackendError(_redact(f"{self.url}: {last}", key))
                 retry_after = resp.headers.get("Retry-After")
@@ -300,12 +344,32 @@ class OpenAIPersonaBackend(_ChatBackend):
                 log.warning("persona request to %s failed (%s); retry %d/%d in %.1fs", self.url,
                             _redact(last, key), attempt + 1, cfg.max_retries, wait)
                 self._sleep(wait)
-        raise PersonaBackendError(_redact(f"{self.url}: giving up after {cfg.max_retries + 1} attempts: {last}", key))
+        raise PersonaUnavailableError(_redact(f"{self.url}: giving up after {cfg.max_retries + 1} attempts: {last}",
+                                              key))
 
 
 def _redact(text: str, secret: str | None) -> str:
     """Belt and braces: no error text that leaves this module may contain the key."""
-    return text.replace(secret, "***") if secret else text
+    return text.replace(secret, "***") if secret and text else text
+
+
+def key_safe_url(url: str) -> bool:
+    """May a secret travel to ``url``? Over https, yes; over plain http only to this machine (loopback)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -682,29 +746,56 @@ class PersonaExtractor:
     ``extract_users(..., max_workers=N)`` keeps up to N requests in flight (threads: the work is waiting on an
     HTTP endpoint such as vLLM or Ollama, which batch concurrent requests). Cache appends and counters are
     serialised by a lock, so the cache stays one whole line per user and resumes the same way.
+
+    One writer per cache file: a run holds an OS lock on it (``io.exclusive_output``), and a second process
+    on the same folder is refused with :class:`io.OutputLockedError` instead of interleaving its lines.
+    A backend that cannot answer anyone (:class:`PersonaUnavailableError`: dead endpoint, missing or refused
+    key) is probed once before the run (``backend.probe()`` where it has one); its failures are not cached,
+    and ``max_unavailable`` of them in a row stop the run with that error (a rerun resumes).
     """
 
     CACHE_NAME = "personas.jsonl"
 
     def __init__(self, backend: PersonaBackend, cache_dir: str | os.PathLike | None = None, max_attempts: int = 2,
-                 retry_failed: bool = False, backoff_s: float = 0.0) -> None:
+                 retry_failed: bool = False, backoff_s: float = 0.0, max_unavailable: int = 3) -> None:
         self.backend = backend
         self.cache_path = Path(cache_dir) / self.CACHE_NAME if cache_dir is not None else None
         self.max_attempts = max(1, max_attempts)
         self.retry_failed = retry_failed
         self.backoff_s = backoff_s
+        self.max_unavailable = max(1, max_unavailable)
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._writing = False  # True while this extractor holds the cache file's lock
+        self._unavailable: list[str] = []  # consecutive PersonaUnavailableError messages
         self._cache: dict[str, PersonaRecord] = self._load()
 
-    def _load(self) -> dict[str, PersonaRecord]:
+    def _load(self, repair: bool = False) -> dict[str, PersonaRecord]:
         if self.cache_path is None or not self.cache_path.exists():
             return {}
         from .io import read_jsonl
 
-        # torn_tail="repair": a crash mid-append leaves a torn last line; cut it (logged), keep the rest
-        rows = read_jsonl(self.cache_path, required=("key", "user_id", "history_hash", "backend"), torn_tail="repair")
+        # Only the lock holder may cut a torn last line (then it can only be a dead run's); a reader without the
+        # lock ignores it, as it may be another process's line being written right now.
+        rows = read_jsonl(self.cache_path, required=("key", "user_id", "history_hash", "backend"),
+                          torn_tail="repair" if repair else "drop")
         return {r["key"]: PersonaRecord.from_dict(r) for r in rows}
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the cache file's lock (re-entrant within this extractor) and read the cache afresh under it."""
+        if self.cache_path is None or self._writing:
+            yield
+            return
+        from .io import exclusive_output
+
+        with exclusive_output(self.cache_path, "persona cache"):
+            self._writing = True
+            try:
+                self._cache = self._load(repair=True)
+                yield
+            finally:
+                self._writing = False
 
     def _save(self, record: PersonaRecord) -> None:
         from .io import append_jsonl
@@ -719,14 +810,25 @@ class PersonaExtractor:
         with self._lock:
             self.stats[key] += 1
 
+    def _cached(self, key: str) -> PersonaRecord | None:
+        hit = self._cache.get(key)
+        return hit if hit is not None and (hit.ok or not self.retry_failed) else None
+
     def extract(self, user_id: str, user_name: str, posts: Sequence[Post]) -> PersonaRecord:
         """One user's persona from ``posts`` (the 5 retrieved posts as in the paper, or a whole history)."""
+        with self.writing():
+            return self._extract(user_id, user_name, posts)
+
+    def _extract(self, user_id: str, user_name: str, posts: Sequence[Post]) -> PersonaRecord:
         rec = PersonaRecord(user_id, history_hash(user_name, posts), self.backend.fingerprint)
-        hit = self._cache.get(rec.key)
-        if hit is not None and (hit.ok or not self.retry_failed):
+        hit = self._cached(rec.key)
+        if hit is not None:
             self._count("hits")
             hit.cached = True
             return hit
+        if len(self._unavailable) >= self.max_unavailable:  # the run is stopping: do not ask a dead backend
+            rec.error = f"PersonaUnavailableError: skipped, {self._unavailable[-1]}"
+            return rec
         self._count("misses")
         for attempt in range(1, self.max_attempts + 1):
             rec.attempts = attempt
@@ -734,12 +836,21 @@ class PersonaExtractor:
                 rec.persona = self.backend.extract(user_name, posts)
                 rec.error = rec.raw = None
                 break
+            except PersonaUnavailableError as exc:  # nobody's fault but the endpoint's: not this user's outcome
+                rec.error = f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    self._unavailable.append(str(exc))
+                    self.stats["unavailable"] += 1
+                log.warning("persona for %s: backend unavailable: %s", user_id, exc)
+                return rec  # not cached: a rerun asks again
             except PersonaError as exc:
                 rec.error = f"{type(exc).__name__}: {exc}"
                 rec.raw = getattr(exc, "raw", None)
                 log.info("persona for %s failed (attempt %d/%d): %s", user_id, attempt, self.max_attempts, rec.error)
                 if attempt < self.max_attempts and self.backoff_s:
                     time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        with self._lock:
+            self._unavailable.clear()
         self._count("ok" if rec.ok else "failed")
         self._save(rec)
         return rec
@@ -755,21 +866,36 @@ class PersonaExtractor:
         from tqdm.auto import tqdm
 
         users = list(users)
-        bar = tqdm(total=len(users), desc=f"personas ({self.backend.fingerprint.split(':')[0]})", disable=not progress)
+        with self.writing():
+            posts = [list(posts_for(u) if posts_for else u.history) for u in users]
+            todo = sum(self._cached(PersonaRecord(u.user_id, history_hash(u.screen_name, p),
+                                                  self.backend.fingerprint).key) is None
+                       for u, p in zip(users, posts, strict=True))
+            if todo and hasattr(self.backend, "probe"):
+                self.backend.probe()  # a dead endpoint or a missing key fails here, once, not once per user
+            self._unavailable.clear()
+            bar = tqdm(total=len(users), desc=f"personas ({self.backend.fingerprint.split(':')[0]})",
+                       disable=not progress)
 
-        def one(u: User) -> PersonaRecord:
-            rec = self.extract(u.user_id, u.screen_name, posts_for(u) if posts_for else u.history)
-            bar.update(1)
-            return rec
+            def one(i: int) -> PersonaRecord:
+                rec = self._extract(users[i].user_id, users[i].screen_name, posts[i])
+                bar.update(1)
+                return rec
 
-        try:
-            if max_workers <= 1:
-                recs = [one(u) for u in users]
-            else:
-                with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="persona") as pool:
-                    recs = list(pool.map(one, users))
-        finally:
-            bar.close()
+            try:
+                if max_workers <= 1:
+                    recs = [one(i) for i in range(len(users))]
+                else:
+                    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="persona") as pool:
+                        recs = list(pool.map(one, range(len(users))))
+            finally:
+                bar.close()
+            if len(self._unavailable) >= self.max_unavailable:
+                done = sum(not (r.error or "").startswith("PersonaUnavailableError") for r in recs)
+                raise PersonaUnavailableError(
+                    f"stopped after {len(self._unavailable)} users in a row could not reach the backend "
+                    f"({self._unavailable[-1]}); {done} of {len(users)} users are done and cached, "
+                    "run again to resume")
         return {u.user_id: r for u, r in zip(users, recs, strict=True)}
 
 

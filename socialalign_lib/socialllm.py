@@ -390,12 +390,14 @@ def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | 
                 hf_logging.set_verbosity(verbosity)
     model.eval()
     if out is not None and _is_main_process():  # under torchrun every rank holds the same adapter: one writer
+        adapter_sha256 = None
         if cfg.method != "base":
             model.save_pretrained(out / ADAPTER_DIR)
             shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+            adapter_sha256 = adapter_checksums(out / ADAPTER_DIR)
         _write_state(out, {"format": FORMAT, "run_hash": run_hash, "finished": True, "config": cfg.to_dict(),
                            "config_hash": cfg.config_hash(), "n_train": len(records), "train_seconds": seconds,
-                           "history": history, "versions": _versions()})
+                           "history": history, "versions": _versions(), "adapter_sha256": adapter_sha256})
     _barrier()  # the other ranks return only once the adapter is on disk
     return TrainedSocialLLM(model, tokenizer, history, out, cfg, seconds)
 
@@ -447,32 +449,107 @@ def _train_adapter(cfg: SocialLLMConfig, model: Any, tokenizer: Any, train_datas
     return trainer.model, history, seconds
 
 
-def load_socialllm(output_dir: str | Path) -> TrainedSocialLLM:
-    """Load a finished run written by :func:`train_socialllm` (base model + adapter, eval mode).
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
 
-    Raises:
-        SocialLLMError: no ``socialllm.json``, an unfinished run, or a missing adapter.
-    """
+
+def adapter_checksums(adapter_dir: str | Path) -> dict[str, str]:
+    """``{file name: sha256}`` of an adapter folder's files, recorded in the run file to verify them on load."""
+    out = {}
+    for f in sorted(Path(adapter_dir).iterdir()):
+        if f.is_file():
+            digest = hashlib.sha256()
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            out[f.name] = digest.hexdigest()
+    return out
+
+
+def read_finished_state(output_dir: str | Path) -> dict[str, Any]:
+    """The run file of a finished :func:`train_socialllm` run; :class:`SocialLLMError` otherwise."""
     out = Path(output_dir)
-    state = _read_state(out)
+    state = _read_state(out) if out.is_dir() else None
     if state is None:
         raise SocialLLMError(f"{out / STATE_FILE}: not found; train with train_socialllm(cfg, data, {str(out)!r})")
     if not state.get("finished"):
         raise SocialLLMError(f"{out / STATE_FILE}: the run did not finish; call train_socialllm again to resume it")
+    return state
+
+
+def verify_adapter(output_dir: str | Path, state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Check a finished run's adapter files before any of them is used; return ``{tensor name: shape}``.
+
+    Why: a missing weights file makes peft look the path up on the Hub as a repo id, and corrupted bytes end in
+    a JSON error of the safetensors header; both say nothing about the adapter. Checked here: both files
+    exist, their sha256 matches the one recorded in the run file (runs trained before the checksum existed
+    skip this step), and the weights header reads.
+    """
+    adapter = Path(output_dir) / ADAPTER_DIR
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        if not (adapter / name).is_file():
+            raise SocialLLMError(f"{adapter / name}: missing although {STATE_FILE} says the run finished; "
+                                 "train again (or restore the file)")
+    recorded = state.get("adapter_sha256") or {}
+    actual = adapter_checksums(adapter) if recorded else {}
+    for name, digest in recorded.items():
+        if actual.get(name) != digest:
+            raise SocialLLMError(f"{adapter / name}: " + ("missing" if name not in actual else
+                                 "checksum differs from the one recorded in " + STATE_FILE + " (a corrupted or "
+                                 "replaced file)") + "; train again (or restore the file)")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(adapter / ADAPTER_WEIGHTS), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open has no iter
+    except (SafetensorError, OSError, ValueError) as err:
+        raise SocialLLMError(f"{adapter / ADAPTER_WEIGHTS}: not a readable safetensors file ({err})") from None
+
+
+def _check_loaded_adapter(model: Any, shapes: Mapping[str, tuple[int, ...]], adapter: Path) -> None:
+    """The file's tensors must be exactly the ones the adapter config makes (peft only warns on missing keys and
+    would run with those weights at their random initialisation)."""
+    from peft import get_peft_model_state_dict
+
+    expected = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(model).items()}
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(shapes) if expected[k] != shapes[k])
+    if missing or unexpected or wrong:
+        parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in
+                 (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong)) if v]
+        raise SocialLLMError(f"{adapter / ADAPTER_WEIGHTS}: does not match its adapter config: "
+                             + ", ".join(parts) + " tensor(s)")
+
+
+def load_socialllm(output_dir: str | Path) -> TrainedSocialLLM:
+    """Load a finished run written by :func:`train_socialllm` (base model + adapter, eval mode).
+
+    The adapter is verified first (:func:`verify_adapter`: files, checksum, header) and after loading (tensor
+    names and shapes against the config).
+
+    Raises:
+        SocialLLMError: no ``socialllm.json``, an unfinished run, or a missing, corrupted or mismatched adapter.
+    """
+    out = Path(output_dir)
+    state = read_finished_state(out)
     cfg = SocialLLMConfig.from_dict(state["config"])
+    shapes = verify_adapter(out, state) if cfg.method != "base" else {}
     model, tokenizer = _load_base(cfg)
     if cfg.method != "base":
-        adapter = out / ADAPTER_DIR
-        if not (adapter / "adapter_config.json").exists():
-            raise SocialLLMError(f"{adapter}: adapter_config.json missing although {STATE_FILE} says finished")
-        if cfg.method == "pac_lora":
-            from .pac_lora import load_pac_model
+        adapter = (out / ADAPTER_DIR).resolve()  # absolute: peft must never read it as a Hub repo id
+        try:
+            if cfg.method == "pac_lora":
+                from .pac_lora import load_pac_model
 
-            model = load_pac_model(model, str(adapter))
-        else:
-            from peft import PeftModel
+                model = load_pac_model(model, str(adapter))
+            else:
+                from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter))
+                model = PeftModel.from_pretrained(model, str(adapter))
+        except (RuntimeError, ValueError, KeyError) as err:  # e.g. "size mismatch for ..."
+            raise SocialLLMError(f"{adapter}: cannot be loaded onto {cfg.base_model} ({str(err)[:300]})") from None
+        _check_loaded_adapter(model, shapes, adapter)
     return TrainedSocialLLM(model.eval(), tokenizer, list(state.get("history", [])), out, cfg,
                             float(state.get("train_seconds", 0.0)), loaded=True)
 
@@ -757,6 +834,7 @@ def generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationCo
             (and ``output``, ``sentiment``, ``topic_id``, … which are copied to the result).
         out_path: JSON Lines file; each finished batch is appended atomically (``io.append_jsonl``) and a re-run
             skips the (case_id, variant) pairs already there, so an interrupted run resumes without duplicates.
+            The file is locked while this runs (``io.exclusive_output``): a second writer gets ``OutputLockedError``.
             Rows already in the file are trusted as they are: keep one file per model and decoding config
             (:func:`generations_path`).
         gate_mode: evaluate a PAC-LoRA model with its gates switched (e.g. ``"uniform"``), see :func:`gate_mode`.
@@ -766,6 +844,17 @@ def generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationCo
         ``DataFrame`` with :data:`REPLY_COLUMNS`, one row per record in input order (rows read back from
         ``out_path`` included). ``gate_a`` / ``gate_b``: gate weights averaged over layers, ``[]`` without PAC-LoRA.
     """
+    if out_path is None:
+        return _generate_replies(model, tokenizer, records, gen, None, progress, gate_mode, chat_config)
+    from .io import exclusive_output
+
+    with exclusive_output(out_path, "replies file"):  # a second writer would append every row again
+        return _generate_replies(model, tokenizer, records, gen, out_path, progress, gate_mode, chat_config)
+
+
+def _generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationConfig | None,
+                      out_path: str | Path | None, progress: bool, gate_mode: str | None,
+                      chat_config: ChatConfig | None) -> pd.DataFrame:
     from tqdm.auto import tqdm
     from transformers import GenerationConfig as HFGenerationConfig
     from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper

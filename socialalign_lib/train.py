@@ -21,6 +21,21 @@ from transformers.trainer_utils import get_last_checkpoint
 
 SPAN_KEY = "pac_spans"
 
+EXTRA_TRAINING_ARGUMENTS: frozenset[str] = frozenset({
+    "optim", "optim_args", "adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_kwargs", "warmup_steps",
+    "fp16", "tf32", "torch_compile", "gradient_checkpointing_kwargs", "activation_checkpointing_kwargs",
+    "label_smoothing_factor", "group_by_length", "length_column_name", "eval_accumulation_steps",
+    "eval_delay", "logging_first_step", "logging_strategy", "save_strategy", "save_only_model",
+    "save_safetensors", "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "data_seed",
+    "full_determinism", "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "dataloader_drop_last", "ddp_backend", "ddp_timeout", "ddp_bucket_cap_mb", "ddp_broadcast_buffers",
+    "deepspeed", "fsdp", "fsdp_config", "disable_tqdm", "neftune_noise_alpha", "average_tokens_across_devices",
+    "skip_memory_metrics", "include_num_input_tokens_seen",
+})
+"""``TrainingArguments`` that ``SFTConfig.extra`` may set. An allow-list, not a deny-list: some arguments send the
+run off this machine (``push_to_hub``, ``hub_*``, ``report_to`` → W&B/MLflow uploads) or move its files
+(``output_dir``, ``logging_dir``), and a new transformers release may add more of those."""
+
 
 @dataclass
 class SFTConfig:
@@ -47,7 +62,14 @@ class SFTConfig:
     gradient_checkpointing: bool = False
     dataloader_num_workers: int = 0
     resume: bool = True  # continue from the last checkpoint in output_dir when there is one
-    extra: dict[str, Any] = field(default_factory=dict)  # any other TrainingArguments, e.g. {"optim": "paged_adamw_8bit"}
+    extra: dict[str, Any] = field(default_factory=dict)  # other TrainingArguments from train.EXTRA_TRAINING_ARGUMENTS, e.g. {"optim": "paged_adamw_8bit"}
+
+    def __post_init__(self) -> None:
+        refused = sorted(set(self.extra) - EXTRA_TRAINING_ARGUMENTS)
+        if refused:
+            raise ValueError(f"SFTConfig.extra: {refused} not allowed (push_to_hub, report_to, hub_* or output paths "
+                             "would send or move the run; options with their own field are set there); allowed: "
+                             f"{sorted(EXTRA_TRAINING_ARGUMENTS)}")
 
     @classmethod
     def official(cls, **overrides: Any) -> SFTConfig:

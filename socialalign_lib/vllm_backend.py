@@ -73,6 +73,17 @@ def generate_replies_vllm(run_dir: str | Path, records: Any, gen: GenerationConf
         records, out_path, chat_config: as in :func:`socialllm.generate_replies` (resume by (case_id, variant)).
         engine_kwargs: extra ``vllm.LLM`` arguments, e.g. ``tensor_parallel_size=4``, ``gpu_memory_utilization``.
     """
+    if out_path is None:
+        return _generate_replies_vllm(run_dir, records, gen, None, chat_config, engine_kwargs, progress)
+    from .io import exclusive_output
+
+    with exclusive_output(out_path, "replies file"):  # one writer per replies file, as socialllm.generate_replies
+        return _generate_replies_vllm(run_dir, records, gen, out_path, chat_config, engine_kwargs, progress)
+
+
+def _generate_replies_vllm(run_dir: str | Path, records: Any, gen: GenerationConfig | None,
+                           out_path: str | Path | None, chat_config: ChatConfig | None,
+                           engine_kwargs: dict[str, Any] | None, progress: bool) -> pd.DataFrame:
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 

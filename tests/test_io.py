@@ -360,3 +360,42 @@ def test_parquet_from_dataframe_and_records(tmp_path):
     with pytest.raises(DataFormatError, match="bad.parquet: not a readable Parquet file"):
         read_parquet(tmp_path / "bad.parquet")
     assert json.loads(json.dumps(_case().to_dict()))  # the fixtures are plain JSON
+
+
+# ---------------------------------------------------------------------------------------------- one writer
+
+
+def test_a_second_writer_is_refused_across_processes_and_a_killed_holder_frees_the_lock(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from socialalign_lib.io import OutputLockedError, exclusive_output
+
+    target = tmp_path / "replies.jsonl"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from socialalign_lib.io import exclusive_output\n"
+         f"with exclusive_output({str(target)!r}):\n    print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputLockedError, match=r"replies\.jsonl: another process is writing"), \
+                exclusive_output(target):
+            pass
+    finally:
+        holder.kill()  # as kill -9: the OS drops the lock with the process
+        holder.wait()
+    with exclusive_output(target):  # the resume is not blocked by the dead run
+        pass
+
+
+def test_replace_dir_swaps_a_whole_folder_in(tmp_path):
+    from socialalign_lib.io import replace_dir
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old", encoding="utf-8")
+    (tmp_path / "staging").mkdir()
+    (tmp_path / "staging" / "new.txt").write_text("new", encoding="utf-8")
+    replace_dir(tmp_path / "staging", tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

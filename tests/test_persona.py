@@ -20,6 +20,7 @@ from socialalign_lib.persona import (
     PersonaBackendError,
     PersonaExtractor,
     PersonaParseError,
+    PersonaUnavailableError,
     StatisticalPersonaBackend,
     build_persona_messages,
     decode_persona,
@@ -194,12 +195,14 @@ def test_openai_backend_failures_are_recorded_not_dropped(tmp_path, monkeypatch,
         rec = ext.extract("u1", "小王", _posts())
         assert not rec.ok and "HTTP 401" in rec.error and len(server.requests) == 1  # a 401 is not retried
         assert server.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+        # a refused key is the endpoint's answer to everyone, not u1's outcome: not cached, a rerun asks again
+        assert not (tmp_path / "personas.jsonl").exists() or "u1" not in (tmp_path / "personas.jsonl").read_text()
         server.answer = "我不知道"
         rec = PersonaExtractor(_backend(server.url, api_key_env="MY_KEY"), tmp_path / "b", max_attempts=2).extract(
             "u2", "小李", _posts())
         assert not rec.ok and rec.attempts == 2 and rec.raw == "我不知道" and "PersonaParseError" in rec.error
-    lines = [json.loads(x) for x in (tmp_path / "personas.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert lines[0]["status"] == "failed" and lines[0]["user_id"] == "u1" and "401" in lines[0]["error"]
+    lines = [json.loads(x) for x in (tmp_path / "b" / "personas.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["status"] == "failed" and lines[0]["user_id"] == "u2" and lines[0]["raw"] == "我不知道"
     stored = "".join(p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file())
     assert SECRET not in stored and SECRET not in caplog.text
 
@@ -213,6 +216,96 @@ def test_openai_backend_without_key_fails_clearly(monkeypatch):
     assert backend.url == "http://127.0.0.1:9/v1/chat/completions"
     with pytest.raises(PersonaBackendError, match="giving up after 2 attempts"):
         backend.extract("小王", _posts())
+
+
+def _closed_port_url() -> str:
+    """A 127.0.0.1 URL on which nothing listens (a port just freed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_key_is_sent_only_when_asked_and_never_over_plain_http_to_another_host(monkeypatch):
+    import httpx
+
+    from socialalign_lib.persona import key_safe_url
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    # --no-require-key (the README's vLLM / Ollama recipe): the exported key stays home
+    with _FakeOpenAI() as server:
+        assert _backend(server.url, require_key=False).extract("小王", _posts()).interests
+        assert "Authorization" not in server.requests[0]["headers"]
+        assert SECRET not in json.dumps(server.requests)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"choices": [{"message": {"content": CANNED}}]})
+
+    plain = OpenAIPersonaBackend(OpenAIConfig(base_url="http://llm.example.com/v1"), transport=httpx.MockTransport(handler))
+    with pytest.raises(PersonaUnavailableError, match="plain http"):
+        plain.extract("小王", _posts())
+    with pytest.raises(PersonaUnavailableError, match="plain http"):
+        plain.probe()
+    assert seen == []  # refused before a byte left
+    tls = OpenAIPersonaBackend(OpenAIConfig(base_url="https://llm.example.com/v1"), transport=httpx.MockTransport(handler))
+    assert tls.extract("小王", _posts()).interests and seen[0].headers["Authorization"] == f"Bearer {SECRET}"
+    assert key_safe_url("http://localhost:8000/v1") and key_safe_url("http://127.0.0.1:11434/v1")
+    assert key_safe_url("http://[::1]:8000/v1") and not key_safe_url("http://10.0.0.5:8000/v1")
+    assert not key_safe_url("http://localhost.evil.com/v1") and not key_safe_url("ftp://localhost/v1")
+
+
+def test_dead_endpoint_fails_fast_caches_nothing_and_a_rerun_resumes(world, tmp_path):
+    users = world.users[:6]
+    dead = _backend(_closed_port_url(), require_key=False, max_retries=3)
+    with pytest.raises(PersonaUnavailableError, match="cannot reach"):
+        PersonaExtractor(dead, tmp_path).extract_users(users)
+    assert dead.sleeps == [] and not (tmp_path / "personas.jsonl").exists()  # one probe, no retries, no "failed" rows
+
+    # reachable, then dying mid-run (every completion a 503): stop after 3 users in a row, cache none of them
+    with _FakeOpenAI(script=[(200, "")] * 2 + [(503, '{"error": "down"}')] * 50) as server:
+        ext = PersonaExtractor(_backend(server.url, require_key=False, max_retries=0), tmp_path, max_unavailable=3)
+        with pytest.raises(PersonaUnavailableError, match="3 users in a row.*2 of 6 users are done"):
+            ext.extract_users(users)
+        assert len(server.requests) == 2 + 3  # the other user was not asked
+        rows = [json.loads(x) for x in (tmp_path / "personas.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert [r["status"] for r in rows] == ["ok", "ok"]
+        server.script = []  # the server is back: the rerun asks exactly the four users not done
+        rerun = PersonaExtractor(_backend(server.url, require_key=False), tmp_path)
+        recs = rerun.extract_users(users)
+        assert all(r.ok for r in recs.values()) and rerun.stats["misses"] == 4 and len(server.requests) == 9
+
+
+def test_second_writer_on_one_cache_is_refused_and_nothing_is_lost(world, tmp_path):
+    from socialalign_lib.io import OutputLockedError, read_jsonl
+
+    users = world.users[:8]
+    release, started = threading.Event(), threading.Event()
+
+    class Blocking(StatisticalPersonaBackend):
+        def extract(self, user_name, posts):
+            started.set()
+            assert release.wait(30)
+            return super().extract(user_name, posts)
+
+    first: dict = {}
+    worker = threading.Thread(target=lambda: first.update(PersonaExtractor(Blocking(), tmp_path).extract_users(users)))
+    worker.start()
+    assert started.wait(30)
+    second = _Counting(StatisticalPersonaBackend())
+    with pytest.raises(OutputLockedError, match="another process is writing"):
+        PersonaExtractor(second, tmp_path).extract_users(users)
+    assert second.calls == 0
+    release.set()
+    worker.join(30)
+    rows = read_jsonl(tmp_path / "personas.jsonl")
+    assert sorted(r["user_id"] for r in rows) == sorted(u.user_id for u in users)  # each user once, none lost
+    assert len(first) == 8 and all(r.ok for r in first.values())
+    after = PersonaExtractor(StatisticalPersonaBackend(), tmp_path)  # the lock is released: a later run resumes
+    assert len(after.extract_users(users)) == 8 and after.stats["hits"] == 8
 
 
 # ---------------------------------------------------------------------------------------------- HF backend

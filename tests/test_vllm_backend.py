@@ -54,6 +54,13 @@ def records():
 
 def _run_dir(tmp_path, method):
     _write_state(tmp_path, {"finished": True, "config": SocialLLMConfig(method=method).to_dict()})
+    if method != "base":  # an adapter folder as save_pretrained leaves it (the CLI verifies it before use)
+        import torch
+        from safetensors.torch import save_file
+
+        (tmp_path / "adapter").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+        save_file({"w": torch.zeros(1)}, tmp_path / "adapter" / "adapter_model.safetensors")
     return tmp_path
 
 
