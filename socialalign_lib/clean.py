@@ -5,7 +5,7 @@ Why one module: the crawler output, the real-data loaders and the dataset builde
 
 * :func:`clean_text` with a :class:`CleanConfig`. The default turns mobile-API HTML into text, folds
   full-width ASCII (keeping Chinese ``，！？：；（）``), removes invisible characters and URLs, applies the
-  official strip list (FORMATS §2.2) and collapses whitespace; mentions, repost chains, ``[表情]`` codes,
+  official strip list (docs/formats.md#official-cleaning-rules) and collapses whitespace; mentions, repost chains, ``[表情]`` codes,
   emoji and hashtags are kept unless asked. ``CleanConfig.official()`` is upstream's ``clean_text``
   byte for byte, so the two can be compared.
 * :func:`extract_hashtags` — ``#话题#`` → ``["话题"]``, the one definition the loaders use too.

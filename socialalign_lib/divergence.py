@@ -1,6 +1,6 @@
 """Macro level: does the generated crowd feel like the real one? Per-topic sentiment distributions and divergences.
 
-The official SocialAlign code publishes no macro-level evaluation (METHODS.md), so these are our definitions:
+The official SocialAlign code publishes no macro-level evaluation (docs/methods.md#divergences), so these are our definitions:
 
 * Real and generated replies are labelled by the same sentiment labeller, counted per topic over ``labels``
   (default negative / neutral / positive) and turned into probabilities (:func:`crowd_distributions`).

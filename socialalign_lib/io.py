@@ -1,4 +1,4 @@
-"""Storage that never loses data, and loading that says exactly what is wrong (DESIGN §2).
+"""Storage that never loses data, and loading that says exactly what is wrong (docs/design.md#errors-and-storage).
 
 Writing. Every whole-file writer (:func:`write_jsonl`, :func:`write_json`, :func:`write_text`,
 :func:`write_parquet`) writes a temp file in the target's folder, fsyncs it and ``os.replace``-s it over the

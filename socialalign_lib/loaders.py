@@ -1,4 +1,4 @@
-"""Loaders for the real data formats (FORMATS §1.2, §2.5, §3, §4, §5.1), mapped onto the shared schema.
+"""Loaders for the real data formats (docs/formats.md), mapped onto the shared schema.
 
 The embedded world is the default; these are for users who bring real files: the official SocialAlign
 Alpaca JSON, the weibo-crawler user JSON / CSV (and weibo-search CSV), a ``userid,text`` post CSV in GB18030,
@@ -88,7 +88,7 @@ def _str_field(rec: Mapping[str, Any], key: str, path: PathLike, line: int | Non
 
 
 # ============================================================================================================
-# (a) SocialAlign Alpaca records (FORMATS §2.5)
+# (a) SocialAlign Alpaca records (docs/formats.md#socialalign-alpaca-json)
 # ============================================================================================================
 
 _HEAD = re.compile(r"你的用户名为(?P<name>.*?), (?=以下是你的)")
@@ -276,7 +276,7 @@ def load_socialalign_cases(path: PathLike, *, encoding: str = "utf-8") -> list[C
 
 
 # ============================================================================================================
-# (b) weibo-crawler user JSON / CSV and weibo-search CSV (FORMATS §1.1, §1.2, §2.2)
+# (b) weibo-crawler user JSON / CSV and weibo-search CSV (docs/formats.md#crawler-outputs)
 # ============================================================================================================
 
 
@@ -574,7 +574,7 @@ def _merge_posts(paths: Sequence[PathLike], *, encoding: str, user_col: str, tex
 
 
 # ============================================================================================================
-# (d) LaMP (FORMATS §3)
+# (d) LaMP (docs/formats.md#lamp)
 # ============================================================================================================
 
 LAMP_PREFIXES: dict[str, str] = {
@@ -694,7 +694,7 @@ def load_lamp(questions_path: PathLike, outputs_path: PathLike | None = None, *,
 
 
 # ============================================================================================================
-# (e) SMPD (SMP Challenge), SMHP2018 and TPIC2017 (FORMATS §4)
+# (e) SMPD (SMP Challenge), SMHP2018 and TPIC2017 (docs/formats.md#smpd-and-tpic2017)
 # ============================================================================================================
 
 SMP_COLUMNS: tuple[str, ...] = (
@@ -986,7 +986,7 @@ def load_tpic2017(folder: PathLike, split: str = "train") -> pd.DataFrame:
 
 
 # ============================================================================================================
-# (f) PopALM (FORMATS §5.1)
+# (f) PopALM (docs/formats.md#popalm)
 # ============================================================================================================
 
 

@@ -1,6 +1,6 @@
 """Crowd-level (macro) evaluation: does the crowd a model generates for a topic *feel* like the real one?
 
-The recipe (METHODS.md, "Macro level"; the official code publishes none, so these are our choices):
+The recipe (docs/methods.md#crowd-level-evaluation; the official code publishes none, so these are our choices):
 
 1. :func:`label_replies` — label every generated reply *and* every real reply with the **same** sentiment
    labeller. A labeller's mistakes then hit both crowds alike, instead of being counted as model error.

@@ -1,7 +1,7 @@
 """Persona extraction: the paper's five-item user persona, behind one interface with three backends.
 
 SocialAlign asks ``gpt-4-0125-preview`` for a persona of five numbered items (兴趣话题, 语言风格, 情感基调,
-性格特征, 价值观; each ≤ 20 characters) from the user name and the 5 retrieved history posts (FORMATS §2.4).
+性格特征, 价值观; each ≤ 20 characters) from the user name and the 5 retrieved history posts (docs/methods.md#persona-extraction).
 Offline we cannot call GPT-4, and a course must still run, so every backend returns the same
 :class:`~socialalign_lib.schema.Persona`:
 
@@ -52,7 +52,7 @@ MAX_ITEM_CHARS = 20
 """The paper's limit per persona item ("每项不超过20字")."""
 
 # --------------------------------------------------------------------------------------------------------
-# The official prompt (FORMATS §2.4, exact wording; the system prompt keeps its leading/trailing newline)
+# The official prompt (docs/methods.md#persona-extraction, exact wording; the system prompt keeps its leading/trailing newline)
 # --------------------------------------------------------------------------------------------------------
 
 PERSONA_SYSTEM_PROMPT = "\n你是一个微博平台的用户分析师，负责从用户信息和历史博文中抽取用户特征，生成用户画像。\n"

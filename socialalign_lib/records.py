@@ -1,6 +1,6 @@
 """SocialAlign instruction records (Alpaca form) with character spans, and their chat/token form.
 
-The official pipeline (FORMATS §2.5) fills a Chinese template — user name, five retrieved history posts,
+The official pipeline (docs/formats.md#socialalign-alpaca-json) fills a Chinese template — user name, five retrieved history posts,
 the persona, the news, the trending hashtag, guidance — and PAC-LoRA later finds the news and user parts
 again by *searching* the text for "现在你看到了一则新闻" and "，请发一条关于hashtag". A persona or a post that
 contains those words breaks that silently. Here the template is assembled piece by piece and the

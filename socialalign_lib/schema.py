@@ -1,4 +1,4 @@
-"""The one data model every notebook shares (DESIGN §2).
+"""The one data model every notebook shares (docs/design.md#data-model).
 
 Records are plain dataclasses that serialise to JSON-ready dicts (``to_dict``) and back
 (``from_dict``). Stored files are JSON Lines with one record per line, so a reader can open them with

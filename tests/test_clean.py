@@ -25,7 +25,7 @@ from socialalign_lib.clean import (
 from socialalign_lib.io import DataFormatError
 from socialalign_lib.schema import Post, User
 
-# Mobile-API HTML as in FORMATS §1.2 (timeline mblog.text and a hotflow comment with an emoticon).
+# Mobile-API HTML as in docs/formats.md#mblog-json (timeline mblog.text and a hotflow comment with an emoticon).
 MBLOG_HTML = (
     '今天的<a href="https://m.weibo.cn/search?containerid=231522type%3D1%26q%3D%23星光大赏%23">'
     '<span class="surl-text">#星光大赏#</span></a> '

@@ -419,7 +419,7 @@ def test_html_round_trip(segments):
 
 
 def test_formats_example_timeline_page():
-    """The reconstructed timeline page of FORMATS §1.2: a grouped card, a repost, "100万+"."""
+    """The reconstructed timeline page of docs/formats.md#example-timeline-page - a grouped card, a repost, "100万+"."""
     page = {"ok": 1, "data": {"cards": [
         {"card_type": 9, "mblog": {
             "id": "4454572602912349", "bid": "ImTGkcdDn", "mblogtype": 0, "created_at": "Sat Dec 28 20:00:00 +0800 2019",

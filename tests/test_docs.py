@@ -172,7 +172,6 @@ def broken_doc_citations(files: list[Path], docs: Path = DOCS, root: Path = ROOT
 # ----------------------------------------------------------------------------------------------- the checks
 
 
-@pytest.mark.xfail(strict=False, reason="citations are replaced after merge")
 def test_nothing_cites_documents_outside_the_repository():
     bad = outside_citations(scanned_files())
     assert not bad, "cite docs/<file>.md#<section> instead of:\n" + "\n".join(bad)

@@ -22,7 +22,7 @@ from socialalign_lib.records import (
 from socialalign_lib.schema import Persona, Post
 from socialalign_lib.world import generate_world
 
-# The official templates (FORMATS §2.5, organize_alphca_dataset.py), verbatim, for an independent check.
+# The official templates (docs/formats.md#socialalign-alpaca-json, organize_alphca_dataset.py), verbatim, for an independent check.
 OFFICIAL = {
     "full": """
 你的用户名为{user_name}, 以下是你的五条历史博文:␣

@@ -1,6 +1,6 @@
 """One HTTP client for the Weibo mobile JSON API (``m.weibo.cn``), live or mock.
 
-It knows the endpoints the timeline crawler uses (FORMATS §1.2) and nothing about files: every call returns
+It knows the endpoints the timeline crawler uses (docs/formats.md#endpoints) and nothing about files: every call returns
 parsed JSON plus the server's clock (the ``Date`` header, which relative times like "3分钟前" are relative
 to). All the unpleasantness of a real site lives here, once: a polite rate limit, retries with exponential
 backoff and jitter on 418 / 429 / 5xx, timeouts, dropped connections and malformed or truncated JSON,
@@ -295,7 +295,7 @@ class WeiboClient:
         self.stats.outcomes[outcome] += 1
         self.stats.events.append((endpoint, outcome))
 
-    # --- endpoints (FORMATS §1.2) ----------------------------------------------------------------------
+    # --- endpoints (docs/formats.md#endpoints) ----------------------------------------------------------------------
 
     def _index(self, containerid: str, endpoint: str, **extra: Any) -> ApiResponse:
         return self.get_json("/api/container/getIndex", {"containerid": containerid, **extra}, endpoint)

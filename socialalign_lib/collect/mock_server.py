@@ -1,7 +1,7 @@
 """A local Weibo: a real HTTP server on 127.0.0.1 that serves an embedded ``World`` in the mobile API's shapes.
 
 Offline, the crawler is tested and taught against this server with the same code that talks to m.weibo.cn.
-It renders what the real site makes hard (FORMATS §1.2): HTML ``mblog.text`` with ``span.surl-text`` topic
+It renders what the real site makes hard (docs/formats.md#mblog-json): HTML ``mblog.text`` with ``span.surl-text`` topic
 links, emoticon images and link cards; counts sometimes as "4.0824万" strings; ``created_at`` in the API's
 ``"Sat Dec 28 20:00:00 +0800 2019"`` form or relative to the server's clock ("3分钟前", "昨天 20:15", which the
 ``Date`` header lets a client resolve); reposts nested in ``retweeted_status``; long posts cut with a 全文

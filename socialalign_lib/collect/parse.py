@@ -1,4 +1,4 @@
-"""Weibo mobile JSON → the project schema (FORMATS §1.2).
+"""Weibo mobile JSON → the project schema (docs/formats.md#mblog-json).
 
 The API hands back what the page shows, not what a dataset needs: ``mblog.text`` is HTML whose topics sit in
 ``span.surl-text`` links and whose emoticons are ``<img alt="[赞]">``; counts are ints or display strings

@@ -1,6 +1,6 @@
 """MultiSmpLLM data side: cold-start users, the paper's prompts (1/2/3-shot), number parsing and metrics.
 
-MultiSmpLLM (Journal on Communications 2024, ``papers/multismpllm-idpop-paper-zh.txt`` §2.3, Table 2) turns
+MultiSmpLLM (Journal on Communications 2024, docs/methods.md#multismpllm-prompt) turns
 popularity regression into a question an instruction-tuned LLM answers with a number: the user's earlier posts
 (title, category, subcategory, concept, tags, image caption) with their scores, then a new post; answer its
 score. Why: a cold-start user has 1-3 posts, too few for a per-user regressor, but enough to anchor an LLM

@@ -1,4 +1,4 @@
-"""The embedded Weibo world: a seeded simulator with known ground truth (DESIGN §3).
+"""The embedded Weibo world: a seeded simulator with known ground truth (docs/design.md#the-embedded-world).
 
 >>> from socialalign_lib.world import generate_world
 >>> world = generate_world(size="tiny", seed=0)

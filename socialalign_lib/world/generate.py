@@ -24,6 +24,7 @@ from ..schema import SENTIMENTS, Case, Post, Response, Topic, User
 from . import compose
 from . import lexicon as lx
 from .latent import (
+    HISTORY_SELECTION,
     LatentTopic,
     LatentUser,
     likes_mu,
@@ -143,8 +144,9 @@ def _history(cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic
     """History posts: opinions on background news (reveal stance and style), reposts, daily life, junk."""
     lo, hi = cfg.history_len  # type: ignore[misc]
     n = int(rng.integers(lo, hi + 1))
-    # the same self-selection as for replies: fans, critics and locals post about "their" news
-    weights = np.array([reply_weight(lu, lt, cfg.crowd_selection, floor=0.02) for lt, _ in bg])
+    # the self-selection of replies: fans, critics and locals post about "their" news (latent.reply_weight)
+    weights = np.array([reply_weight(lu, lt, cfg.crowd_selection * HISTORY_SELECTION, floor=0.02,
+                                     opinion_term=False) for lt, _ in bg])
     posts: list[Post] = []
     for j in range(n):
         r = rng.random()

@@ -25,7 +25,8 @@ Who replies (crowd self-selection). Topic t's repliers are drawn without replace
 Fans and critics of the entity in the news, locals, and people with a strong opinion on the story reply more,
 the way they do on Weibo. So the crowd's *composition* - and with it its sentiment distribution - varies between
 topics of the same category and kind, in ways the repliers' histories reveal (histories are drawn with the same
-weights over background news, so a fan's history praises the entity). ``lambda`` is
+weights at a quarter of the strength and without the opinion term, so a fan's history praises the entity
+while its topics still follow the user's interests). ``lambda`` is
 ``WorldConfig.crowd_selection``, 2 by default: with 1, a paired test over the course's 12 unseen topics told a
 perfect persona-aware model from a persona-blind one in 59% of simulated experiments, with 2 in 85%
 (``world/headroom.py``; notebook 00 prints the current figures). ``crowd_selection=0`` restores selection by
@@ -61,6 +62,10 @@ HOT_ENTITIES = 4  # fans and critics gather around the first few entities of eac
 LOCAL_NEUTRAL_DROP = 0.8  # local news: fewer neutral replies
 #: Self-selection weights of (|entity affinity|, local news, |z|): see the module docstring.
 SELECTION_TERMS: tuple[float, float, float] = (2.0, 1.0, 0.8)
+#: Histories are drawn with lambda * HISTORY_SELECTION and no opinion term: a fan still posts about the entity
+#: ~7x more often than others do, while the topics of a history keep following the user's interests and
+#: emotional baseline (stronger pulls made both unreadable from a 10-post history).
+HISTORY_SELECTION = 0.25
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -168,11 +173,14 @@ def opinion(user: LatentUser, topic: LatentTopic) -> float:
             + user.entity_affinity.get(topic.entity, 0.0))
 
 
-def reply_weight(user: LatentUser, topic: LatentTopic, selection: float, floor: float = 0.03) -> float:
-    """w(u,t) of the module docstring: how likely u is among t's repliers (relative to other users)."""
+def reply_weight(user: LatentUser, topic: LatentTopic, selection: float, floor: float = 0.03,
+                 opinion_term: bool = True) -> float:
+    """w(u,t) of the module docstring: how likely u is among t's repliers (relative to other users).
+    ``opinion_term=False`` drops the |z| term: histories are drawn that way, so that what a user posts about
+    still follows their interests (a history dominated by whatever they feel strongly about would hide them)."""
     a, loc, op = SELECTION_TERMS
     score = (a * abs(user.entity_affinity.get(topic.entity, 0.0)) + loc * (user.location == topic.city)
-             + op * abs(opinion(user, topic)))
+             + (op * abs(opinion(user, topic)) if opinion_term else 0.0))
     return (user.interests.get(topic.category, 0.0) + floor) * math.exp(selection * score)
 
 

@@ -141,7 +141,7 @@ PERSONALITIES: dict[str, dict[str, object]] = {
     "mild": {"zh": "温和友善", "expressiveness": 1.0, "extra": ["大家都不容易", "希望越来越好", "慢慢来吧", "理解万岁"]},
 }
 
-# Values archetypes set the user's stance per category (added to the sentiment logit, DESIGN §3).
+# Values archetypes set the user's stance per category (added to the sentiment logit, docs/design.md#the-embedded-world).
 ARCHETYPES: dict[str, dict[str, object]] = {
     "tech_optimist": {"zh": "相信科技进步", "identity": "作为科技爱好者", "stance": {"tech": 1.3, "environment": 0.4, "transport": 0.3}, "interests": ["tech", "transport"]},
     "frugal_worker": {"zh": "务实节俭，关注民生", "identity": "打工人表示", "stance": {"prices": -1.4, "transport": -0.6, "health": -0.5, "food": 0.3}, "interests": ["prices", "transport", "food"]},
