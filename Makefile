@@ -71,4 +71,4 @@ upgrade:
 	$(MAKE) test
 
 clean:
-	rm -rf notebooks/.executed data/generated outputs .pytest_cache
+	rm -rf data/generated outputs .pytest_cache

@@ -1,7 +1,9 @@
 """Run the whole course headless: build what is missing, execute every notebook, write figures.
 
-``make course`` calls ``python -m socialalign_lib.course``. Executed copies go to ``notebooks/.executed/``
-(git-ignored); the notebooks in ``notebooks/`` stay output-free. Parameters are injected into each notebook's
+``make course`` calls ``python -m socialalign_lib.course``. Executed copies, with their outputs, go to
+``notebooks/executed/`` (committed from the same run that writes ``figures/``, so a reader on the web sees every
+result; ``tests/test_executed_notebooks.py`` fails when a copy's code no longer matches its notebook); the
+notebooks in ``notebooks/`` stay output-free. Parameters are injected into each notebook's
 ``parameters`` cell (papermill convention), so ``--size tiny`` runs the same notebooks at test scale.
 """
 
@@ -16,7 +18,7 @@ from pathlib import Path
 from .paths import FIGURES_DIR, ROOT
 
 NOTEBOOKS_DIR = ROOT / "notebooks"
-EXECUTED_DIR = NOTEBOOKS_DIR / ".executed"
+EXECUTED_DIR = NOTEBOOKS_DIR / "executed"
 RUNTIMES_CSV = FIGURES_DIR / "course_runtimes.csv"
 
 

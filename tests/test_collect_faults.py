@@ -99,7 +99,7 @@ def pending(out: Path) -> dict:
 
 
 @pytest.mark.parametrize("expiry", ["ok-100", "302"])
-@pytest.mark.parametrize("after", [3, 40, 130])  # during the search, the comments, the users
+@pytest.mark.parametrize("after", [3, 7, 60])  # during the search, the comments, the users (116 requests in all)
 def test_expired_login_stops_keeps_the_unit_pending_and_resumes(world, tags, reference, tmp_path, capsys, expiry, after):
     out = tmp_path / "crawl"
     with MockWeiboServer(world, FaultConfig(login_expires_after=after, login_expiry=expiry)) as srv:
@@ -149,8 +149,8 @@ def test_transient_ok0_is_asked_again_and_nothing_is_lost(world, tags, reference
     with MockWeiboServer(world, faults) as srv:
         summary = crawl(fast(srv.base_url, tmp_path / "crawl"), tags)
         served = srv.fault_counts()
-    assert served["empty"] > 10, served
-    assert summary.complete and summary.stats.confirmations > 10
+    assert served["empty"] > 5, served
+    assert summary.complete and summary.stats.confirmations > 5  # the faults were met (116 requests without them)
     assert files(tmp_path / "crawl") == files(reference)
 
 

@@ -46,7 +46,7 @@ def test_no_bitsandbytes_kernel_warning_offline():
 def test_other_bitsandbytes_warnings_still_show(caplog):
     runtime.quiet_optional_kernels()
     logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="socialalign_lib.runtime"):
         logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: offline")
         logger.warning("libbitsandbytes_cpu.so: cannot open shared object file")
     shown = [r.getMessage() for r in caplog.records if r.name == logger.name]

@@ -29,7 +29,7 @@ from socialalign_lib.socialllm import (
     untrained_socialllm,
 )
 
-TRAIN_STEPS = 12
+TRAIN_STEPS = 24
 
 
 

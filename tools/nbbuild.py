@@ -1,7 +1,7 @@
 """Tiny helper to author notebooks from Python lists of cells (kept so edits stay reviewable).
 
 Usage in a scratch script: ``write_notebook(path, [md("# Title"), params("size = 'course'"), code("...")])``.
-Outputs are never stored: `make course` executes copies into notebooks/.executed/.
+Outputs are never stored here: `make course` executes copies into notebooks/executed/.
 """
 
 from __future__ import annotations
