@@ -24,8 +24,8 @@ from socialalign_lib.course import execute_notebook, notebook_paths
 from .common import Result
 
 SLOWDOWN_TARGET = 2.0
-#: A short but representative run: NARRATOR (notebook 09) trains a small attention network with torch on
-#: 2 threads at course size, one seed (the notebook that hit the cell timeout on the busy machine).
+#: A short but representative run: NARRATOR (notebook 09) trains a small attention network with torch at
+#: course size, one seed (the notebook that hit the cell timeout on the busy machine), with its own threads setting.
 DEFAULT_NOTEBOOK = "09"
 DEFAULT_PARAMETERS: dict = {"seeds": [0]}
 
