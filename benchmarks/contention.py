@@ -13,6 +13,7 @@ interleaved micro-benchmarks; the row's notes give the load average around each 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import tempfile
@@ -37,10 +38,8 @@ def _spin(deadline: float) -> None:
     fairly between *sessions*, and the notebook kernel runs in a session of its own, so hogs left in this process's
     session would share one fair slice between them and barely touch the kernel (measured: 1.03x)."""
     if hasattr(os, "setsid"):
-        try:
+        with contextlib.suppress(OSError):  # already a session leader
             os.setsid()
-        except OSError:
-            pass
     x = 0
     while time.time() < deadline:
         x += 1
