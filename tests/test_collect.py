@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from crawl_helpers import crawl_files as files
+from crawl_helpers import mock_crawl_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,13 +59,7 @@ def tags(world):
 
 def fast(base_url: str, out_dir: Path, **kw) -> CrawlConfig:
     """Mock-speed settings: no rate limit, millisecond backoff, a timeout shorter than a 'slow' fault."""
-    base = dict(base_url=base_url, out_dir=out_dir, cookie=None, rate_per_s=None, timeout_s=0.25, backoff_base_s=0.001,
-                backoff_max_s=0.005, progress=False, fsync=False)
-    return CrawlConfig(**{**base, **kw})
-
-
-def files(out_dir: Path) -> dict[str, bytes]:
-    return {name: (out_dir / f"{name}.jsonl").read_bytes() for name in FILES}
+    return mock_crawl_config(base_url, out_dir, kw.pop("timeout_s", 0.25), **kw)
 
 
 @pytest.fixture(scope="module")

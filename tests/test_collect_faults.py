@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from crawl_helpers import crawl_files as files
+from crawl_helpers import mock_crawl_config
 
 from socialalign_lib.collect import (
     CrawlBanned,
@@ -29,7 +31,6 @@ from socialalign_lib.collect import (
     crawl,
 )
 from socialalign_lib.collect.__main__ import main as collect_main
-from socialalign_lib.collect.store import FILES
 from socialalign_lib.world import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +55,7 @@ def no_cookie_from_the_environment(monkeypatch):
 
 
 def fast(base_url: str, out_dir: Path, **kw) -> CrawlConfig:
-    base = dict(base_url=base_url, out_dir=out_dir, cookie=None, rate_per_s=None, timeout_s=10, backoff_base_s=0.001,
-                backoff_max_s=0.005, progress=False, fsync=False)
-    return CrawlConfig(**{**base, **kw})
-
-
-def files(out_dir: Path) -> dict[str, bytes]:
-    return {name: (out_dir / f"{name}.jsonl").read_bytes() for name in FILES}
+    return mock_crawl_config(base_url, out_dir, kw.pop("timeout_s", 10), **kw)
 
 
 @pytest.fixture(scope="module")
