@@ -24,6 +24,7 @@ GENERATED_DIR = DATA_DIR / "generated"  # git-ignored: rebuilt by `make course`
 FIGURES_DIR = ROOT / "figures"
 OUTPUTS_DIR = ROOT / "outputs"  # git-ignored: checkpoints, generations
 EMBEDDED_MODEL = DATA_DIR / "socialalign-tiny"  # committed: the course's own base model
+CHECKPOINTS_DIR = DATA_DIR / "checkpoints"  # committed: the course's trained adapters (`make checkpoints`)
 
 
 def world_dir(size: str, seed: int = 0) -> Path:

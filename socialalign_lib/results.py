@@ -48,12 +48,14 @@ MICRO_METRICS: tuple[str, ...] = ("sent_acc", "sent_f1", "rouge-1", "rouge-2", "
                                   "distinct-2", "len_ratio", "persona")
 MACRO_METRICS: tuple[str, ...] = ("js", "kl", "tv", "js_true")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"js", "kl", "tv", "js_true"})
-TABLE_METRICS: tuple[str, ...] = ("sent_acc", "sent_f1", "rouge-l", "bleu", "distinct-2", "persona", "js", "kl",
-                                  "js_true")
-"""The columns the rendered figure shows (the CSV keeps every metric)."""
+TABLE_METRICS: tuple[str, ...] = ("sent_acc", "sent_f1", "rouge-l", "bleu", "distinct-2", "persona", "js", "js_true")
+"""The columns the rendered figure shows (the CSV keeps every metric). KL is left out of the headline: the plug-in
+KL(real ‖ pred) of crowds of a few dozen replies is dominated by labels a sampled crowd happens to miss (the ε
+floor), and it ranks the oracle below smoother priors (see ``figures/06_results.csv`` for its values)."""
 METHOD_ORDER: tuple[str, ...] = ("base (zero-shot)", "LoRA", "PAC-LoRA", "PAC-LoRA w/o persona",
-                                 "PAC-LoRA w/o history", "PAC-LoRA uniform gates", "category prior",
-                                 "oracle (true p(s|u,t))")
+                                 "PAC-LoRA w/o history", "PAC-LoRA uniform gates", "majority class", "uniform",
+                                 "category prior", "news prior", "topic's training crowd", "persona-blind oracle",
+                                 "oracle (true p(s|u,t))", "oracle argmax")
 """Row order of the table (methods not in this list follow, in order of appearance)."""
 SPLITS: tuple[str, ...] = ("test_user", "test_topic")
 
@@ -76,6 +78,17 @@ def _boot_macro_f1(gold: np.ndarray, pred: np.ndarray, k: int, n_boot: int, alph
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0).mean(axis=1)
     low, high = np.quantile(f1, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
+
+
+def _sentiment_rows(gold: Sequence[str], pred: Sequence[str], labels: list[str], n_boot: int, alpha: float,
+                    rng: np.random.Generator) -> list[dict[str, float]]:
+    """``sent_acc`` and ``sent_f1`` rows with their bootstrap CIs (over replies)."""
+    correct = np.array([g == p for g, p in zip(gold, pred)], dtype=float)
+    gi, pi = np.array([labels.index(x) for x in gold]), np.array([labels.index(x) for x in pred])
+    return [{"metric": "sent_acc", "value": metrics.accuracy(gold, pred, labels),
+             **dict(zip(("low", "high"), _boot_mean(correct, n_boot, alpha, rng)))},
+            {"metric": "sent_f1", "value": metrics.macro_f1(gold, pred, labels),
+             **dict(zip(("low", "high"), _boot_macro_f1(gi, pi, len(labels), n_boot, alpha, rng)))}]
 
 
 def micro_metrics(labelled: pd.DataFrame, labels: Sequence[str] = SENTIMENTS,
@@ -110,12 +123,7 @@ def micro_metrics(labelled: pd.DataFrame, labels: Sequence[str] = SENTIMENTS,
     nan = float("nan")
     rows = []
 
-    correct = np.array([g == p for g, p in zip(gold, pred)], dtype=float)
-    rows.append({"metric": "sent_acc", "value": metrics.accuracy(gold, pred, labels),
-                 **dict(zip(("low", "high"), _boot_mean(correct, n_boot, alpha, rng)))})
-    gi, pi = np.array([labels.index(x) for x in gold]), np.array([labels.index(x) for x in pred])
-    rows.append({"metric": "sent_f1", "value": metrics.macro_f1(gold, pred, labels),
-                 **dict(zip(("low", "high"), _boot_macro_f1(gi, pi, len(labels), n_boot, alpha, rng)))})
+    rows += _sentiment_rows(gold, pred, labels, n_boot, alpha, rng)
 
     rouge = np.array([[s[k] for k in metrics.ROUGE_KEYS] for s in (metrics.rouge_f1(h, r, "char")
                                                                    for h, r in zip(gen, ref))])  # [n, 3]
@@ -196,6 +204,35 @@ def evaluate_crowd(method: str, real_df: pd.DataFrame, pred_df: pd.DataFrame, sp
     return _long(method, split, seed, len(real_df), rows)
 
 
+def evaluate_labels(method: str, labelled: pd.DataFrame, pred: Sequence[str | None],
+                    labels: Sequence[str] = SENTIMENTS, splits: Sequence[str] = SPLITS, world=None,
+                    real: str = "labeller", seed: int = 0, n_boot: int = 1000, alpha: float = 0.05,
+                    gold_col: str = "sentiment") -> pd.DataFrame:
+    """Sentiment accuracy / macro-F1 and the macro metrics of a label predictor (``baselines``): ``pred`` holds one
+    label per row of ``labelled`` (the same evaluation cases as the LLM rows, whose real crowd is reused). Rows
+    whose prediction is None are left out (e.g. the topic's training crowd on unseen topics); a split left empty
+    is skipped. Text metrics do not apply (shown as "—")."""
+    if len(pred) != len(labelled):
+        raise ValueError(f"{method}: {len(pred)} predictions for {len(labelled)} rows")
+    frame = labelled.copy()
+    frame[PRED_COL] = list(pred)
+    frame = frame[frame[PRED_COL].notna()]
+    labels = list(labels)
+    parts = []
+    for split in splits:
+        sub = frame[frame["split"] == split]
+        if len(sub) == 0:
+            continue
+        rng = np.random.default_rng(seed)
+        rows = _sentiment_rows(sub[gold_col].astype(str).tolist(), sub[PRED_COL].astype(str).tolist(), labels,
+                               n_boot, alpha, rng)
+        real_df, pred_df = crowd_frames(sub, real, gold_col=gold_col)
+        truth = true_crowd(world, sub) if world is not None else None
+        rows += _macro_rows(real_df, pred_df, labels, truth, n_boot, alpha, seed)
+        parts.append(_long(method, split, seed, len(sub), rows))
+    return pd.concat(parts, ignore_index=True)
+
+
 # --------------------------------------------------------------------------------------------- the table
 def _method_order(methods: Sequence[str]) -> list[str]:
     seen = list(dict.fromkeys(methods))
@@ -250,10 +287,13 @@ def _best(values: pd.Series, metric: str) -> set[str]:
 
 
 def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRICS, title: str = "",
-                       reference_rows: Sequence[str] = ("oracle (true p(s|u,t))",)) -> plt.Figure:
+                       reference_rows: Sequence[str] = ("oracle (true p(s|u,t))",),
+                       best: Mapping[tuple[str, str], set[str]] | None = None) -> plt.Figure:
     """Render the wide table as a figure: one block per split, cells "value [low, high]" (3 decimals), "—" where a
     method has no such metric, the seeds in the last column; the best value per column (ignoring
-    ``reference_rows``, e.g. the oracle) shaded green. Arrows in the header say which direction is better."""
+    ``reference_rows``, e.g. the oracle) shaded green. Arrows in the header say which direction is better.
+    ``best``: ``{(split, metric): methods}`` to shade instead (e.g. only where :func:`paired_best` separated the
+    best from the runner-up); a (split, metric) absent from it shades nothing."""
     splits = [s for s in dict.fromkeys(wide.columns.get_level_values(0)) if s]
     metrics_ = [m for m in metrics_ if any((s, m, "value") in wide.columns for s in splits)]
     header = ["method"] + [f"{m} {'↓' if m in LOWER_IS_BETTER else ('≈1' if m == 'len_ratio' else '↑')}"
@@ -264,8 +304,11 @@ def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRI
     for ax, split in zip(np.atleast_1d(axes), splits):
         ax.axis("off")
         cells, best_cells = [], []
-        best = {m: _best(wide[(split, m, "value")].drop(list(reference_rows), errors="ignore"), m)
-                if (split, m, "value") in wide.columns else set() for m in metrics_}
+        if best is not None:
+            marks = {m: set(best.get((split, m), set())) for m in metrics_}
+        else:
+            marks = {m: _best(wide[(split, m, "value")].drop(list(reference_rows), errors="ignore"), m)
+                     if (split, m, "value") in wide.columns else set() for m in metrics_}
         for method in wide.index:
             row = [method]
             for m in metrics_:
@@ -274,7 +317,7 @@ def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRI
                     continue
                 v, lo, hi = (wide.loc[method, (split, m, s)] for s in ("value", "low", "high"))
                 row.append(f"{v:.3f}" + ("" if pd.isna(lo) else f"\n[{lo:.3f}, {hi:.3f}]"))
-                if method in best[m]:
+                if method in marks[m]:
                     best_cells.append((len(cells) + 1, len(row) - 1))
             cells.append([*row, str(seeds.get(method, ""))])
         table = ax.table(cellText=cells, colLabels=header, cellLoc="center", bbox=[0.0, 0.0, 1.0, 1.0])
@@ -317,10 +360,10 @@ def plot_metric_bars(wide: pd.DataFrame, metric: str = "js", title: str = "") ->
 
 
 def save_results(wide: pd.DataFrame, name: str, figures_dir: str | Path | None = None,
-                 title: str = "") -> tuple[Path, Path]:
+                 title: str = "", best: Mapping[tuple[str, str], set[str]] | None = None) -> tuple[Path, Path]:
     """Write ``<name>.csv`` (flat numeric columns ``<split>/<metric>[_low|_high|_seed_sd]`` and ``seeds``) and
-    ``<name>.png`` (:func:`plot_results_table`) into ``figures_dir``; return both paths."""
-    fig = plot_results_table(wide, title=title)
+    ``<name>.png`` (:func:`plot_results_table`, ``best`` as there) into ``figures_dir``; return both paths."""
+    fig = plot_results_table(wide, title=title, best=best)
     png = save_figure(fig, name, figures_dir)
     plt.close(fig)
     csv = png.with_suffix(".csv")

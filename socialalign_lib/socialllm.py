@@ -285,11 +285,39 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(text).name or text)[:40]
 
 
-def default_output_dir(cfg: SocialLLMConfig, size: str, seed: int) -> Path:
+def default_output_dir(cfg: SocialLLMConfig, size: str, seed: int, committed: bool = True) -> Path:
     """``outputs/socialllm/<size>-seed<seed>/<base>-<method>-<variant>-<hash8>`` (git-ignored). The config hash in
-    the name keeps runs of different configs apart; the world (size, seed) names the training data."""
+    the name keeps runs of different configs apart; the world (size, seed) names the training data.
+
+    ``committed`` (default): when the repository ships this run (``data/checkpoints/<size>-seed<seed>/<name>``,
+    written by ``make checkpoints``), that folder instead, so notebooks load the converged adapters rather than
+    train them; :func:`train_socialllm` refuses to overwrite a committed run that no longer matches its data
+    (``committed=False``, the notebooks' ``retrain=True``, trains a fresh copy under ``outputs/``)."""
     name = f"{_slug(cfg.base_model)}-{cfg.method}-{cfg.variant}-{cfg.config_hash()[:8]}"
+    shipped = paths.CHECKPOINTS_DIR / f"{size}-seed{seed}" / name
+    if committed and (shipped / STATE_FILE).exists():
+        return shipped
     return paths.OUTPUTS_DIR / "socialllm" / f"{size}-seed{seed}" / name
+
+
+def run_hash(cfg: SocialLLMConfig, train_dataset: Any) -> str:
+    """What identifies a finished run: the config hash, the base model's fingerprint and the training records'
+    (``cfg.variant`` only). A committed checkpoint is current when its ``socialllm.json`` holds this value."""
+    records = _records(_select_variant(train_dataset, cfg.variant)) if cfg.method != "base" else []
+    return _run_hash(cfg, records)
+
+
+def _run_hash(cfg: SocialLLMConfig, records: list[dict[str, Any]]) -> str:
+    return _sha256([cfg.config_hash(), _base_fingerprint(cfg.base_model),
+                    dataset_fingerprint(records) if cfg.method != "base" else ""])
+
+
+def _is_committed(out: Path) -> bool:
+    try:
+        out.resolve().relative_to(paths.CHECKPOINTS_DIR.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -341,7 +369,8 @@ def _versions() -> dict[str, str]:
 
 
 def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | Path | None = None,
-                    eval_dataset: Any | None = None, progress: bool = True) -> TrainedSocialLLM:
+                    eval_dataset: Any | None = None, progress: bool = True, callbacks: list | None = None,
+                    write_committed: bool = False) -> TrainedSocialLLM:
     """Train a SocialLLM on SocialAlign records, or load the finished run with the same hash from ``output_dir``.
 
     The run hash covers the config (:meth:`SocialLLMConfig.config_hash`), the base model and the training records
@@ -355,6 +384,9 @@ def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | 
         output_dir: the run folder; None trains in a temporary folder and saves nothing.
         eval_dataset: optional records evaluated by the Trainer (set ``cfg.sft.eval_strategy``).
         progress: show the Trainer's progress bar.
+        callbacks: extra ``TrainerCallback``s (e.g. ``checkpoints.LearningCurve``).
+        write_committed: allow (re)training into a committed folder under ``data/checkpoints`` (``make
+            checkpoints`` only); otherwise a stale committed run raises instead of being overwritten.
     """
     from transformers.utils import logging as hf_logging
 
@@ -362,17 +394,21 @@ def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | 
     records = _records(train_dataset)
     if cfg.method != "base" and not records:
         raise ValueError(f"train_socialllm: no training records of variant {cfg.variant!r}")
-    run_hash = _sha256([cfg.config_hash(), _base_fingerprint(cfg.base_model),
-                        dataset_fingerprint(records) if cfg.method != "base" else ""])
+    expected = _run_hash(cfg, records)
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         state = _read_state(out)
-        if state and state.get("finished") and state.get("run_hash") == run_hash:
+        if state and state.get("finished") and state.get("run_hash") == expected:
             return load_socialllm(out)
+        if state and _is_committed(out) and not write_committed:
+            raise SocialLLMError(
+                f"{out}: this committed checkpoint was trained on other data or another base model than this run's "
+                "(its socialllm.json run_hash differs). Rebuild the committed checkpoints with `make checkpoints`, "
+                "or train a fresh copy (the notebooks' retrain=True; default_output_dir(..., committed=False)).")
         if state and state.get("run_hash") != run_hash and (out / CHECKPOINT_DIR).exists():
             shutil.rmtree(out / CHECKPOINT_DIR)  # checkpoints of another config or dataset: never resume from them
         out.mkdir(parents=True, exist_ok=True)
-        _write_state(out, {"format": FORMAT, "run_hash": run_hash, "finished": False, "config": cfg.to_dict()})
+        _write_state(out, {"format": FORMAT, "run_hash": expected, "finished": False, "config": cfg.to_dict()})
 
     model, tokenizer = _load_base(cfg)
     history: list[dict[str, float]] = []
@@ -385,7 +421,7 @@ def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | 
             warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
             try:
                 model, history, seconds = _train_adapter(cfg, model, tokenizer, train_dataset, eval_dataset, out,
-                                                         progress)
+                                                         progress, callbacks)
             finally:
                 hf_logging.set_verbosity(verbosity)
     model.eval()
@@ -395,7 +431,7 @@ def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | 
             model.save_pretrained(out / ADAPTER_DIR)
             shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
             adapter_sha256 = adapter_checksums(out / ADAPTER_DIR)
-        _write_state(out, {"format": FORMAT, "run_hash": run_hash, "finished": True, "config": cfg.to_dict(),
+        _write_state(out, {"format": FORMAT, "run_hash": expected, "finished": True, "config": cfg.to_dict(),
                            "config_hash": cfg.config_hash(), "n_train": len(records), "train_seconds": seconds,
                            "history": history, "versions": _versions(), "adapter_sha256": adapter_sha256})
     _barrier()  # the other ranks return only once the adapter is on disk
@@ -416,7 +452,8 @@ def _barrier() -> None:
 
 
 def _train_adapter(cfg: SocialLLMConfig, model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: Any,
-                   out: Path | None, progress: bool) -> tuple[Any, list[dict[str, float]], float]:
+                   out: Path | None, progress: bool, callbacks: list | None = None
+                   ) -> tuple[Any, list[dict[str, float]], float]:
     """Wrap ``model`` in the adapter (seeded), tokenise, train with ``train.train_sft``; (model, history, seconds)."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
@@ -439,7 +476,7 @@ def _train_adapter(cfg: SocialLLMConfig, model: Any, tokenizer: Any, train_datas
         sft = replace(cfg.sft, output_dir=str(ckpt), extra={**cfg.sft.extra, "disable_tqdm": not progress})
         start = time.perf_counter()
         trainer, _ = train_sft(model, tokenizer, train_tok, sft, eval_dataset=eval_tok,
-                               use_spans=cfg.method == "pac_lora")
+                               use_spans=cfg.method == "pac_lora", callbacks=callbacks)
         seconds = time.perf_counter() - start
     # The Trainer's log history, not only this call's rows: a resumed run restores the earlier rows from its
     # checkpoint, so the saved loss curve covers the whole run.

@@ -1,0 +1,41 @@
+"""Committed adapters (data/checkpoints): current with the code and data, refused when stale, found by default."""
+
+from __future__ import annotations
+
+import pytest
+
+from socialalign_lib import checkpoints, paths
+from socialalign_lib.checkpoints import CheckpointPlan, build_checkpoints, stale_checkpoints
+from socialalign_lib.socialllm import SocialLLMError, default_output_dir, socialllm_config, train_socialllm
+
+
+@pytest.fixture
+def tiny_plan(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CHECKPOINTS_DIR", tmp_path / "checkpoints")
+    monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path / "figures")
+    return CheckpointPlan(size="tiny", seeds=(0,), specs=(("lora", "full"),), curve_every=4,
+                          curve_specs=(("lora", "full"),))
+
+
+def test_build_find_and_refuse_stale(tiny_plan, tmp_path):
+    curve = build_checkpoints(tiny_plan, progress=False)
+    # a learning curve: step 0, every 4 steps, and the last (8) step
+    assert curve["step"].tolist() == [0, 4, 8]
+    assert curve["val_loss"].iloc[-1] < curve["val_loss"].iloc[0]
+    assert (tmp_path / "figures" / checkpoints.CURVE_FILE).exists()
+    assert stale_checkpoints(tiny_plan) == []
+    cfg = socialllm_config("lora", "tiny", seed=0)
+    folder = default_output_dir(cfg, "tiny", 0)
+    assert folder.is_relative_to(tmp_path / "checkpoints")  # the committed run is the default
+    assert not (folder / "replies").exists()
+    assert default_output_dir(cfg, "tiny", 0, committed=False).is_relative_to(paths.OUTPUTS_DIR)
+
+    # stale: the same config on another world's records is reported, and training into the folder is refused
+    other_world = CheckpointPlan(size="tiny", world_seed=1, seeds=(0,), specs=(("lora", "full"),), curve_specs=())
+    problems = stale_checkpoints(other_world)
+    assert len(problems) == 1 and "trained on other data" in problems[0]
+    from socialalign_lib.pipeline import course_data
+
+    other_train = course_data(size="tiny", seed=1).split("train")
+    with pytest.raises(SocialLLMError, match="make checkpoints"):
+        train_socialllm(cfg, other_train, default_output_dir(cfg, "tiny", 0), progress=False)
