@@ -3,7 +3,8 @@
 ``make course`` calls ``python -m socialalign_lib.course``. Executed copies, with their outputs, go to
 ``notebooks/executed/`` (committed from the same run that writes ``figures/``, so a reader on the web sees every
 result; ``tests/test_executed_notebooks.py`` fails when a copy's code no longer matches its notebook); the
-notebooks in ``notebooks/`` stay output-free. Parameters are injected into each notebook's
+notebooks in ``notebooks/`` stay output-free. Beside each copy, ``NN_summary.json`` holds the key numbers its
+"what you should see" cells showed (``reference.py``): the reference the next reader's run is compared with. Parameters are injected into each notebook's
 ``parameters`` cell (papermill convention), so ``--size tiny`` runs the same notebooks at test scale.
 """
 
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from .paths import FIGURES_DIR, ROOT
+from .reference import SUMMARY_DIR_ENV
 
 NOTEBOOKS_DIR = ROOT / "notebooks"
 EXECUTED_DIR = NOTEBOOKS_DIR / "executed"
@@ -63,9 +65,11 @@ def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path =
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # the kernel inherits the environment: explorers then show their static view instead of widgets (explore.py)
-    before = os.environ.get("SOCIALALIGN_HEADLESS")
+    # the kernel inherits the environment: explorers then show their static view instead of widgets (explore.py),
+    # and "what you should see" cells record their numbers next to the executed copy (reference.py)
+    saved = {name: os.environ.get(name) for name in ("SOCIALALIGN_HEADLESS", SUMMARY_DIR_ENV)}
     os.environ["SOCIALALIGN_HEADLESS"] = "1"
+    os.environ[SUMMARY_DIR_ENV] = str(out_dir)
     try:
         pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
                             kernel_name="python3", progress_bar=False, execution_timeout=timeout)
@@ -81,10 +85,11 @@ def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path =
     except RuntimeError as exc:  # e.g. nbclient's DeadKernelError (out of memory)
         raise NotebookRunError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
     finally:
-        if before is None:
-            os.environ.pop("SOCIALALIGN_HEADLESS")
-        else:
-            os.environ["SOCIALALIGN_HEADLESS"] = before
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return out
 
 
