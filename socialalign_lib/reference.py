@@ -166,6 +166,17 @@ def expected_table(numbers: Mapping[str, Any], notebook: str, size: str | None =
     return table
 
 
+def _shown(value: Any) -> str:
+    """A cell of the displayed table: counts as integers, other numbers to 4 significant digits, "—" for none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
 def show_expected(numbers: Mapping[str, Any], notebook: str, size: str | None = None,
                   look_for: str | None = None, tol: float | Mapping[str, float] | None = None,
                   reference_dir: str | Path | None = None) -> pd.DataFrame:
@@ -189,8 +200,8 @@ def show_expected(numbers: Mapping[str, Any], notebook: str, size: str | None = 
     try:
         from IPython.display import Markdown, display
 
-        display(table)
+        display(table.astype(object).map(_shown))
         display(Markdown(note + (f"\n\n**What to look for.** {look_for}" if look_for else "")))
     except ImportError:  # pragma: no cover - IPython is in the lock; plain Python still gets the text
-        print(table.to_string(), note, look_for or "", sep="\n")
+        print(table.astype(object).map(_shown).to_string(), note, look_for or "", sep="\n")
     return table

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-import numpy as np
-
 from socialalign_lib.metrics import distinct_n
 from socialalign_lib.pipeline import course_data
-from socialalign_lib.socialllm import GenerationConfig, generate_replies, socialllm_config, untrained_socialllm
+from socialalign_lib.socialllm import (
+    GenerationConfig,
+    generate_replies,
+    socialllm_config,
+    untrained_socialllm,
+)
 
 
 def _replies(size: str, seed: int, n: int, gens: dict[str, GenerationConfig]) -> dict[str, list[str]]:

@@ -61,7 +61,7 @@ def keyword_prior(world, train: pd.DataFrame, test_topics: list[str], k: int = 3
         sims = sorted(((len(words[tid] & words[s]) / max(1, len(words[tid] | words[s])), s) for s in counts.index),
                       key=lambda x: (-x[0], x[1]))
         nearest = [s for _, s in sims[:k]]
-        c = counts.loc[nearest].sum(0).to_numpy(dtype=float) + alpha
+        c = counts.loc[nearest].sum(axis=0).to_numpy(dtype=float) + alpha
         rows[tid] = c / c.sum()
     return pd.DataFrame.from_dict(rows, orient="index", columns=labels)
 

@@ -10,10 +10,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from socialalign_lib.popularity.narrator import (NarratorConfig, TrainConfig, predict, regression_metrics,
-                                                 run_ablations, split_indices, subset)
-from socialalign_lib.popularity.narrator_features import (CharTextEncoder, FeatureConfig, encode_posts, prepare_posts,
-                                                          truth_sentiment)
+from socialalign_lib.popularity.narrator import (
+    NarratorConfig,
+    TrainConfig,
+    predict,
+    regression_metrics,
+    run_ablations,
+    split_indices,
+    subset,
+)
+from socialalign_lib.popularity.narrator_features import (
+    CharTextEncoder,
+    FeatureConfig,
+    encode_posts,
+    prepare_posts,
+    truth_sentiment,
+)
 from socialalign_lib.world import generate_world
 
 N_SMP_USERS = {"tiny": 60, "course": 1000, "large": 3000}

@@ -9,7 +9,12 @@ import numpy as np
 from socialalign_lib import crowds
 from socialalign_lib.loaders import load_daily_posts
 from socialalign_lib.paths import DATA_DIR
-from socialalign_lib.sentiment import EMOTIONS_TO_POLARITY, NgramLogRegLabeller, dedup_split, load_labelled_csv
+from socialalign_lib.sentiment import (
+    EMOTIONS_TO_POLARITY,
+    NgramLogRegLabeller,
+    dedup_split,
+    load_labelled_csv,
+)
 
 SAMPLE = DATA_DIR / "weibo_export_sample"
 
