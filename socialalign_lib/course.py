@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -112,13 +113,66 @@ def record_runtime(notebook: str, seconds: float, size: str, path: Path = RUNTIM
     write_text(path, "\n".join(lines) + "\n")
 
 
+#: The runtime line under each notebook's title (its cell id ``sa-runtime``) and the README's runtime table rows.
+RUNTIME_CELL_ID = "sa-runtime"
+_RUNTIME_LINE = re.compile(r"\*\*Runtime: \d+ s\*\* on \d+ CPU cores")
+_README_TOTAL = re.compile(r"\| \*\*all\*\* \(`make course`\) \| \*\*\d+\*\* \([\d.]+ min\) \|")
+
+
+def read_runtimes(path: Path = RUNTIMES_CSV) -> dict[str, dict[str, str]]:
+    """``figures/course_runtimes.csv`` as ``{notebook stem: row}``."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {r["notebook"]: r for r in csv.DictReader(handle)}
+
+
+def sync_runtimes(path: Path = RUNTIMES_CSV, notebooks_dir: Path = NOTEBOOKS_DIR,
+                  readme: Path = ROOT / "README.md") -> list[Path]:
+    """Quote the measured course-size runtimes where readers look: the runtime line under each notebook's title
+    and the README's runtime table (its total too). Only the numbers change; returns the files rewritten.
+    ``make course`` calls it after a full run, so the quotes never drift from the CSV."""
+    import nbformat
+
+    from .io import write_text
+
+    rows = {k: r for k, r in read_runtimes(path).items() if r["size"] == "course"}
+    changed = []
+    for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        row = rows.get(nb_path.stem)
+        if row is None:
+            continue
+        nb = nbformat.read(nb_path, as_version=4)
+        line = f"**Runtime: {row['seconds']} s** on {row['cores']} CPU cores"
+        cells = [c for c in nb.cells if c.get("id") == RUNTIME_CELL_ID and _RUNTIME_LINE.search(c.source)]
+        if cells and _RUNTIME_LINE.search(cells[0].source).group(0) != line:
+            cells[0].source = _RUNTIME_LINE.sub(line, cells[0].source, count=1)
+            nbformat.write(nb, nb_path)
+            changed.append(nb_path)
+    if readme.exists() and rows:
+        text = old = readme.read_text(encoding="utf-8")
+        for stem, row in rows.items():
+            text = re.sub(rf"(\| `{re.escape(stem)}` \| )\d+( \|)", rf"\g<1>{row['seconds']}\g<2>", text)
+        total = sum(int(r["seconds"]) for r in rows.values())
+        text = _README_TOTAL.sub(f"| **all** (`make course`) | **{total}** ({total / 60:.1f} min) |", text)
+        if text != old:
+            write_text(readme, text)
+            changed.append(readme)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default=None, help="world size injected into every notebook (default: each notebook's own)")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 03")
     ap.add_argument("--cell-timeout", type=int, default=None,
                     help="seconds one cell may run (default $SOCIALALIGN_CELL_TIMEOUT or 1800)")
+    ap.add_argument("--sync-runtimes", action="store_true",
+                    help="only copy figures/course_runtimes.csv into the notebooks' runtime lines and the README")
     args = ap.parse_args(argv)
+    if args.sync_runtimes:
+        print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change")
+        return 0
     params = {"size": args.size} if args.size else {}
     total = time.time()
     for path in notebook_paths(args.only):
@@ -133,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         record_runtime(path.stem, seconds, args.size or "course")
         print(f"[course] {path.name} done in {seconds:.0f} s", flush=True)
     print(f"[course] all notebooks executed in {time.time() - total:.0f} s; figures in figures/", flush=True)
+    if not args.only and not args.size:  # a full course-size run: quote its runtimes in the notebooks and README
+        print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change", flush=True)
     return 0
 
 
