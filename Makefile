@@ -48,7 +48,7 @@ test-browser: env
 	SOCIALALIGN_BROWSER_SHOTS=figures $(BIN)/python -m pytest -q -rs tests/test_browser.py
 
 lint: env
-	$(BIN)/ruff check socialalign_lib tests tools benchmarks
+	$(BIN)/ruff check socialalign_lib tests tools benchmarks notebooks/solutions
 
 bench: env
 	$(BIN)/python -m benchmarks.run

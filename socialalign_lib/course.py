@@ -3,7 +3,8 @@
 ``make course`` calls ``python -m socialalign_lib.course``. Executed copies, with their outputs, go to
 ``notebooks/executed/`` (committed from the same run that writes ``figures/``, so a reader on the web sees every
 result; ``tests/test_executed_notebooks.py`` fails when a copy's code no longer matches its notebook); the
-notebooks in ``notebooks/`` stay output-free. Parameters are injected into each notebook's
+notebooks in ``notebooks/`` stay output-free. Beside each copy, ``NN_summary.json`` holds the key numbers its
+"what you should see" cells showed (``reference.py``): the reference the next reader's run is compared with. Parameters are injected into each notebook's
 ``parameters`` cell (papermill convention), so ``--size tiny`` runs the same notebooks at test scale.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 from .paths import FIGURES_DIR, ROOT
+from .reference import SUMMARY_DIR_ENV
 
 NOTEBOOKS_DIR = ROOT / "notebooks"
 EXECUTED_DIR = NOTEBOOKS_DIR / "executed"
@@ -63,9 +66,11 @@ def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path =
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # the kernel inherits the environment: explorers then show their static view instead of widgets (explore.py)
-    before = os.environ.get("SOCIALALIGN_HEADLESS")
+    # the kernel inherits the environment: explorers then show their static view instead of widgets (explore.py),
+    # and "what you should see" cells record their numbers next to the executed copy (reference.py)
+    saved = {name: os.environ.get(name) for name in ("SOCIALALIGN_HEADLESS", SUMMARY_DIR_ENV)}
     os.environ["SOCIALALIGN_HEADLESS"] = "1"
+    os.environ[SUMMARY_DIR_ENV] = str(out_dir)
     try:
         pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
                             kernel_name="python3", progress_bar=False, execution_timeout=timeout)
@@ -81,10 +86,11 @@ def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path =
     except RuntimeError as exc:  # e.g. nbclient's DeadKernelError (out of memory)
         raise NotebookRunError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
     finally:
-        if before is None:
-            os.environ.pop("SOCIALALIGN_HEADLESS")
-        else:
-            os.environ["SOCIALALIGN_HEADLESS"] = before
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return out
 
 
@@ -107,13 +113,66 @@ def record_runtime(notebook: str, seconds: float, size: str, path: Path = RUNTIM
     write_text(path, "\n".join(lines) + "\n")
 
 
+#: The runtime line under each notebook's title (its cell id ``sa-runtime``) and the README's runtime table rows.
+RUNTIME_CELL_ID = "sa-runtime"
+_RUNTIME_LINE = re.compile(r"\*\*Runtime: \d+ s\*\* on \d+ CPU cores")
+_README_TOTAL = re.compile(r"\| \*\*all\*\* \(`make course`\) \| \*\*\d+\*\* \([\d.]+ min\) \|")
+
+
+def read_runtimes(path: Path = RUNTIMES_CSV) -> dict[str, dict[str, str]]:
+    """``figures/course_runtimes.csv`` as ``{notebook stem: row}``."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {r["notebook"]: r for r in csv.DictReader(handle)}
+
+
+def sync_runtimes(path: Path = RUNTIMES_CSV, notebooks_dir: Path = NOTEBOOKS_DIR,
+                  readme: Path = ROOT / "README.md") -> list[Path]:
+    """Quote the measured course-size runtimes where readers look: the runtime line under each notebook's title
+    and the README's runtime table (its total too). Only the numbers change; returns the files rewritten.
+    ``make course`` calls it after a full run, so the quotes never drift from the CSV."""
+    import nbformat
+
+    from .io import write_text
+
+    rows = {k: r for k, r in read_runtimes(path).items() if r["size"] == "course"}
+    changed = []
+    for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        row = rows.get(nb_path.stem)
+        if row is None:
+            continue
+        nb = nbformat.read(nb_path, as_version=4)
+        line = f"**Runtime: {row['seconds']} s** on {row['cores']} CPU cores"
+        cells = [c for c in nb.cells if c.get("id") == RUNTIME_CELL_ID and _RUNTIME_LINE.search(c.source)]
+        if cells and _RUNTIME_LINE.search(cells[0].source).group(0) != line:
+            cells[0].source = _RUNTIME_LINE.sub(line, cells[0].source, count=1)
+            nbformat.write(nb, nb_path)
+            changed.append(nb_path)
+    if readme.exists() and rows:
+        text = old = readme.read_text(encoding="utf-8")
+        for stem, row in rows.items():
+            text = re.sub(rf"(\| `{re.escape(stem)}` \| )\d+( \|)", rf"\g<1>{row['seconds']}\g<2>", text)
+        total = sum(int(r["seconds"]) for r in rows.values())
+        text = _README_TOTAL.sub(f"| **all** (`make course`) | **{total}** ({total / 60:.1f} min) |", text)
+        if text != old:
+            write_text(readme, text)
+            changed.append(readme)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default=None, help="world size injected into every notebook (default: each notebook's own)")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 03")
     ap.add_argument("--cell-timeout", type=int, default=None,
                     help="seconds one cell may run (default $SOCIALALIGN_CELL_TIMEOUT or 1800)")
+    ap.add_argument("--sync-runtimes", action="store_true",
+                    help="only copy figures/course_runtimes.csv into the notebooks' runtime lines and the README")
     args = ap.parse_args(argv)
+    if args.sync_runtimes:
+        print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change")
+        return 0
     params = {"size": args.size} if args.size else {}
     total = time.time()
     for path in notebook_paths(args.only):
@@ -128,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         record_runtime(path.stem, seconds, args.size or "course")
         print(f"[course] {path.name} done in {seconds:.0f} s", flush=True)
     print(f"[course] all notebooks executed in {time.time() - total:.0f} s; figures in figures/", flush=True)
+    if not args.only and not args.size:  # a full course-size run: quote its runtimes in the notebooks and README
+        print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change", flush=True)
     return 0
 
 
