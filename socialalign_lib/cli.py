@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .cliargs import ConfigFileError, DataclassArgs, to_config_dict
+from .run_files import replies_path
 
 log = logging.getLogger("socialalign")
 
@@ -494,13 +495,9 @@ def cmd_train(c: dict[str, Any]) -> dict[str, Any]:
             "train_seconds": round(run.train_seconds, 2)}
 
 
-def default_replies_path(run_dir: str | os.PathLike, split: str, variant: str, seed: int, gate_mode: str | None = None,
-                         shard: int = 0, num_shards: int = 1) -> Path:
-    """``<run>/replies/<split>-<variant>[-<gate_mode>]-seed<seed>[.shard<i>-of-<n>].jsonl``."""
-    name = f"{split}-{variant}" + (f"-{gate_mode}" if gate_mode else "") + f"-seed{seed}"
-    if num_shards > 1:
-        name += f".shard{shard}-of-{num_shards}"
-    return Path(run_dir) / "replies" / f"{name}.jsonl"
+default_replies_path = replies_path
+"""Alias of :func:`socialalign_lib.run_files.replies_path` (the one replies layout), kept for callers of the CLI
+module."""
 
 
 def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
@@ -533,8 +530,8 @@ def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
         records = records.select(range(opt.shard, len(records), opt.num_shards))
     if opt.limit is not None:
         records = records.select(range(min(opt.limit, len(records))))
-    out = Path(opt.out) if opt.out else default_replies_path(opt.run_dir, opt.split, variant, gen.seed, opt.gate_mode,
-                                                             opt.shard, opt.num_shards)
+    out = Path(opt.out) if opt.out else replies_path(opt.run_dir, opt.split, variant, gen.seed, opt.gate_mode,
+                                                     opt.shard, opt.num_shards)
     if out.resolve().is_relative_to(Path(opt.dataset).resolve()):
         raise CommandError(f"--out {out}: inside the input dataset {opt.dataset}; write replies elsewhere")
     with exclusive_output(out, "replies file"):  # a second writer is refused now, before a model is loaded

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .run_files import replies_path  # re-exported: the evaluation protocol's replies live there
+
 __all__ = ["OFFICIAL_TABLE_METHODS", "TABLE_METHODS", "MethodSpec", "assign_splits", "evaluation_cases", "histories", "method_replies", "replies_path",
            "sft_for_size"]
 
@@ -102,14 +104,6 @@ def histories(world: Any) -> dict[str, list[str]]:
     """``user_id → the user's own history texts`` (a repost's comment, not the reposted text): what persona
     consistency compares a reply with."""
     return {u.user_id: [p.text for p in u.history] for u in world.users}
-
-
-def replies_path(run_dir: str | Path, split: str, variant: str, seed: int, gate_mode: str | None = None) -> Path:
-    """Where a run's replies live: ``<run>/replies/<split>-<variant>[-<gate_mode>]-seed<seed>.jsonl`` (the CLI's
-    layout), so notebooks and ``socialalign generate`` share and resume the same files."""
-    from .cli import default_replies_path
-
-    return default_replies_path(run_dir, split, variant, seed, gate_mode)
 
 
 def method_replies(spec: MethodSpec, dataset: Mapping[str, Any], cases: Mapping[str, Sequence[str]], *,

@@ -43,6 +43,7 @@ from torch import nn
 
 from . import paths
 from .records import VARIANTS, ChatConfig, build_chat_example, resolve_spans
+from .run_files import replies_dir
 from .train import SFTConfig, tokenize_dataset, train_sft
 
 METHODS: tuple[str, ...] = ("base", "lora", "pac_lora")
@@ -274,11 +275,13 @@ def socialllm_config(method: str, size: str = "course", seed: int = 0, official_
 
 
 def generations_path(run: TrainedSocialLLM, gen: GenerationConfig, name: str) -> Path | None:
-    """``<run>/generations/<name>-<hash8 of gen>.jsonl``: where :func:`generate_replies` keeps (and resumes) one
-    set of replies of this run; None for a run without a folder. ``name`` says which records (e.g. ``heldout-96``)."""
+    """``<run>/replies/<name>-<hash8 of gen>.jsonl``: where :func:`generate_replies` keeps (and resumes) one set
+    of replies of this run, in the run's one replies folder (:func:`run_files.replies_dir`, shared with the CLI's
+    :func:`run_files.replies_path`); None for a run without a folder. ``name`` says which records (e.g.
+    ``heldout-96``); the hash of ``gen`` keeps replies sampled with other settings apart."""
     if run.output_dir is None:
         return None
-    return Path(run.output_dir) / "generations" / f"{name}-{_sha256(asdict(gen))[:8]}.jsonl"
+    return replies_dir(run.output_dir) / f"{name}-{_sha256(asdict(gen))[:8]}.jsonl"
 
 
 def _slug(text: str) -> str:
@@ -323,13 +326,16 @@ def _is_committed(out: Path) -> bool:
 # ------------------------------------------------------------------------------------------------ training
 
 
-def _records(data: Any) -> list[dict[str, Any]]:
+def as_records(data: Any) -> list[dict[str, Any]]:
     """A ``datasets.Dataset``, a pandas frame or an iterable of dicts as a list of dicts."""
     if hasattr(data, "to_list"):
         return data.to_list()
     if isinstance(data, pd.DataFrame):
         return data.to_dict("records")
     return [dict(r) for r in data]
+
+
+_records = as_records  # the earlier private name
 
 
 def _select_variant(dataset: Any, variant: str) -> Any:
@@ -346,13 +352,17 @@ def _load_base(cfg: SocialLLMConfig) -> tuple[Any, Any]:
     return load_base_model(cfg.base_model, load_in_4bit=cfg.load_in_4bit, device=cfg.device, dtype=dtype)
 
 
-def _read_state(output_dir: Path) -> dict[str, Any] | None:
+def read_run_state(output_dir: Path) -> dict[str, Any] | None:
+    """The run's ``STATE_FILE`` (config, hashes, versions) or None when the folder has none (yet)."""
     file = output_dir / STATE_FILE
     if not file.exists():
         return None
     from .io import read_json
 
     return read_json(file)
+
+
+_read_state = read_run_state  # the earlier private name
 
 
 def _write_state(output_dir: Path, state: dict[str, Any]) -> None:
@@ -620,7 +630,7 @@ def reply_loss(model: Any, tokenizer: Any, records: Any, batch_size: int = 16,
     collate = SpanCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     device, pac = _model_device(model), is_pac_model(model)
     total, tokens = 0.0, 0
-    for batch in _batches(rows, batch_size):
+    for batch in batched(rows, batch_size):
         inputs = collate([build_chat_example(tokenizer, r, chat) for r in batch])
         spans = inputs.pop("pac_spans")
         inputs = {k: v.to(device) for k, v in inputs.items()}
@@ -770,11 +780,14 @@ def gate_mode(model: nn.Module, mode: str | None) -> Iterator[None]:
             layer.gate_mode.update(modes)
 
 
-def _prompt(tokenizer: Any, record: Mapping[str, Any], chat: ChatConfig) -> tuple[list[int], list[list[int]]]:
+def prompt_ids_with_spans(tokenizer: Any, record: Mapping[str, Any], chat: ChatConfig) -> tuple[list[int], list[list[int]]]:
     """Prompt token ids (chat template with the generation prompt) and ``[[user], [news]]`` token spans."""
     example = build_chat_example(tokenizer, {**record, "output": record.get("output") or ""}, chat)
     n = example["prompt_length"]
     return example["input_ids"][:n], [list(example["user_span"]), list(example["news_span"])]
+
+
+_prompt = prompt_ids_with_spans  # the earlier private name
 
 
 def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -788,7 +801,9 @@ def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tens
     return ids, mask
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Token ids that end a reply: the model's ``generation_config.eos_token_id`` (one or several), ``<|im_end|>``
+    and the tokenizer's eos, each once (``model`` may be None: the vLLM backend has only the tokenizer)."""
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
     for token in ("<|im_end|>", tokenizer.eos_token):
@@ -796,6 +811,9 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
         if isinstance(tid, int) and tid >= 0 and tid != tokenizer.unk_token_id and tid not in ids:
             ids.append(tid)
     return ids
+
+
+_eos_ids = stop_token_ids  # the earlier private name
 
 
 def _layer_mean_gates(model: nn.Module, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -821,31 +839,48 @@ def _layer_mean_gates(model: nn.Module, batch: int) -> tuple[np.ndarray, np.ndar
     return mean_a, mean_b
 
 
-def _row_key(record: Mapping[str, Any]) -> str:
+def reply_key(record: Mapping[str, Any]) -> str:
+    """``case_id|variant``: what keys a reply in a replies file (resume skips the keys already there)."""
     return f"{record['case_id']}|{record.get('variant', '')}"
 
 
-def _check_records(records: list[dict[str, Any]]) -> None:
+_row_key = reply_key  # the earlier private name
+
+
+def check_records(records: list[dict[str, Any]]) -> None:
+    """Every record has the fields generation needs and a unique :func:`reply_key`; raises naming the record."""
     for i, rec in enumerate(records):
         missing = [f for f in _RECORD_FIELDS if f not in rec or rec[f] is None]
         if missing:
             raise ValueError(f"record {i} (case {rec.get('case_id')!r}): missing field(s) {missing}")
-    keys = [_row_key(r) for r in records]
+    keys = [reply_key(r) for r in records]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise ValueError(f"records repeat (case_id, variant) {dup!r}: each reply is keyed by it")
 
 
-def _output_row(rec: Mapping[str, Any], text: str, gate_a: Sequence[float], gate_b: Sequence[float]) -> dict:
+_check_records = check_records  # the earlier private name
+
+
+def reply_row(rec: Mapping[str, Any], text: str, gate_a: Sequence[float], gate_b: Sequence[float]) -> dict:
+    """One replies-file row (:data:`REPLY_COLUMNS`): the record's ids and reference with the generated text and
+    the mean gates (empty lists where the backend does not report them)."""
     return {"case_id": rec["case_id"], "topic_id": rec.get("topic_id"), "user_id": rec.get("user_id"),
             "category": rec.get("category"), "split": rec.get("split"), "variant": rec.get("variant"),
             "reference": rec.get("output"), "sentiment": rec.get("sentiment"), "generated": text,
             "gate_a": [float(x) for x in gate_a], "gate_b": [float(x) for x in gate_b]}
 
 
-def _batches(items: list, size: int) -> Iterator[list]:
+_output_row = reply_row  # the earlier private name
+
+
+def batched(items: list, size: int) -> Iterator[list]:
+    """Consecutive slices of ``items`` of ``size`` (the last one shorter)."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+_batches = batched  # the earlier private name
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -900,18 +935,18 @@ def _generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationC
 
     gen = gen or GenerationConfig()
     chat = chat_config or model_chat_config(model)
-    rows = _records(records)
-    _check_records(rows)
+    rows = as_records(records)
+    check_records(rows)
     done: dict[str, dict[str, Any]] = {}
     if out_path is not None and Path(out_path).exists():
         from .io import read_jsonl
 
-        done = {_row_key(r): r for r in read_jsonl(out_path, torn_tail="repair")}
-    todo = [r for r in rows if _row_key(r) not in done]
+        done = {reply_key(r): r for r in read_jsonl(out_path, torn_tail="repair")}
+    todo = [r for r in rows if reply_key(r) not in done]
     pac = is_pac_model(model)
     device = _model_device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = stop_token_ids(model, tokenizer)
     # Every decoding knob is explicit: the model's own generation_config (e.g. Qwen's top_k=20, penalty 1.05)
     # must not leak in, and the sampling is done by our processors on top of greedy selection.
     hf_gen = HFGenerationConfig(max_new_tokens=gen.max_new_tokens, do_sample=False, num_beams=1,
@@ -920,8 +955,8 @@ def _generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationC
     new: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=len(todo), desc="generate", disable=not progress or not todo)
     with _gate_mode_ctx(model, gate_mode if pac else _checked_non_pac_mode(model, gate_mode)):
-        for batch in _batches(todo, gen.batch_size):
-            encoded = [_prompt(tokenizer, r, chat) for r in batch]
+        for batch in batched(todo, gen.batch_size):
+            encoded = [prompt_ids_with_spans(tokenizer, r, chat) for r in batch]
             ids, mask = _left_pad([e[0] for e in encoded], pad_id)
             processors = LogitsProcessorList()
             if gen.repetition_penalty != 1.0:
@@ -931,7 +966,7 @@ def _generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationC
             if gen.do_sample:
                 processors.extend([TemperatureLogitsWarper(gen.temperature), TopKLogitsWarper(gen.top_k),
                                    TopPLogitsWarper(gen.top_p),
-                                   RowSeededGumbel([_row_key(r) for r in batch], gen.seed, ids.shape[1])])
+                                   RowSeededGumbel([reply_key(r) for r in batch], gen.seed, ids.shape[1])])
             kwargs: dict[str, Any] = {"input_ids": ids.to(device), "attention_mask": mask.to(device),
                                       "generation_config": hf_gen, "logits_processor": processors}
             if pac:
@@ -942,15 +977,15 @@ def _generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationC
                 gate_a, gate_b = _layer_mean_gates(model, len(batch))
             else:
                 gate_a = gate_b = np.zeros((len(batch), 0))
-            finished = [_output_row(r, t.strip(), a, b) for r, t, a, b in zip(batch, texts, gate_a, gate_b)]
+            finished = [reply_row(r, t.strip(), a, b) for r, t, a, b in zip(batch, texts, gate_a, gate_b)]
             if out_path is not None:
                 from .io import append_jsonl
 
                 append_jsonl(out_path, finished)
-            new.update({_row_key(r): row for r, row in zip(batch, finished)})
+            new.update({reply_key(r): row for r, row in zip(batch, finished)})
             bar.update(len(batch))
     bar.close()
-    result = [{**done, **new}[_row_key(r)] for r in rows]
+    result = [{**done, **new}[reply_key(r)] for r in rows]
     return pd.DataFrame(result, columns=list(REPLY_COLUMNS))
 
 
@@ -978,14 +1013,14 @@ def compute_gates(model: Any, tokenizer: Any, records: Any, batch_size: int = 16
     if not is_pac_model(model):
         raise ValueError(f"compute_gates needs a PAC-LoRA model, got {type(model).__name__}")
     chat = chat_config or model_chat_config(model)
-    rows = _records(records)
-    _check_records(rows)
+    rows = as_records(records)
+    check_records(rows)
     device = _model_device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = []
     with _gate_mode_ctx(model, gate_mode):
-        for batch in tqdm(list(_batches(rows, batch_size)), desc="gates", disable=not progress):
-            encoded = [_prompt(tokenizer, r, chat) for r in batch]
+        for batch in tqdm(list(batched(rows, batch_size)), desc="gates", disable=not progress):
+            encoded = [prompt_ids_with_spans(tokenizer, r, chat) for r in batch]
             ids, mask = _left_pad([e[0] for e in encoded], pad_id)
             spans = torch.tensor([e[1] for e in encoded], dtype=torch.long)
             model(input_ids=ids.to(device), attention_mask=mask.to(device), pac_spans=spans, logits_to_keep=1)

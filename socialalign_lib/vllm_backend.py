@@ -25,14 +25,14 @@ from .socialllm import (
     GenerationConfig,
     SocialLLMConfig,
     SocialLLMError,
-    _batches,
-    _check_records,
-    _eos_ids,
-    _output_row,
-    _prompt,
-    _read_state,
-    _records,
-    _row_key,
+    as_records,
+    batched,
+    check_records,
+    prompt_ids_with_spans,
+    read_run_state,
+    reply_key,
+    reply_row,
+    stop_token_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def _import_vllm():
 
 def row_seed(record: dict[str, Any], seed: int) -> int:
     """A 31-bit seed per (case, variant, seed): stable across runs, batches and processes."""
-    return int.from_bytes(hashlib.sha256(f"{_row_key(record)}|{seed}".encode()).digest()[:4], "big") >> 1
+    return int.from_bytes(hashlib.sha256(f"{reply_key(record)}|{seed}".encode()).digest()[:4], "big") >> 1
 
 
 def sampling_params(vllm: Any, gen: GenerationConfig, eos_ids: list[int], seed: int) -> Any:
@@ -88,7 +88,7 @@ def _generate_replies_vllm(run_dir: str | Path, records: Any, gen: GenerationCon
     from transformers import AutoTokenizer
 
     run_dir = Path(run_dir)
-    state = _read_state(run_dir)
+    state = read_run_state(run_dir)
     if not state or not state.get("finished"):
         raise SocialLLMError(f"{run_dir}: no finished train_socialllm run here")
     cfg = SocialLLMConfig.from_dict(state["config"])
@@ -100,16 +100,16 @@ def _generate_replies_vllm(run_dir: str | Path, records: Any, gen: GenerationCon
         log.warning("vLLM applies the repetition penalty to the stop tokens too (penalize_eos=True behaviour)")
     vllm, LoRARequest = _import_vllm()
     chat = chat_config or ChatConfig()
-    rows = _records(records)
-    _check_records(rows)
+    rows = as_records(records)
+    check_records(rows)
     done: dict[str, dict[str, Any]] = {}
     if out_path is not None and Path(out_path).exists():
         from .io import read_jsonl
 
-        done = {_row_key(r): r for r in read_jsonl(out_path, torn_tail="repair")}
-    todo = [r for r in rows if _row_key(r) not in done]
+        done = {reply_key(r): r for r in read_jsonl(out_path, torn_tail="repair")}
+    todo = [r for r in rows if reply_key(r) not in done]
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
-    eos_ids = _eos_ids(None, tokenizer)
+    eos_ids = stop_token_ids(None, tokenizer)
     lora = None
     if cfg.method == "lora":
         lora = LoRARequest("socialllm", 1, str(run_dir / ADAPTER_DIR))
@@ -119,16 +119,16 @@ def _generate_replies_vllm(run_dir: str | Path, records: Any, gen: GenerationCon
     # batches only bound what is lost on interruption: vLLM schedules every prompt of a call at once
     chunk = max(gen.batch_size, 256)
     bar = tqdm(total=len(todo), desc="generate (vLLM)", disable=not progress or not todo)
-    for batch in _batches(todo, chunk):
-        prompts = [{"prompt_token_ids": _prompt(tokenizer, r, chat)[0]} for r in batch]
+    for batch in batched(todo, chunk):
+        prompts = [{"prompt_token_ids": prompt_ids_with_spans(tokenizer, r, chat)[0]} for r in batch]
         params = [sampling_params(vllm, gen, eos_ids, row_seed(r, gen.seed)) for r in batch]
         outputs = llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
-        finished = [_output_row(r, o.outputs[0].text.strip(), [], []) for r, o in zip(batch, outputs)]
+        finished = [reply_row(r, o.outputs[0].text.strip(), [], []) for r, o in zip(batch, outputs)]
         if out_path is not None:
             from .io import append_jsonl
 
             append_jsonl(out_path, finished)
-        new.update({_row_key(r): row for r, row in zip(batch, finished)})
+        new.update({reply_key(r): row for r, row in zip(batch, finished)})
         bar.update(len(batch))
     bar.close()
-    return pd.DataFrame([{**done, **new}[_row_key(r)] for r in rows], columns=list(REPLY_COLUMNS))
+    return pd.DataFrame([{**done, **new}[reply_key(r)] for r in rows], columns=list(REPLY_COLUMNS))
