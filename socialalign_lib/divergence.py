@@ -37,6 +37,8 @@ __all__ = [
     "total_variation",
     "crowd_distributions",
     "bootstrap_ci",
+    "multinomial_replicates",
+    "divergences",
     "compare_crowds",
 ]
 
@@ -207,12 +209,32 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def _divergences(p: np.ndarray, q: np.ndarray, eps: float, base: float) -> dict[str, np.ndarray]:
+def multinomial_replicates(counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates ``[n_boot, T, K]`` of the per-topic distributions of label ``counts [T, K]``.
+
+    The library's one crowd bootstrap (``compare_crowds`` here; ``macro.mean_divergences``, ``compare_to_truth``
+    and ``js_difference`` there): resampling a topic's n replies with replacement and counting labels *is* one
+    Multinomial(n, p̂) draw, so the counts are drawn directly — every topic and replicate in one vectorised call,
+    O(K) instead of O(n) per replicate, the same distribution as resampling rows (:func:`bootstrap_ci`).
+    Every row of ``counts`` needs at least one reply."""
+    counts = np.asarray(counts, dtype=float)
+    n = counts.sum(axis=1)
+    if np.any(n <= 0):
+        raise ValueError("multinomial_replicates: every topic needs at least one reply")
+    return rng.multinomial(n.astype(np.int64), counts / n[:, None], size=(n_boot, len(counts))) / n[:, None]
+
+
+def divergences(p: np.ndarray, q: np.ndarray, eps: float = 1e-6, base: float = 2.0) -> dict[str, np.ndarray]:
+    """``{"kl", "js", "tv"}`` of ``p`` against ``q`` (any batch shape ``[..., K]``): the three numbers every
+    comparison table here reports."""
     return {
         "kl": np.asarray(kl_divergence(p, q, eps, base)),
         "js": np.asarray(js_divergence(p, q, base)),
         "tv": np.asarray(total_variation(p, q)),
     }
+
+
+_divergences = divergences  # the earlier private name
 
 
 def compare_crowds(
@@ -235,10 +257,9 @@ def compare_crowds(
     smoothed with ``eps``), ``js``, ``tv``; and, when ``n_boot > 0``, ``<div>_low`` / ``<div>_high``: the
     percentile bootstrap CI at level 1 − ``alpha``.
 
-    Bootstrap, exactly: resampling a topic's n real replies with replacement and counting labels *is* a draw of
-    Multinomial(n, p̂_real) counts, so we draw the counts directly — for every topic and replicate in one
-    vectorised call — and the same for the generated replies, independently. Same distribution as resampling
-    rows (:func:`bootstrap_ci`), O(K) instead of O(n) per replicate. Deterministic for a given ``seed``.
+    Bootstrap: :func:`multinomial_replicates` of the real replies, then of the generated ones, independently
+    (each topic's replies resampled with replacement, drawn as multinomial counts). Deterministic for a given
+    ``seed``.
 
     ``overall=True`` adds a row :data:`OVERALL` pooling every reply (a crowd-weighted view). Topics present in
     only one frame raise (``missing="raise"``) or are left out (``missing="drop"``). Classes with zero
@@ -273,13 +294,12 @@ def compare_crowds(
         out[f"real_{lab}"] = p_real[:, k]
     for k, lab in enumerate(labels):
         out[f"pred_{lab}"] = p_pred[:, k]
-    point = _divergences(p_real, p_pred, eps, base)
+    point = divergences(p_real, p_pred, eps, base)
     if n_boot > 0:
         rng = np.random.default_rng(seed)
-        size = (n_boot, len(out))
-        boot_real = rng.multinomial(n_real.astype(np.int64), p_real, size=size) / n_real[:, None]  # [B, T, K]
-        boot_pred = rng.multinomial(n_pred.astype(np.int64), p_pred, size=size) / n_pred[:, None]
-        boot = _divergences(boot_real, boot_pred, eps, base)  # each [B, T]
+        boot_real = multinomial_replicates(rc, n_boot, rng)  # [B, T, K]
+        boot_pred = multinomial_replicates(pc, n_boot, rng)
+        boot = divergences(boot_real, boot_pred, eps, base)  # each [B, T]
     for name in _DIVERGENCES:
         out[name] = point[name]
         if n_boot > 0:

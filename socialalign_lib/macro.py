@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .divergence import _crowd_counts, js_divergence, kl_divergence, total_variation
+from .divergence import _crowd_counts, divergences, js_divergence, multinomial_replicates
 from .plots import label_colors
 from .schema import SENTIMENTS
 
@@ -213,16 +213,8 @@ def _counts_matrix(crowd: pd.DataFrame, labels: Sequence[str], topics: pd.Index,
     return counts.loc[topics].to_numpy(dtype=float)  # [T, K]
 
 
-def _replicates(counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap replicates of per-topic distributions ``[n_boot, T, K]``: resampling a topic's n replies with
-    replacement and counting labels is one Multinomial(n, p̂) draw, so draw the counts directly."""
-    n = counts.sum(axis=1)
-    return rng.multinomial(n.astype(np.int64), counts / n[:, None], size=(n_boot, len(counts))) / n[:, None]
-
-
-def _all_divergences(p: np.ndarray, q: np.ndarray, eps: float, base: float) -> dict[str, np.ndarray]:
-    return {"js": np.asarray(js_divergence(p, q, base)), "kl": np.asarray(kl_divergence(p, q, eps, base)),
-            "tv": np.asarray(total_variation(p, q))}
+_replicates = multinomial_replicates  # the earlier private name: one crowd bootstrap, defined in divergence
+_all_divergences = divergences
 
 
 def _reference(real_df: pd.DataFrame | None, truth: pd.DataFrame | None, pred_df: pd.DataFrame,
@@ -253,9 +245,9 @@ def _boot_per_topic(real_df: pd.DataFrame | None, pred_df: pd.DataFrame, truth: 
     topics, ref, resample_ref = _reference(real_df, truth, pred_df, labels)
     pred = _counts_matrix(pred_df, labels, topics, "pred_df")
     p_ref, p_pred = ref / ref.sum(axis=1, keepdims=True), pred / pred.sum(axis=1, keepdims=True)
-    point = _all_divergences(p_ref, p_pred, eps, base)  # each [T]
-    boot_ref = _replicates(ref, n_boot, rng) if resample_ref else np.broadcast_to(p_ref, (n_boot, *p_ref.shape))
-    boot = _all_divergences(boot_ref, _replicates(pred, n_boot, rng), eps, base)  # each [B, T]
+    point = divergences(p_ref, p_pred, eps, base)  # each [T]
+    boot_ref = multinomial_replicates(ref, n_boot, rng) if resample_ref else np.broadcast_to(p_ref, (n_boot, *p_ref.shape))
+    boot = divergences(boot_ref, multinomial_replicates(pred, n_boot, rng), eps, base)  # each [B, T]
     return topics, p_ref, p_pred, point, boot
 
 
@@ -338,9 +330,9 @@ def js_difference(real_df: pd.DataFrame, pred_a: pd.DataFrame, pred_b: pd.DataFr
     rng = np.random.default_rng(seed)
     norm = lambda c: c / c.sum(axis=1, keepdims=True)  # noqa: E731
     js_a, js_b = js_divergence(norm(ref), norm(a), base), js_divergence(norm(ref), norm(b), base)
-    boot_ref = _replicates(ref, n_boot, rng)
-    diff = (js_divergence(boot_ref, _replicates(a, n_boot, rng), base)
-            - js_divergence(boot_ref, _replicates(b, n_boot, rng), base)).mean(axis=1)  # [B]
+    boot_ref = multinomial_replicates(ref, n_boot, rng)
+    diff = (js_divergence(boot_ref, multinomial_replicates(a, n_boot, rng), base)
+            - js_divergence(boot_ref, multinomial_replicates(b, n_boot, rng), base)).mean(axis=1)  # [B]
     low, high = np.quantile(diff, [alpha / 2, 1 - alpha / 2])
     return {"diff": float(np.mean(js_a - js_b)), "low": float(low), "high": float(high),
             "a_wins": float(np.mean(js_a < js_b))}

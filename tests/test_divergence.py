@@ -16,8 +16,10 @@ from socialalign_lib.divergence import (
     compare_crowds,
     crowd_distributions,
     distribution,
+    divergences,
     js_divergence,
     kl_divergence,
+    multinomial_replicates,
     total_variation,
 )
 
@@ -197,6 +199,38 @@ def test_compare_crowds_deterministic_and_agrees_with_row_resampling():
     lo, hi = bootstrap_ci(_js_of_labels, r, p, n_boot=500, seed=7)
     assert a.loc["a", "js_low"] == pytest.approx(lo, abs=0.03)
     assert a.loc["a", "js_high"] == pytest.approx(hi, abs=0.03)
+
+
+def test_multinomial_replicates_have_the_bootstrap_mean_and_variance():
+    counts = np.array([[30.0, 10.0, 0.0], [1.0, 1.0, 2.0]])  # [T, K], a class never seen stays never drawn
+    boot = multinomial_replicates(counts, 20000, np.random.default_rng(0))
+    assert boot.shape == (20000, 2, 3)
+    np.testing.assert_allclose(boot.sum(axis=-1), 1.0)
+    p, n = counts / counts.sum(1, keepdims=True), counts.sum(1, keepdims=True)
+    np.testing.assert_allclose(boot.mean(axis=0), p, atol=0.01)
+    np.testing.assert_allclose(boot.var(axis=0), p * (1 - p) / n, rtol=0.05, atol=1e-12)  # resampling n rows
+    with pytest.raises(ValueError, match="at least one reply"):
+        multinomial_replicates(np.array([[0.0, 0.0]]), 5, np.random.default_rng(0))
+
+
+def test_one_crowd_bootstrap_behind_compare_crowds_and_macro():
+    """compare_crowds (per topic) and macro.mean_divergences (mean over topics) draw the same replicates from
+    the same seed: one bootstrap, so their numbers agree exactly."""
+    from socialalign_lib.macro import mean_divergences
+
+    real, pred = _crowds()
+    counts = lambda df: pd.crosstab(df.topic_id, df.sentiment).reindex(columns=LABELS, fill_value=0).to_numpy(float)  # noqa: E731
+    rng = np.random.default_rng(11)
+    boot = divergences(multinomial_replicates(counts(real), 300, rng), multinomial_replicates(counts(pred), 300, rng))
+    per_topic = compare_crowds(real, pred, n_boot=300, seed=11)
+    for name in ("kl", "js", "tv"):
+        low, high = np.quantile(boot[name], [0.025, 0.975], axis=0)
+        np.testing.assert_array_equal(per_topic[f"{name}_low"].to_numpy(), low)
+        np.testing.assert_array_equal(per_topic[f"{name}_high"].to_numpy(), high)
+    mean = mean_divergences(real, pred, LABELS, n_boot=300, seed=11, interval="percentile")
+    for name in ("kl", "js", "tv"):
+        low, high = np.quantile(boot[name].mean(axis=1), [0.025, 0.975])
+        assert (mean[f"{name}_low"], mean[f"{name}_high"]) == (low, high)
 
 
 def test_compare_crowds_ci_shrinks_with_more_replies():
