@@ -18,7 +18,7 @@ PLAYWRIGHT_SPEC ?= playwright==1.63.0
 BROWSER_APT     := chromium fonts-noto-cjk
 SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env course test test-browser lint bench model clean upgrade
+.PHONY: env course test test-fast test-browser lint bench model clean upgrade
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; v == (3, 11) or print(f"warning: the lock was tested with Python 3.11, this is {v[0]}.{v[1]}")'
@@ -39,6 +39,10 @@ course: env
 # -rs: every skipped test says why (the browser test without chromium/playwright, GPU tests without CUDA)
 test: env
 	$(BIN)/python -m pytest -q -rs
+
+# The quick loop while editing: everything but the tests marked slow (training, notebook runs); `make test` before a commit
+test-fast: env
+	$(BIN)/python -m pytest -q -rs -m "not slow"
 
 # The explorers in JupyterLab + headless Chromium (tests/test_browser.py); screenshots to figures/. A few minutes.
 test-browser: env

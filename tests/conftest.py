@@ -21,6 +21,25 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def tiny_world():
+    """``generate_world(size="tiny", seed=0)``, built once per test session (2 s each time otherwise).
+
+    Shared by every test that asks for it: treat it as read-only. A test that changes a world builds its own."""
+    from socialalign_lib.world import generate_world
+
+    return generate_world(size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_course():
+    """``pipeline.course_data(size="tiny", seed=0)`` (world, personas, datasets), built once per test session (13 s
+    each time otherwise). Read-only, like :func:`tiny_world`; its ``world`` is its own copy, equal to that one."""
+    from socialalign_lib.pipeline import course_data
+
+    return course_data(size="tiny", seed=0)
+
+
 # Property tests draw the same examples on every run (CI must not flake on a lucky draw); set
 # HYPOTHESIS_PROFILE=explore to search with fresh random examples, as when hunting bugs.
 from hypothesis import settings  # noqa: E402

@@ -35,10 +35,7 @@ def test_topic_crowd_is_none_for_unseen_topics():
     assert baselines.topic_crowd_labels(train, test) == ["positive", None]
 
 
-def test_world_rows():
-    from socialalign_lib.world import generate_world
-
-    tiny_world = generate_world(size="tiny", seed=0)
+def test_world_rows(tiny_world):
     pairs = pd.DataFrame([{"topic_id": r.topic_id, "user_id": r.post.user_id} for r in tiny_world.responses[:60]])
     argmax = baselines.oracle_argmax_labels(tiny_world, pairs)
     labels = list(tiny_world.labels)

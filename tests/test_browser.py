@@ -68,15 +68,14 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def test_chart_check_tells_a_drawn_chart_from_a_blank_one_and_one_without_text(tmp_path):
+def test_chart_check_tells_a_drawn_chart_from_a_blank_one_and_one_without_text(tmp_path, tiny_course):
     """The check the browser test relies on, on charts made here: the explorer's own chart passes; a blank
     figure and the same bars with every text removed (the two symptoms of the race) fail."""
     from matplotlib.figure import Figure
 
     from socialalign_lib.explore import distribution_bars, persona_view, persona_view_figure, topic_view
-    from socialalign_lib.pipeline import course_data
 
-    data = course_data(size="tiny", seed=0)
+    data = tiny_course
     v = topic_view(data.world, data.world.topics[1].topic_id)
     bars = distribution_bars({"true p(s|topic)": v["true_distribution"], "observed": v["empirical_distribution"]},
                              f"#{v['hashtag']}# [{v['category']}]", pyplot=False)

@@ -17,6 +17,7 @@ def tiny_plan(tmp_path, monkeypatch):
                           curve_specs=(("lora", "full"),))
 
 
+@pytest.mark.slow
 def test_build_find_and_refuse_stale(tiny_plan, tmp_path):
     curve = build_checkpoints(tiny_plan, progress=False)
     # a learning curve: step 0, every 4 steps, and the last (8) step

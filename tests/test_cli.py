@@ -43,10 +43,8 @@ def run(*argv: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def course():
-    from socialalign_lib.pipeline import course_data
-
-    return course_data(size="tiny", seed=0)
+def course(tiny_course):
+    return tiny_course
 
 
 @pytest.fixture(scope="module")
@@ -382,12 +380,11 @@ def test_interrupted_generate_finishes_the_rest_without_duplicates(trained, buil
     assert run(*base)["generated_now"] == 0
 
 
-def test_sharded_generate_then_evaluate_reports_the_library_metrics(trained, built, library_replies):
+def test_sharded_generate_then_evaluate_reports_the_library_metrics(trained, built, library_replies, tiny_world):
     from socialalign_lib.evaluation import histories
     from socialalign_lib.macro import label_replies
     from socialalign_lib.results import micro_metrics
     from socialalign_lib.sentiment import train_world_labeller
-    from socialalign_lib.world import generate_world
 
     _, cli_dir, _ = trained
     files = [run("generate", "--run-dir", str(cli_dir), "--dataset", str(built), "--split", "test_user",
@@ -400,7 +397,7 @@ def test_sharded_generate_then_evaluate_reports_the_library_metrics(trained, bui
     summary = run("evaluate", "--replies", *files, "--size", "tiny", "--n-boot", "50")
     table = pd.read_csv(summary["out"])
     assert summary["gold"] == "dataset"  # the world's replies carry their true label
-    world = generate_world(size="tiny", seed=0)
+    world = tiny_world
     labelled = label_replies(library_replies, train_world_labeller(world))
     expected = pd.DataFrame(micro_metrics(labelled, histories=histories(world), n_boot=50, seed=0))
     assert table["split"].unique().tolist() == ["test_user"] and (table["n"] == len(library_replies)).all()

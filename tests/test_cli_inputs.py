@@ -43,10 +43,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def cases():
-    from socialalign_lib.world import generate_world
-
-    return [c.to_dict() for c in generate_world(size="tiny", seed=0).cases()[:4]]
+def cases(tiny_world):
+    return [c.to_dict() for c in tiny_world.cases()[:4]]
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -41,15 +41,14 @@ from socialalign_lib.collect import (
 from socialalign_lib.collect.parse import ParseError, cards_to_mblogs
 from socialalign_lib.collect.report import compare_with_world, plot_crawl_stats
 from socialalign_lib.collect.store import FILES, CrawlStore
-from socialalign_lib.world import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTY = dict(rate=0.3, retry_after_s=0, slow_s=0.6, seed=7)
 
 
 @pytest.fixture(scope="module")
-def world():
-    return generate_world(size="tiny", seed=0)
+def world(tiny_world):
+    return tiny_world
 
 
 @pytest.fixture(scope="module")

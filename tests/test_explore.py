@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 from socialalign_lib.explore import topic_view, user_view, world_explorer
-from socialalign_lib.world import generate_world
 
 
 @pytest.fixture(scope="module")
-def world():
-    return generate_world(size="tiny", seed=0)
+def world(tiny_world):
+    return tiny_world
 
 
 @pytest.mark.parametrize("index", [0, 3, -1])
@@ -56,10 +55,8 @@ def test_under_a_headless_runner_explorers_show_the_static_view_and_build_no_wid
 
 
 @pytest.fixture(scope="module")
-def course():
-    from socialalign_lib.pipeline import course_data
-
-    return course_data(size="tiny", seed=0)
+def course(tiny_course):
+    return tiny_course
 
 
 @pytest.mark.parametrize("user_index", [0, 5, 33])

@@ -219,6 +219,7 @@ def _policy_chosen_logps(trainer, batch, model=None):
     return per_seq.chunk(2)[0]
 
 
+@pytest.mark.slow
 def test_idpop_at_lambda_zero_equals_trl_sigmoid_dpo(tiny, examples, tmp_path):
     model, tok = tiny
     dpo = _trainer(
@@ -246,6 +247,7 @@ def test_idpop_at_lambda_zero_equals_trl_sigmoid_dpo(tiny, examples, tmp_path):
     assert g_dpo.keys() == g_idp.keys() and all(torch.equal(g_dpo[k], g_idp[k]) for k in g_dpo)
 
 
+@pytest.mark.slow
 def test_idpop_adds_exactly_the_penalty(tiny, examples, tmp_path):
     model, tok = tiny
     records = _records(examples, tok, 1.0)
@@ -270,6 +272,7 @@ def test_idpop_adds_exactly_the_penalty(tiny, examples, tmp_path):
     assert MU_COLUMN in idp._signature_columns
 
 
+@pytest.mark.slow
 def test_idpop_penalty_uses_an_explicit_reference_model(tiny, examples, tmp_path):
     """``ref_model=...`` with ``precompute_ref_log_probs=False``: the penalty's π_ref is that model, not the
     policy (which would make the penalty 0 for ever)."""
@@ -290,6 +293,7 @@ def test_idpop_penalty_uses_an_explicit_reference_model(tiny, examples, tmp_path
     assert gap.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_pipeline_smoke(tiny, examples):
     """SFT (LoRA, TRL) → two sampled answers per prompt → pairs → IDPOP; merged models come back plain."""
     model, tok = tiny

@@ -109,7 +109,8 @@ def test_written_files_are_not_private(tmp_path):
 
 
 def test_numpy_values_are_written_as_plain_json(tmp_path):
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     write_jsonl(tmp_path / "n.jsonl", [{"i": np.int64(3), "f": np.float32(0.5), "v": np.arange(2)}])
     assert read_jsonl(tmp_path / "n.jsonl") == [{"i": 3, "f": 0.5, "v": [0, 1]}]
 
@@ -350,7 +351,8 @@ def test_dataset_loader_validates(tmp_path):
 
 
 def test_parquet_from_dataframe_and_records(tmp_path):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     df = pd.DataFrame({"uid": ["1@N1", "2@N2"], "popularity": [3.2, 1.5]})
     write_parquet(tmp_path / "d.parquet", df)
     pd.testing.assert_frame_equal(read_parquet(tmp_path / "d.parquet"), df)

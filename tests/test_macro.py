@@ -280,10 +280,8 @@ def test_describe_js_difference_only_claims_what_the_ci_supports():
 
 # ------------------------------------------------------------------------------------------- the protocol
 @pytest.fixture(scope="module")
-def tiny_data():
-    from socialalign_lib.pipeline import course_data
-
-    return course_data(size="tiny", seed=0)
+def tiny_data(tiny_course):
+    return tiny_course
 
 
 def test_evaluation_cases_caps_and_drops_small_crowds(tiny_data):
@@ -300,6 +298,7 @@ def test_evaluation_cases_caps_and_drops_small_crowds(tiny_data):
     assert cases == evaluation_cases(tiny_data.dataset, ("test_user", "test_topic"), 5, 3)  # seeded
 
 
+@pytest.mark.slow
 def test_method_replies_answers_exactly_the_cases_and_resumes(tiny_data, tmp_path):
     import torch
 
@@ -333,6 +332,7 @@ def test_assign_splits_follows_the_world_rule(tiny_data):
     assert [c.split for c in cases] == [c.split for c in tiny_data.world.cases()]  # input untouched
 
 
+@pytest.mark.slow
 def test_official_w_o_history_asks_the_full_model_without_the_history(tiny_data, tmp_path):
     """The official protocol's "w/o history" row: the model trained on full prompts, asked with the history cut out
     at inference (ours: a model trained on the without_history template)."""

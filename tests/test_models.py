@@ -203,12 +203,14 @@ def test_pack_texts_and_schedule(tok):
     assert cosine_lr(99, cfg) == pytest.approx(0.1, abs=1e-3) and cosine_lr(55, cfg) == pytest.approx(0.55)
 
 
+@pytest.mark.slow
 def test_pretrain_reduces_loss(built):
     info = json.loads((built / "build_info.json").read_text(encoding="utf-8"))
     assert info["steps"] == FAST.max_steps
     assert info["final_loss"] < 0.75 * info["first_loss"]  # measured 6.24 → 3.42 in 30 steps
 
 
+@pytest.mark.slow
 def test_pretrain_returns_one_loss_per_step(tok, corpus):
     model = build_tiny_model(tok, TINY)
     losses = pretrain(model, tok, corpus, PretrainConfig(block_size=32, batch_size=4, max_steps=4, progress=False))
@@ -219,6 +221,7 @@ def test_pretrain_returns_one_loss_per_step(tok, corpus):
 # ---------------------------------------------------------------------------------------------- build, save, load
 
 
+@pytest.mark.slow
 def test_build_writes_a_complete_folder_atomically(built):
     names = {p.name for p in built.iterdir()}
     assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
@@ -231,6 +234,7 @@ def test_build_writes_a_complete_folder_atomically(built):
         build_base_model(["北京"], built)
 
 
+@pytest.mark.slow
 def test_same_seed_same_model(built, corpus, tmp_path):
     again = build_base_model(corpus, tmp_path / "again", VOCAB, TINY, FAST)
     assert (again / "tokenizer.json").read_bytes() == (built / "tokenizer.json").read_bytes()
@@ -241,6 +245,7 @@ def test_same_seed_same_model(built, corpus, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
 
 
+@pytest.mark.slow
 def test_load_gives_identical_logits_and_tokens(built, tok):
     from safetensors.torch import load_file
 
@@ -271,6 +276,7 @@ def test_llama_round_trip_through_load_base_model(tok, tmp_path):
         assert torch.equal(loaded_model(**ids).logits, model(**ids).logits)
 
 
+@pytest.mark.slow
 def test_4bit_load_on_cpu_is_close_to_fp32(built):
     """NF4 with double quantisation on CPU (bitsandbytes >= 0.50). Measured on this model (bnb 0.50.2): mean
     |Δlogit| = 1.7 % of the mean |logit| (1.86), max 24 %, argmax agreement 98 %; the tolerances leave ~2-3×."""

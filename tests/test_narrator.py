@@ -126,6 +126,7 @@ def test_ablation_switches_change_the_head_width_as_intended(encoded):
         NarratorConfig(text_dim=10, guidance="cross")
 
 
+@pytest.mark.slow
 def test_model_overfits_a_tiny_batch(encoded):
     enc, data = encoded
     b = subset(data, slice(0, 24))
@@ -141,6 +142,7 @@ def test_model_overfits_a_tiny_batch(encoded):
     assert loss.item() < 0.02
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_for_a_seed_and_learns(encoded):
     enc, data = encoded
     n = len(data["y"])
@@ -202,9 +204,11 @@ def test_lexicon_labeller_feeds_encode_posts():
     assert torch.allclose(b["sent"][[0, 2]].sum(1), torch.ones(2), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loader, folder", [("load_smpd", "smpd"), ("load_tpic2017", "tpic2017")])
 def test_loader_dataframes_train_without_images_faces_or_hashtags(loader, folder):
-    loaders = pytest.importorskip("socialalign_lib.loaders")
+    from socialalign_lib import loaders
+
     df = prepare_posts(getattr(loaders, loader)(FIXTURES / folder))
     enc = CharTextEncoder.fit(df)
     b = encode_posts(df, enc, FeatureConfig(), image_dim=16)
@@ -213,8 +217,10 @@ def test_loader_dataframes_train_without_images_faces_or_hashtags(loader, folder
     assert np.isfinite(predict(model, b)).all() and len(hist) == 2
 
 
+@pytest.mark.slow
 def test_hf_text_encoder_with_a_tiny_random_bert(tmp_path, posts):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     chars = sorted({ch for t in posts.title for ch in t} | {ch for hs in posts.hashtags for h in hs for ch in h})
     (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n")
     transformers.BertTokenizer(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
@@ -236,6 +242,7 @@ def test_hf_text_encoder_with_a_tiny_random_bert(tmp_path, posts):
     assert np.isfinite(predict(model, b)).all()
 
 
+@pytest.mark.slow
 def test_run_ablations_and_summary(encoded):
     enc, data = encoded
     res = run_ablations(NarratorConfig(text_dim=enc.dim, d=16), data, seeds=(0, 1),

@@ -9,6 +9,7 @@ from socialalign_lib.course import execute_notebook, notebook_paths
 NOTEBOOKS = notebook_paths()
 
 
+@pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_headless(path, tmp_path):

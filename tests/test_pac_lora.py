@@ -578,6 +578,7 @@ def test_peft_type_is_registered():
 # ---- 4-bit -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_qlora_4bit_trains(tmp_path: Path):
     bnb = pytest.importorskip("bitsandbytes")
     from transformers import BitsAndBytesConfig

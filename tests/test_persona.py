@@ -31,7 +31,6 @@ from socialalign_lib.persona import (
     recovery_table,
 )
 from socialalign_lib.schema import PERSONA_FIELDS, Persona, Post, User
-from socialalign_lib.world import generate_world
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789"
 CANNED = ("1. 兴趣话题：科技、娱乐新闻、社会事件。\n2. 语言风格：幽默诙谐，喜欢用比喻，风格随意。\n"
@@ -39,8 +38,8 @@ CANNED = ("1. 兴趣话题：科技、娱乐新闻、社会事件。\n2. 语言�
 
 
 @pytest.fixture(scope="module")
-def world():
-    return generate_world(size="tiny", seed=0)
+def world(tiny_world):
+    return tiny_world
 
 
 def _posts(n: int = 5) -> list[Post]:
@@ -313,7 +312,7 @@ def test_second_writer_on_one_cache_is_refused_and_nothing_is_lost(world, tmp_pa
 
 def test_hf_backend_plumbing_with_a_tiny_random_model(tmp_path):
     """A random model writes garbage: the failure is recorded with its raw text, nothing crashes."""
-    torch = pytest.importorskip("torch")
+    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -415,7 +414,6 @@ def test_persona_posts_selects_recent_or_retrieved(world):
     user = world.users[0]
     recent = persona_posts(user, k=5)
     assert recent == sorted(user.history, key=lambda p: (p.created_at, p.post_id))[-5:]
-    pytest.importorskip("socialalign_lib.retrieval")
     news = world.topics[0].news
     got = persona_posts(user, query=news, k=5)
     assert len(got) == min(5, len(user.history)) and all(p in user.history for p in got)
@@ -471,12 +469,11 @@ def test_user_with_persona_field_is_a_schema_user():
     assert User.from_dict(json.loads(json.dumps(u.to_dict(), ensure_ascii=False))).persona == u.persona
 
 
-def test_personas_per_topic_read_the_posts_of_that_prompt():
+def test_personas_per_topic_read_the_posts_of_that_prompt(tiny_world):
     """The official protocol: each (user, topic) persona is written from exactly the five posts its record shows."""
     from socialalign_lib.persona import PersonaExtractor, personas_of, personas_per_topic
     from socialalign_lib.records import build_records
     from socialalign_lib.retrieval import RetrievalConfig
-    from socialalign_lib.world import generate_world
 
     class Recording:
         """Names each persona after the posts it was given."""
@@ -486,7 +483,7 @@ def test_personas_per_topic_read_the_posts_of_that_prompt():
         def extract(self, user_name, posts):
             return Persona("+".join(p.post_id[-3:] for p in posts), "随意", "中立", "理性", "务实")
 
-    world = generate_world(size="tiny", seed=0)
+    world = tiny_world
     counts = {}
     for c in world.cases():
         counts[c.user.user_id] = counts.get(c.user.user_id, 0) + 1

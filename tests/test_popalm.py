@@ -230,6 +230,7 @@ def _p_target(trainer: PPOTrainer, query: torch.Tensor) -> float:
     return logits[0, -1].softmax(-1)[TARGET].item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_ppo_learns_the_known_optimum_of_a_toy_problem(beta):
     """One-token replies, reward 1 for token 5. Without a KL penalty the optimum is p(5) = 1; with β the optimum
@@ -343,6 +344,7 @@ def test_text_popularity_follows_the_world_like_model():
 
 
 # ------------------------------------------------------------------------------------------------ reward model
+@pytest.mark.slow
 def test_reward_model_beats_chance_on_heldout_events():
     """TRL RewardTrainer on like pairs of the training events; pairwise accuracy on *held-out* events' pairs.
 
@@ -397,6 +399,7 @@ def test_best_per_group_keeps_the_highest_reward_of_each_prompt():
         PopalmPPOConfig(samples_per_prompt=2, keep_best=3)
 
 
+@pytest.mark.slow
 def test_cl_ppo_steps_on_the_best_of_three_replies(monkeypatch):
     """run_ppo with PopALM's CL-PPO: 3 replies per event are sampled and only each event's best (by total reward)
     reaches the PPO step; without keep_best every sample does."""
@@ -439,6 +442,7 @@ def test_cl_ppo_steps_on_the_best_of_three_replies(monkeypatch):
     assert [n for n, _ in seen] == [12]
 
 
+@pytest.mark.slow
 def test_reward_loss_is_bradley_terry_plus_the_stated_centring_term():
     """The loss the reward model trains on is the one its module states: E[−log σ(r_c − r_r)] + 0.01·E[(r_c + r_r)²]
     by default (TRL's centring term, not PopALM's), and the plain pairwise loss with the term switched off."""

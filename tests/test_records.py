@@ -20,7 +20,6 @@ from socialalign_lib.records import (
     token_spans,
 )
 from socialalign_lib.schema import Persona, Post
-from socialalign_lib.world import generate_world
 
 # The official templates (docs/formats.md#socialalign-alpaca-json, organize_alphca_dataset.py), verbatim, for an independent check.
 OFFICIAL = {
@@ -77,8 +76,8 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 @pytest.fixture(scope="module")
-def world():
-    return generate_world(size="tiny", seed=0)
+def world(tiny_world):
+    return tiny_world
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +88,8 @@ def personas(world):
 
 @pytest.fixture(scope="module")
 def dataset(world, personas):
-    retrieval = pytest.importorskip("socialalign_lib.retrieval")
+    from socialalign_lib import retrieval
+
     return build_dataset(world, retrieval.RetrievalConfig(k=5), personas, variants=VARIANTS)
 
 
@@ -291,7 +291,7 @@ def test_max_length_cuts_the_response_never_the_prompt(all_records, tokenizer):
 
 
 def test_history_filter_limits_what_retrieval_may_choose(world, personas):
-    retrieval = pytest.importorskip("socialalign_lib.retrieval")
+    from socialalign_lib import retrieval
     from socialalign_lib.records import build_records
 
     cases = world.cases()[:20]

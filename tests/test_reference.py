@@ -65,6 +65,7 @@ def test_bad_input_names_the_problem(tmp_path):
         reference.notebook_id("tour")
 
 
+@pytest.mark.slow
 @pytest.mark.notebook
 def test_execute_notebook_records_the_summary_beside_the_copy(tmp_path):
     """course.execute_notebook (make course, the notebook tests) points the kernel at its output folder."""

@@ -34,10 +34,8 @@ TRAIN_STEPS = 24
 
 
 @pytest.fixture(scope="module")
-def data():
-    from socialalign_lib.pipeline import course_data
-
-    return course_data(size="tiny", seed=0)
+def data(tiny_course):
+    return tiny_course
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +92,7 @@ def test_row_seeded_gumbel_noise_is_per_row_and_step_and_samples_the_softmax():
 SAMPLED = GenerationConfig(max_new_tokens=12)
 
 
+@pytest.mark.slow
 def test_training_logs_a_falling_loss_and_writes_the_run_folder(run, cfg):
     first, last = run.losses()
     assert last < first
@@ -103,6 +102,7 @@ def test_training_logs_a_falling_loss_and_writes_the_run_folder(run, cfg):
     assert not (run.output_dir / "checkpoints").exists()  # removed once the adapter is saved
 
 
+@pytest.mark.slow
 def test_training_lowers_the_reply_loss_on_held_out_records(run, cfg, data):
     validation = data.split("validation")
     initial = untrained_socialllm(cfg)  # B = 0: the base model's loss
@@ -111,6 +111,7 @@ def test_training_lowers_the_reply_loss_on_held_out_records(run, cfg, data):
     assert after < before - 0.5, (before, after)
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_gives_identical_generations(run, data, cfg, held_out):
     loaded = load_socialllm(run.output_dir)
     assert loaded.loaded and loaded.config == cfg and loaded.history == run.history
@@ -132,6 +133,7 @@ def test_a_changed_config_or_dataset_is_not_taken_for_the_finished_run(cfg):
     assert bookkeeping.config_hash() == cfg.config_hash()
 
 
+@pytest.mark.slow
 def test_generate_replies_columns_gates_and_references(run, held_out):
     df = generate_replies(run.model, run.tokenizer, held_out, GREEDY, progress=False)
     assert list(df.columns) == list(REPLY_COLUMNS) and len(df) == len(held_out)
@@ -144,6 +146,7 @@ def test_generate_replies_columns_gates_and_references(run, held_out):
     assert not df["generated"].str.contains("<|im_end|>", regex=False).any()
 
 
+@pytest.mark.slow
 def test_greedy_generation_is_batch_invariant(run, held_out):
     lengths = {len(r["instruction"]) for r in held_out}
     assert len(lengths) > 1, "the records must differ in length for left padding to be exercised"
@@ -155,6 +158,7 @@ def test_greedy_generation_is_batch_invariant(run, held_out):
     assert np.allclose(np.stack(one["gate_b"]), np.stack(four["gate_b"]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sampling_depends_on_seed_and_record_not_on_batch(run, held_out):
     gen = lambda **kw: generate_replies(run.model, run.tokenizer, held_out,  # noqa: E731
                                         GenerationConfig(max_new_tokens=12, **kw), progress=False)["generated"]
@@ -162,6 +166,7 @@ def test_sampling_depends_on_seed_and_record_not_on_batch(run, held_out):
     assert gen(seed=1).tolist() != gen(seed=0).tolist()
 
 
+@pytest.mark.slow
 def test_generation_resumes_after_an_interruption_without_duplicates(run, held_out, tmp_path, monkeypatch):
     out = tmp_path / "replies.jsonl"
     gen = GenerationConfig(max_new_tokens=8, batch_size=3)
@@ -192,6 +197,7 @@ def test_generation_resumes_after_an_interruption_without_duplicates(run, held_o
     assert again.equals(resumed) and len(out.read_text().splitlines()) == len(held_out)
 
 
+@pytest.mark.slow
 def test_uniform_gate_mode_is_an_eval_time_ablation_and_is_restored(run, held_out):
     uniform = generate_replies(run.model, run.tokenizer, held_out, GREEDY, gate_mode="uniform", progress=False)
     assert np.allclose(np.stack(uniform["gate_a"]), 1 / 3) and np.allclose(np.stack(uniform["gate_b"]), 1 / 3)
@@ -199,6 +205,7 @@ def test_uniform_gate_mode_is_an_eval_time_ablation_and_is_restored(run, held_ou
     assert not np.allclose(np.stack(learned["gate_a"]), 1 / 3)
 
 
+@pytest.mark.slow
 def test_base_method_trains_nothing_and_answers_zero_shot(data, tmp_path):
     cfg = SocialLLMConfig(method="base", device="cpu")
     base = train_socialllm(cfg, data.dataset["train"], tmp_path / "base", progress=False)
@@ -223,6 +230,7 @@ def _one_record_per_topic_and_user(data, max_users: int = 240) -> list[dict]:
     return picked
 
 
+@pytest.mark.slow
 def test_gates_differ_by_topic_category_and_by_persona_type_after_training(run, cfg):
     """Gate A should depend on what the news is about, gate B on who the user is.
 
@@ -268,6 +276,7 @@ def test_gates_differ_by_topic_category_and_by_persona_type_after_training(run, 
     assert control.eta2 == 0.0 and control.p_value == 1.0
 
 
+@pytest.mark.slow
 def test_token_routing_trains_and_runs_on_the_official_spans(data, cfg, held_out, tmp_path, monkeypatch):
     """``routing="token"`` (the official method) defaults to the official spans in training, in the saved adapter and
     in every helper that renders prompts; sequence routing keeps the record's spans; both can be forced."""

@@ -44,16 +44,14 @@ def test_01_crawl_predictions_and_count_parser():
     assert s.ex3_parse_count()["4.0824万"] == 40824
 
 
-def test_02_retrieval_and_split_leaks():
+def test_02_retrieval_and_split_leaks(tiny_course):
     s = solutions("02")
     r = s.ex1_bm25_vs_recent()
     assert r["bm25: news words shared per post"] > r["recent: news words shared per post"]
     assert 0 <= r["share of cases with the same posts"] < 0.5
     from datasets import concatenate_datasets
 
-    from socialalign_lib.pipeline import course_data
-
-    dataset = course_data(size="tiny", seed=0).dataset
+    dataset = tiny_course.dataset
     assert set(s.split_leaks(dataset).values()) == {0}
     leaky = dict(dataset)
     leaky["test_user"] = concatenate_datasets([dataset["test_user"], dataset["train"].select(range(3))])

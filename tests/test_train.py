@@ -15,13 +15,12 @@ from transformers import TrainerCallback
 from socialalign_lib.models import load_base_model
 from socialalign_lib.pac_lora import NEWS, USER, PacLoraConfig, gate_weights, get_pac_model, pac_tuner
 from socialalign_lib.paths import EMBEDDED_MODEL
-from socialalign_lib.pipeline import course_data
 from socialalign_lib.train import SPAN_KEY, SFTConfig, SpanCollator, SpanTrainer, tokenize_dataset, train_sft
 
 
 @pytest.fixture(scope="module")
-def records():
-    return course_data(size="tiny", seed=0).split("train", "without_history")
+def records(tiny_course):
+    return tiny_course.split("train", "without_history")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +91,7 @@ class RecordSpans(TrainerCallback):
         self.seen.append(self.router.prefill.spans.clone())
 
 
+@pytest.mark.slow
 def test_spans_reach_the_pac_lora_layers_during_training(tmp_path, tokenized, tokenizer):
     model = pac_model()
     spy = RecordSpans(model)
@@ -104,6 +104,7 @@ def test_spans_reach_the_pac_lora_layers_during_training(tmp_path, tokenized, to
     assert all(a.shape == (2, 3) and b.shape == (2, 3) for a, b in layer_gates.values())
 
 
+@pytest.mark.slow
 def test_span_trainer_uses_spans_for_pac_lora_and_drops_them_for_other_models(tmp_path, tokenized):
     model = pac_model(init_weights=False)
     batch = SpanCollator(0)([tokenized[i] for i in range(2)])
@@ -125,6 +126,7 @@ def test_span_trainer_uses_spans_for_pac_lora_and_drops_them_for_other_models(tm
 # ---- 4-bit ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_qlora_4bit_pac_lora_training_loss_decreases(tmp_path, tokenized):
     bnb = pytest.importorskip("bitsandbytes")
     from peft import prepare_model_for_kbit_training
@@ -160,6 +162,7 @@ def _adapter_state(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_saved_step_and_matches_an_uninterrupted_run(tmp_path, tokenized, tokenizer):
     data = tokenized.select(range(8))
     config = quick_config(tmp_path / "interrupted", max_steps=4, save_steps=2)

@@ -8,14 +8,13 @@ import types
 import pytest
 
 from socialalign_lib.io import read_jsonl
-from socialalign_lib.pipeline import course_data
 from socialalign_lib.socialllm import (
     REPLY_COLUMNS,
     GenerationConfig,
     SocialLLMConfig,
     SocialLLMError,
-    _prompt,
     _write_state,
+    prompt_ids_with_spans,
 )
 from socialalign_lib.vllm_backend import generate_replies_vllm, row_seed
 
@@ -48,8 +47,8 @@ def fake_vllm(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def records():
-    return course_data(size="tiny", seed=0).split("test_user").to_list()[:5]
+def records(tiny_course):
+    return tiny_course.split("test_user").to_list()[:5]
 
 
 def _run_dir(tmp_path, method):
@@ -77,7 +76,7 @@ def test_lora_run_prompts_sampling_and_adapter(fake_vllm, records, tmp_path):
     assert call["lora"].path == str(tmp_path / "adapter") and FakeLLM.init["enable_lora"]
     tok = AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
     # the same token ids as the transformers path renders (no re-tokenisation by vLLM)
-    assert call["prompts"][0]["prompt_token_ids"] == _prompt(tok, records[0], ChatConfig())[0]
+    assert call["prompts"][0]["prompt_token_ids"] == prompt_ids_with_spans(tok, records[0], ChatConfig())[0]
     p = call["params"][0].kwargs
     assert (p["temperature"], p["top_p"], p["top_k"], p["repetition_penalty"]) == (0.7, 0.9, 20, 1.2)
     assert p["seed"] == row_seed(records[0], 3) and p["stop_token_ids"]

@@ -12,8 +12,8 @@ from socialalign_lib.world.analysis import explained_sentiment
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return generate_world(size="tiny", seed=0)
+def tiny(tiny_world):
+    return tiny_world
 
 
 def test_byte_identical_for_same_seed(tmp_path):
