@@ -11,32 +11,31 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import torch
+from ..popularity.smp_llm_train import SFTRunConfig, TrainResult, fresh_copy, train_and_merge, trl_arguments
 
-from ..popularity.smp_llm_train import LoraSettings, TrainResult, fresh_copy, train_and_merge
-
-__all__ = ["SFTConfig", "train_sft"]
+__all__ = ["PopalmSFTConfig", "SFTConfig", "train_sft"]
 
 
 @dataclass
-class SFTConfig:
-    """Knobs of :func:`train_sft`; defaults suit the ~1M-parameter course model on CPU (high LoRA learning rate,
-    fp32, no gradient checkpointing). ``lora=None``: full fine-tuning."""
+class PopalmSFTConfig(SFTRunConfig):
+    """Knobs of :func:`train_sft`: the popularity methods' one TRL SFT config (``SFTRunConfig``: LoRA settings,
+    learning rate, steps, batch, warm-up share, ``max_length`` …) with PopALM's defaults — 150 steps, replies cut
+    at 256 tokens. ``answer_end`` does not apply (PopALM's records are plain prompt/completion text). ``lora=None``:
+    full fine-tuning."""
 
-    lora: LoraSettings | None = field(default_factory=LoraSettings)
-    learning_rate: float = 3e-3
     max_steps: int = 150
-    batch_size: int = 16
-    warmup_ratio: float = 0.05
     max_length: int = 256
-    seed: int = 0
-    logging_steps: int = 10
 
 
-def train_sft(model: Any, tokenizer: Any, records: Sequence[dict[str, str]], cfg: SFTConfig | None = None
+SFTConfig = PopalmSFTConfig
+"""PopALM's name for its SFT config (``popalm.sft.SFTConfig``), kept; the span-aware SocialLLM trainer's config
+is ``socialalign_lib.train.SFTConfig``."""
+
+
+def train_sft(model: Any, tokenizer: Any, records: Sequence[dict[str, str]], cfg: SFTRunConfig | None = None
               ) -> TrainResult:
     """LoRA SFT of a *copy* of ``model`` on prompt/completion ``records``; returns the merged model (eval mode),
     the loss history and the wall time. ``model`` itself is untouched (it stays the zero-shot baseline)."""
@@ -45,18 +44,14 @@ def train_sft(model: Any, tokenizer: Any, records: Sequence[dict[str, str]], cfg
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    cfg = cfg or SFTConfig()
+    cfg = cfg or PopalmSFTConfig()
     if not records:
         raise ValueError("no SFT records")
     work = fresh_copy(model).train()
     with tempfile.TemporaryDirectory() as tmp:
-        args = TRLSFTConfig(
-            output_dir=tmp, learning_rate=cfg.learning_rate, max_steps=cfg.max_steps,
-            per_device_train_batch_size=cfg.batch_size, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine",
-            logging_steps=cfg.logging_steps, save_strategy="no", report_to="none", bf16=False, fp16=False,
-            use_cpu=not torch.cuda.is_available(), activation_checkpointing=False, seed=cfg.seed, data_seed=cfg.seed,
-            dataloader_num_workers=0, disable_tqdm=True, max_length=cfg.max_length, completion_only_loss=True,
-            packing=False)
+        # the shared arguments, with PopALM's warm-up (a share of the steps, rounded up by transformers) and no bars
+        common = {**trl_arguments(cfg, cfg.output_dir or tmp), "warmup_steps": cfg.warmup_ratio, "disable_tqdm": True}
+        args = TRLSFTConfig(**common, completion_only_loss=True, packing=False)
         trainer = SFTTrainer(model=work, args=args, train_dataset=Dataset.from_list(list(records)),
                              processing_class=tokenizer,
                              peft_config=None if cfg.lora is None else cfg.lora.peft_config())

@@ -39,10 +39,10 @@ from .smp_llm import Example, parse_score
 from .smp_llm_train import (
     LoraSettings,
     TrainResult,
-    _trl_common,
     answer_records,
     fresh_copy,
     train_and_merge,
+    trl_arguments,
 )
 
 MU_COLUMN = "mu"
@@ -371,7 +371,7 @@ def train_preference(
     trainer_cls = IDPOPTrainer if method == "idpop" else DPOTrainer
     with tempfile.TemporaryDirectory() as tmp:
         args = DPOConfig(
-            **_trl_common(cfg, cfg.output_dir or tmp),
+            **trl_arguments(cfg, cfg.output_dir or tmp),
             beta=cfg.loss.beta,
             loss_type=["sigmoid"],
             precompute_ref_log_probs=True,

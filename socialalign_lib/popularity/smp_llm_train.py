@@ -138,7 +138,9 @@ def answer_records(
     return [{"prompt": p, "completion": a} for p, a in zip(prompt_texts(tokenizer, examples), answers)]
 
 
-def _trl_common(cfg: Any, output_dir: str) -> dict[str, Any]:
+def trl_arguments(cfg: Any, output_dir: str) -> dict[str, Any]:
+    """The TRL trainer arguments every SFT / DPO / IDPOP run here shares, from an :class:`SFTRunConfig` (or a
+    config with its fields): nothing saved, nothing reported, fp32, CPU when no GPU is visible."""
     use_cpu = (not torch.cuda.is_available()) if cfg.use_cpu is None else cfg.use_cpu
     return dict(
         output_dir=output_dir,
@@ -161,6 +163,9 @@ def _trl_common(cfg: Any, output_dir: str) -> dict[str, Any]:
         disable_tqdm=False,
         max_length=cfg.max_length,
     )
+
+
+_trl_common = trl_arguments  # the earlier private name
 
 
 @dataclass
@@ -188,7 +193,7 @@ def train_sft(
     work = fresh_copy(model).train()
     with tempfile.TemporaryDirectory() as tmp:
         args = SFTConfig(
-            **_trl_common(cfg, cfg.output_dir or tmp),
+            **trl_arguments(cfg, cfg.output_dir or tmp),
             completion_only_loss=True,
             packing=False,
             dataset_num_proc=None,
