@@ -31,7 +31,8 @@ from .clean import extract_hashtags as _clean_extract
 from .collect.crawler import topic_id_for
 from .collect.parse import ParseError, parse_count, parse_weibo_time
 from .io import DataFormatError, PathLike, iter_json_records, iter_jsonl_numbered, read_json, read_text
-from .schema import PERSONA_FIELDS, Case, Persona, Post, RecordParts, Response, Topic, User
+from .persona_text import parse_persona_text  # re-exported: the one persona parser
+from .schema import Case, Persona, Post, RecordParts, Response, Topic, User
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,9 +98,6 @@ _PERSONA_HEAD = "以下是你的用户画像："
 _NEWS_HEAD = "现在你看到了一则新闻: "
 _TAIL = re.compile(r"\n关于这个新闻的hashtag #(?P<tag>.*?)# 登上了微博热搜，请发一条关于hashtag #(?P=tag)# 的微博，请注意：")
 _REPOST = re.compile(r"你转发了微博: (?P<rt>.*), 并评论说: (?P<text>.*)", re.S)
-_PERSONA_LINE = re.compile(r"^\s*\d\s*[.、．]\s*(?P<key>兴趣话题|语言风格|情感基调|情感倾向|性格特征|价值观)\s*[：:]\s*(?P<val>.*?)\s*$")
-_PERSONA_KEYS = {"兴趣话题": "interests", "语言风格": "language_style", "情感基调": "emotional_tone",
-                 "情感倾向": "emotional_tone", "性格特征": "personality", "价值观": "values"}
 
 
 def _split_numbered(block: str) -> list[str]:
@@ -115,20 +113,6 @@ def _split_numbered(block: str) -> list[str]:
             return items
         items.append(block[pos:nxt])
         pos, k = nxt + len(f"\n{k}. "), k + 1
-
-
-def parse_persona_text(text: str) -> Persona | None:
-    """The numbered five-item persona (``1. 兴趣话题：…``) → :class:`Persona`, or ``None`` if any item is missing
-    (free-form GPT output is kept as text by the caller). "情感倾向" is accepted for 情感基调 (the official
-    example uses it)."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        m = _PERSONA_LINE.match(line)
-        if m:
-            found.setdefault(_PERSONA_KEYS[m.group("key")], m.group("val").rstrip("。"))
-    if set(found) != set(PERSONA_FIELDS):
-        return None
-    return Persona(**found)
 
 
 def parse_socialalign_instruction(instruction: str) -> dict[str, Any]:

@@ -40,16 +40,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .clean import HASHTAG as _HASHTAG
-from .schema import PERSONA_FIELDS, Persona, Post, User
+from .persona_text import MAX_ITEM_CHARS, PersonaError, PersonaParseError, parse_persona
+from .schema import Persona, Post, User
 from .world import lexicon as lx
 
 if TYPE_CHECKING:  # imported lazily: torch/transformers are heavy and only the HF backend needs them
     from .world import World
 
 log = logging.getLogger(__name__)
-
-MAX_ITEM_CHARS = 20
-"""The paper's limit per persona item ("每项不超过20字")."""
 
 # --------------------------------------------------------------------------------------------------------
 # The official prompt (docs/methods.md#persona-extraction, exact wording; the system prompt keeps its leading/trailing newline)
@@ -97,18 +95,6 @@ def build_persona_messages(user_name: str, posts: Sequence[Post], max_posts: int
 # --------------------------------------------------------------------------------------------------------
 
 
-class PersonaError(Exception):
-    """Base class: anything that stops one user's persona from being extracted."""
-
-
-class PersonaParseError(PersonaError):
-    """The model answered, but not with five recognisable items. ``raw`` keeps the answer for the record."""
-
-    def __init__(self, message: str, raw: str = "") -> None:
-        super().__init__(message)
-        self.raw = raw
-
-
 class PersonaBackendError(PersonaError):
     """The backend could not produce an answer (HTTP error after retries, missing key, bad response)."""
 
@@ -118,57 +104,6 @@ class PersonaUnavailableError(PersonaBackendError):
     a server error. Unlike a failure that belongs to one user, it is never cached as that user's outcome (a
     rerun asks again), and :class:`PersonaExtractor` stops the run after a few in a row instead of spending
     every user's retries on a dead endpoint."""
-
-
-_FIELD_LABELS: dict[str, tuple[str, ...]] = {
-    # longest first inside each tuple; the official example itself says 情感倾向 instead of 情感基调
-    "interests": ("兴趣话题", "兴趣爱好", "关注话题", "兴趣", "话题"),
-    "language_style": ("语言风格", "表达风格", "语言", "风格"),
-    "emotional_tone": ("情感基调", "情感倾向", "情绪基调", "情感", "情绪", "基调"),
-    "personality": ("性格特征", "性格特点", "性格", "个性"),
-    "values": ("价值观念", "价值观", "价值取向", "价值"),
-}
-_ITEM_START = re.compile(r"(?:^|(?<=\s))[（(]?\s*([1-5１-５])\s*[\.、．)）:：]")
-_LABEL_RE = re.compile(
-    r"^\s*(" + "|".join(sorted({x for v in _FIELD_LABELS.values() for x in v}, key=len, reverse=True)) + r")\s*[:：]?\s*"
-)
-_FULLWIDTH_DIGITS = str.maketrans("１２３４５", "12345")
-
-
-def parse_persona(text: str, max_chars: int = MAX_ITEM_CHARS) -> tuple[Persona, list[str]]:
-    """Parse a model's answer into a :class:`Persona`; also return the names of items cut to ``max_chars``.
-
-    Robust to what chat models actually write: Markdown bold, full-width digits and colons, "1、" / "(1)"
-    numbering, all items on one line, unnumbered "标签：…" lines, synonyms of the labels (情感倾向 for 情感基调),
-    a preamble line. An item is assigned by its label when it has one and by its number otherwise. Raises
-    :class:`PersonaParseError` (with the raw text) unless all five items are found and non-empty.
-    """
-    clean = re.sub(r"[*#`>]+", " ", text or "").translate(_FULLWIDTH_DIGITS)
-    starts = list(_ITEM_START.finditer(clean))
-    found: dict[str, str] = {}
-    for k, m in enumerate(starts):
-        body = clean[m.end(): starts[k + 1].start() if k + 1 < len(starts) else len(clean)]
-        body = body.strip().split("\n\n")[0].replace("\n", " ").strip()
-        name = PERSONA_FIELDS[int(m.group(1)) - 1]
-        label = _LABEL_RE.match(body)
-        if label:
-            name = next(f for f, labels in _FIELD_LABELS.items() if label.group(1) in labels)
-            body = body[label.end():]
-        value = body.strip(" \t:：;；。.\"'“”「」")
-        if value and name not in found:
-            found[name] = value
-    for line in clean.splitlines():  # unnumbered "兴趣话题：…" / "- 兴趣话题：…" lines fill what is still missing
-        label = _LABEL_RE.match(line.strip(" \t-•·"))
-        if label:
-            name = next(f for f, labels in _FIELD_LABELS.items() if label.group(1) in labels)
-            value = line.strip(" \t-•·")[label.end():].strip(" \t:：;；。.\"'“”「」")
-            if value and name not in found:
-                found[name] = value
-    missing = [f for f in PERSONA_FIELDS if f not in found]
-    if missing:
-        raise PersonaParseError(f"persona answer lacks item(s) {missing}: found {sorted(found)}", raw=text or "")
-    truncated = [f for f in PERSONA_FIELDS if len(found[f]) > max_chars]
-    return Persona(**{f: found[f][:max_chars] for f in PERSONA_FIELDS}), truncated
 
 
 # --------------------------------------------------------------------------------------------------------

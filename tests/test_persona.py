@@ -109,6 +109,22 @@ def test_render_then_parse_round_trips(values):
     assert parse_persona(persona.render())[0] == persona
 
 
+def test_quotes_go_only_when_they_wrap_the_whole_item():
+    quoted = Persona("科技", "简短，常说“绝了”", "积极", "乐观", "说'公平'")  # quotes inside an item stay whole
+    assert parse_persona(quoted.render())[0] == quoted
+    wrapped = '1. 兴趣话题：“科技”\n2. 语言风格：「简短」\n3. 情感基调："积极"\n4. 性格特征：乐观。\n5. 价值观：公平'
+    assert parse_persona(wrapped)[0] == Persona("科技", "简短", "积极", "乐观", "公平")
+
+
+def test_dataset_persona_text_uses_the_same_parser_without_the_length_cap():
+    from socialalign_lib.loaders import parse_persona_text
+
+    long = Persona("科技" * 15, "随意", "积极", "乐观", "公平")
+    assert parse_persona_text(long.render()) == long  # a dataset's persona is kept as written
+    assert parse_persona(long.render())[0].interests == long.interests[:20]  # a model's answer is capped
+    assert parse_persona_text("喜欢科技的年轻人，说话随意") is None  # free text stays text
+
+
 # ---------------------------------------------------------------------------------------------- OpenAI backend
 
 
