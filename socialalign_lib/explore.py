@@ -688,7 +688,7 @@ def generation_view_figure(view: dict[str, Any], width: int = 40, pyplot: bool =
              "real reply: " + _wrap(view["real_reply"] or "(none for this news)", width - 10), ""]
     for name, text in view["replies"].items():
         lines.append(f"{name}: " + _wrap(text, width - len(name)))
-    ax_text.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=8, family="sans-serif",
+    ax_text.text(0, 1, figure_text("\n".join(lines)), va="top", ha="left", fontsize=8, family="sans-serif",
                  transform=ax_text.transAxes)
     mode = "greedy" if not view["decoding"]["do_sample"] else (
         f"T={view['decoding']['temperature']}, top-p={view['decoding']['top_p']}, seed={view['decoding']['seed']}")

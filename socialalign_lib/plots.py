@@ -124,11 +124,15 @@ def missing_glyphs(fig: plt.Figure) -> dict[str, list[str]]:
     """``{text: [missing characters]}`` for every visible text of ``fig`` (titles, labels, tick labels, legends,
     table cells, annotations) with characters that no font matplotlib would use for it contains. Draws the
     figure first, so tick labels exist."""
+    from matplotlib.table import Table
     from matplotlib.text import Text
 
     fig.canvas.draw()
+    texts = fig.findobj(Text)
+    for table in fig.findobj(Table):  # a table cell's text is not among the cell's children
+        texts += [cell.get_text() for cell in table.get_celld().values()]
     out: dict[str, list[str]] = {}
-    for artist in fig.findobj(Text):
+    for artist in texts:
         if not artist.get_visible() or artist.get_usetex():
             continue
         chars = _drawn_text(artist.get_text())
