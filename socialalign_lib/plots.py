@@ -247,14 +247,14 @@ def split_overview(records, labels: tuple[str, ...] | list[str], order: list[str
     order = order or list(dict.fromkeys(records["split"]))
     train = records[records["split"] == "train"]
     seen = {"users": set(train["user_id"]), "topics": set(train["topic_id"])}
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), gridspec_kw={"width_ratios": [1, 1.3, 1.2]})
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6), gridspec_kw={"width_ratios": [1, 1.3, 1.1]})
     x = np.arange(len(order))
     cases = [int((records["split"] == s).sum()) for s in order]
     axes[0].bar(x, cases, color="#4c72b0")
     for xi, n in zip(x, cases):
         axes[0].text(xi, n, str(n), ha="center", va="bottom", fontsize=8)
-    axes[0].set(ylabel="replies (cases)", title="Replies per split" + (f" (× {n_variants} prompt variants = records)"
-                                                                        if n_variants > 1 else ""))
+    axes[0].set(ylabel="replies (cases)", title="Replies per split" + (
+        f"\n(records: each × {n_variants} prompt variants)" if n_variants > 1 else ""))
     width = 0.38
     for k, (what, col) in enumerate((("users", "user_id"), ("topics", "topic_id"))):
         ids = [set(records.loc[records["split"] == s, col]) for s in order]
@@ -268,7 +268,9 @@ def split_overview(records, labels: tuple[str, ...] | list[str], order: list[str
         for xi, o, n in zip(xs, old, new):
             axes[1].text(xi, o + n, str(o + n), ha="center", va="bottom", fontsize=7)
     axes[1].set(ylabel="distinct users / topics", title="Users and topics per split")
-    axes[1].legend(fontsize=7, loc="upper right")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for ax in axes[:2]:
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.1)  # room for the counts on the bars
     share = pd.crosstab(records["split"], records["sentiment"], normalize="index").reindex(order).fillna(0.0)
     bottom = np.zeros(len(order))
     for lab, color in zip(labels, label_colors(tuple(labels))):
