@@ -123,11 +123,12 @@ def _drawn_text(text: str) -> str:
 def missing_glyphs(fig: plt.Figure) -> dict[str, list[str]]:
     """``{text: [missing characters]}`` for every visible text of ``fig`` (titles, labels, tick labels, legends,
     table cells, annotations) with characters that no font matplotlib would use for it contains. Draws the
-    figure first, so tick labels exist."""
+    figure first (``draw_without_rendering``: also for a bare ``Figure``, whose canvas draws nothing), so that
+    tick labels exist."""
     from matplotlib.table import Table
     from matplotlib.text import Text
 
-    fig.canvas.draw()
+    fig.draw_without_rendering()
     texts = fig.findobj(Text)
     for table in fig.findobj(Table):  # a table cell's text is not among the cell's children
         texts += [cell.get_text() for cell in table.get_celld().values()]
@@ -149,15 +150,9 @@ def _char_names(chars: set[str] | list[str]) -> str:
     return ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '?')}" for c in sorted(chars))
 
 
-def check_glyphs(fig: plt.Figure, name: str) -> None:
-    """Raise :class:`MissingGlyphError` naming the figure, the missing characters and the texts that hold them
-    when any text of ``fig`` would be drawn with empty boxes. Two checks: matplotlib's own "Glyph … missing from
-    font" warnings while drawing (caught here, not printed), and the characters of every text against the
-    charmaps of its fonts (matplotlib warns only the first time a font meets a character, so a figure drawn
-    before — ``tight_layout``, a notebook display — would pass the warning check alone)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        missing = missing_glyphs(fig)
+def _raise_missing(name: str, missing: dict[str, list[str]], caught: list[warnings.WarningMessage]) -> None:
+    """Raise for the characters in ``missing`` or in matplotlib's "Glyph … missing from font" warnings among
+    ``caught``; re-emit every other caught warning."""
     lost: set[str] = {ch for chars in missing.values() for ch in chars}
     for w in caught:
         m = re.match(r"Glyph (\d+) .*missing from font", str(w.message))
@@ -174,16 +169,38 @@ def check_glyphs(fig: plt.Figure, name: str) -> None:
         )
 
 
+def check_glyphs(fig: plt.Figure, name: str) -> None:
+    """Raise :class:`MissingGlyphError` naming the figure, the missing characters and the texts that hold them
+    when any text of ``fig`` would be drawn with empty boxes. Two checks: matplotlib's own "Glyph … missing from
+    font" warnings while drawing (caught here, not printed), and the characters of every text against the
+    charmaps of its fonts (matplotlib warns only the first time a font meets a character, so a figure drawn
+    before — ``tight_layout``, a notebook display — would pass the warning check alone)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        missing = missing_glyphs(fig)
+    _raise_missing(name, missing, caught)
+
+
 def save_figure(fig: plt.Figure, name: str, figures_dir: str | Path | None = None) -> Path:
     """Save as PNG at a fixed DPI under ``figures/`` (created if missing) and return the path.
 
     Fails loudly (:class:`MissingGlyphError`, nothing written) when a text of the figure has characters no font
-    can draw: every figure the course writes goes through here, so none shows empty boxes."""
+    can draw (:func:`check_glyphs`; the PNG is rendered in memory under the same watch, and written only when
+    clean): every figure the course writes goes through here, so none shows empty boxes."""
+    import io
+
     out_dir = Path(figures_dir) if figures_dir is not None else FIGURES_DIR
     path = out_dir / (name if name.endswith(".png") else f"{name}.png")
-    check_glyphs(fig, path.name)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        missing = missing_glyphs(fig)
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    _raise_missing(path.name, missing, caught)
+    from .io import _atomic_write  # a run killed mid-write leaves the previous figure, not a torn PNG
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    _atomic_write(path, lambda f: f.write(buf.getvalue()), fsync=False)
     return path
 
 

@@ -54,6 +54,18 @@ def test_a_figure_drawn_before_is_still_checked(tmp_path):
         save_figure(fig, "drawn", tmp_path)
 
 
+def test_a_figure_pyplot_never_saw_is_checked_too(tmp_path):
+    """The explorers draw on bare ``Figure`` objects, whose canvas draws nothing: the check must still lay out
+    their tick labels (here categorical ones, formatted at draw time) and refuse them."""
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.subplots().bar(["ok", "👀"], [1, 2])
+    with pytest.raises(MissingGlyphError, match="U\\+1F440"):
+        save_figure(fig, "bare", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temp file left
+
+
 def test_tick_labels_legends_and_table_cells_are_checked():
     fig, (a, b) = plt.subplots(1, 2)
     a.bar(["x"], [1], label="图例🎉")
