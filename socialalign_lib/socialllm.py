@@ -836,6 +836,32 @@ def _check_records(records: list[dict[str, Any]]) -> None:
         raise ValueError(f"records repeat (case_id, variant) {dup!r}: each reply is keyed by it")
 
 
+REPLACEMENT_CHAR = "\ufffd"
+_MAX_CUT_TOKENS = 3  # a UTF-8 character has at most 4 bytes: at most 3 of them end a cut-off generation
+
+
+def decode_complete(tokenizer: Any, ids: Sequence[int] | torch.Tensor) -> str:
+    """Generated token ids → text that ends on a complete character and holds no U+FFFD.
+
+    A byte-level BPE (Qwen, GPT-2) spends up to four tokens on one character (emoji, rare CJK). When generation
+    stops at ``max_new_tokens`` between them, ``tokenizer.decode`` shows the unfinished bytes as U+FFFD. So the
+    last tokens are dropped, at most three, until the text ends on a complete character. A U+FFFD that remains
+    is a byte sequence the model wrote that is no character at all (a lead byte followed by ASCII): it is
+    removed, since the course's text never holds U+FFFD (``clean.clean_text`` strips export damage).
+    Special tokens (end of text, pads) are skipped, as ``skip_special_tokens=True`` does.
+    """
+    special = set(tokenizer.all_special_ids)
+    row = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids) if int(i) not in special]
+    text = tokenizer.decode(row, skip_special_tokens=True)
+    if text.endswith(REPLACEMENT_CHAR):
+        for cut in range(1, min(_MAX_CUT_TOKENS, len(row)) + 1):
+            shorter = tokenizer.decode(row[:-cut], skip_special_tokens=True)
+            if not shorter.endswith(REPLACEMENT_CHAR):
+                text = shorter
+                break
+    return text.replace(REPLACEMENT_CHAR, "")
+
+
 def _output_row(rec: Mapping[str, Any], text: str, gate_a: Sequence[float], gate_b: Sequence[float]) -> dict:
     return {"case_id": rec["case_id"], "topic_id": rec.get("topic_id"), "user_id": rec.get("user_id"),
             "category": rec.get("category"), "split": rec.get("split"), "variant": rec.get("variant"),
@@ -937,7 +963,7 @@ def _generate_replies(model: Any, tokenizer: Any, records: Any, gen: GenerationC
             if pac:
                 kwargs["pac_spans"] = torch.tensor([e[1] for e in encoded], dtype=torch.long)
             output = model.generate(**kwargs)
-            texts = tokenizer.batch_decode(output[:, ids.shape[1]:], skip_special_tokens=True)
+            texts = [decode_complete(tokenizer, row) for row in output[:, ids.shape[1]:]]
             if pac:
                 gate_a, gate_b = _layer_mean_gates(model, len(batch))
             else:
