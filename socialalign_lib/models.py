@@ -300,8 +300,9 @@ def build_tiny_model(tokenizer: Any, cfg: TinyModelConfig | None = None, *, arch
 
 @dataclass
 class PretrainConfig:
-    """Knobs of :func:`pretrain`. Defaults: 1,500 steps of 4×512 tokens (~3 M tokens, ~1.5 passes over the course
-    world's text plus :func:`background_corpus`), ~10 minutes on one CPU thread. Blocks of 512 tokens hold a whole
+    """Knobs of :func:`pretrain`. Defaults: 3,000 steps of 4×512 tokens (~6 M tokens, ~1.5 passes over the course
+    world's text plus :func:`background_corpus`), ~20 minutes on one CPU thread. (1,500 steps: zero-shot sentiment
+    accuracy 0.46 / 0.51 on unseen users / topics; 3,000: 0.52 / 0.54; a 2-M-parameter model at 1,500 steps: 0.47 / 0.48.) Blocks of 512 tokens hold a whole
     SocialAlign record (~480 tokens), so the model sees a reply together with the news and the user it answers.
 
     A high peak learning rate suits a model this small; warm-up then cosine decay to ``min_lr_ratio`` × peak.
@@ -310,7 +311,7 @@ class PretrainConfig:
 
     block_size: int = 512
     batch_size: int = 4
-    max_steps: int = 1500
+    max_steps: int = 3000
     learning_rate: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 20
