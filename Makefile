@@ -18,7 +18,7 @@ PLAYWRIGHT_SPEC ?= playwright==1.63.0
 BROWSER_APT     := chromium fonts-noto-cjk
 SUDO            := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env course test test-fast test-browser lint bench model clean upgrade
+.PHONY: env course test test-fast test-browser lint bench model checkpoints clean upgrade
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; v == (3, 11) or print(f"warning: the lock was tested with Python 3.11, this is {v[0]}.{v[1]}")'
@@ -59,6 +59,12 @@ bench: env
 
 model: env
 	$(BIN)/python -m socialalign_lib.models --rebuild
+
+# The committed adapters notebooks 03-06 load (data/checkpoints) and figures/03_learning_curve.csv; ~40 min on 2 cores.
+# Rerun after changing the world, the records, the base model or the course training config (tests/test_checkpoints.py
+# fails until then).
+checkpoints: env
+	$(BIN)/python -m socialalign_lib.checkpoints
 
 # Maintainers: re-resolve pyproject.toml's ranges in a scratch venv, rewrite the lock (and README / environment.yml),
 # rebuild .venv from it and run the tests. Commit the lock only if they pass.

@@ -62,31 +62,42 @@ class CheckpointPlan:
     seeds: tuple[int, ...] = (0, 1, 2)
     specs: tuple[tuple[str, str], ...] = TRAINED_SPECS
     curve_every: int = 50
+    curve_watch: int = 120  # records of each test split whose sentiment accuracy the curve also follows
     curve_specs: tuple[tuple[str, str], ...] = (("lora", "full"), ("pac_lora", "full"))
 
 
 class LearningCurve(TrainerCallback):
     """Every ``every`` optimizer steps (and at step 0): the validation reply loss (``socialllm.reply_loss``) and
     the sentiment accuracy of one sampled reply per validation record, labelled by ``labeller`` against the real
-    reply's label. Rows: ``{step, val_loss, val_sent_acc}``."""
+    reply's label. Rows: ``{step, val_loss, val_sent_acc}``, plus ``<name>_sent_acc`` for every record set in
+    ``watch`` (e.g. a sample of each test split: watched, never used to choose the budget — the curves show
+    whether what the validation split rewards carries over to unseen users and unseen topics)."""
 
-    def __init__(self, records: Any, labeller: Any, every: int, tokenizer: Any, gen: Any | None = None) -> None:
+    def __init__(self, records: Any, labeller: Any, every: int, tokenizer: Any, gen: Any | None = None,
+                 watch: dict[str, Any] | None = None) -> None:
         self.records, self.labeller, self.every, self.tokenizer = records, labeller, every, tokenizer
         self.gen = gen
+        self.watch = watch or {}
         self.rows: list[dict[str, float]] = []
 
+    def _accuracy(self, model: Any, records: Any) -> float:
+        from .socialllm import GenerationConfig, generate_replies
+
+        replies = generate_replies(model, self.tokenizer, records, self.gen or GenerationConfig(seed=0), progress=False)
+        pred = self.labeller.predict(replies["generated"].fillna("").astype(str).tolist())
+        return float(np.mean(np.asarray(pred) == np.asarray(replies["sentiment"])))
+
     def measure(self, model: Any, step: int) -> None:
-        from .socialllm import GenerationConfig, generate_replies, reply_loss
+        from .socialllm import reply_loss
 
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            loss = reply_loss(model, self.tokenizer, self.records)
-            replies = generate_replies(model, self.tokenizer, self.records, self.gen or GenerationConfig(seed=0),
-                                       progress=False)
-        pred = self.labeller.predict(replies["generated"].fillna("").astype(str).tolist())
-        acc = float(np.mean(np.asarray(pred) == np.asarray(replies["sentiment"])))
-        self.rows.append({"step": step, "val_loss": float(loss), "val_sent_acc": acc})
+            row = {"step": step, "val_loss": float(reply_loss(model, self.tokenizer, self.records)),
+                   "val_sent_acc": self._accuracy(model, self.records)}
+            for name, records in self.watch.items():
+                row[f"{name}_sent_acc"] = self._accuracy(model, records)
+        self.rows.append(row)
         if was_training:
             model.train()
 
@@ -159,8 +170,10 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
             if seed == plan.seeds[0] and (method, variant) in plan.curve_specs:
                 from transformers import AutoTokenizer
 
+                watch = {s: data.split(s, variant).shuffle(seed=0).select(range(min(plan.curve_watch, len(data.split(s, variant)))))
+                         for s in ("test_user", "test_topic")}
                 probe = LearningCurve(data.split("validation", variant), labeller, plan.curve_every,
-                                      AutoTokenizer.from_pretrained(cfg.base_model))
+                                      AutoTokenizer.from_pretrained(cfg.base_model), watch=watch)
             try:
                 from .socialllm import read_finished_state
 
@@ -218,18 +231,23 @@ def plot_learning_curve(curve: pd.DataFrame, majority: float | None = None):
     method; ``majority``: the always-majority accuracy drawn as a floor."""
     import matplotlib.pyplot as plt
 
-    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, g in curve.groupby("method", sort=False):
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.8))
+    styles = {"val": "-", "test_user": "--", "test_topic": ":"}
+    for k, (name, g) in enumerate(curve.groupby("method", sort=False)):
         g = g.sort_values("step")
-        ax_l.plot(g["step"], g["val_loss"], marker="o", ms=3, label=name)
-        ax_a.plot(g["step"], g["val_sent_acc"], marker="o", ms=3, label=name)
+        color = f"C{k}"
+        ax_l.plot(g["step"], g["val_loss"], marker="o", ms=3, color=color, label=name)
+        for split, ls in styles.items():
+            col = f"{split}_sent_acc"
+            if col in g:
+                ax_a.plot(g["step"], g[col], ls=ls, marker="o", ms=3, color=color, label=f"{name} · {split}")
     if majority is not None:
         ax_a.axhline(majority, color="grey", ls="--", lw=1, label="majority class")
     ax_l.set(xlabel="optimizer step (batch 8)", ylabel="validation loss (nats / reply token)",
              title="Reply loss on held-out replies")
-    ax_a.set(xlabel="optimizer step (batch 8)", ylabel="sentiment accuracy (validation)",
-             title="Sentiment of one sampled reply", ylim=(0, 1))
-    ax_a.legend(fontsize=8)
+    ax_a.set(xlabel="optimizer step (batch 8)", ylabel="sentiment accuracy",
+             title="Sentiment of one sampled reply (val: chooses the budget)", ylim=(0, 1))
+    ax_a.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -161,6 +161,62 @@ def sync_runtimes(path: Path = RUNTIMES_CSV, notebooks_dir: Path = NOTEBOOKS_DIR
     return changed
 
 
+RESULTS_BEGIN = "<!-- results:begin (written by `make course`: socialalign_lib.course.sync_results) -->"
+RESULTS_END = "<!-- results:end -->"
+_HEADLINE = (("test_user", "sent_acc"), ("test_topic", "sent_acc"), ("test_user", "js"), ("test_topic", "js"))
+
+
+def _headline_table(csv: Path) -> str:
+    """Markdown rows of the committed results table: sentiment accuracy and crowd JS with their 95% CIs."""
+    import pandas as pd
+
+    table = pd.read_csv(csv, index_col=0)
+    head = "| row | " + " | ".join(f"{m} · {s}" for s, m in _HEADLINE) + " |\n|---|" + "---:|" * len(_HEADLINE)
+    lines = [head]
+    for method, row in table.iterrows():
+        cells = []
+        for split, metric in _HEADLINE:
+            v = row.get(f"{split}/{metric}")
+            lo, hi = row.get(f"{split}/{metric}_low"), row.get(f"{split}/{metric}_high")
+            cells.append("—" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if not pd.isna(lo) else f"{v:.3f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sync_results(readme: Path = ROOT / "README.md", executed: Path = EXECUTED_DIR,
+                 results_csv: Path = ROOT / "figures" / "06_results.csv") -> bool:
+    """Write the README's "What you will see" block from the committed run: notebook 06's table (sentiment accuracy
+    and crowd JS with CIs) and each notebook's reading as the notebook printed it (``reference.record_reading``),
+    so the README says only what the code computed. Returns True when the README changed."""
+    from .io import write_text
+    from .reference import read_summary
+
+    if not readme.exists():
+        return False
+    parts = [RESULTS_BEGIN, ""]
+    if results_csv.exists():
+        parts += ["Notebook 06's table, means over the committed seeds with 95% bootstrap intervals "
+                  f"(`{results_csv.relative_to(ROOT) if results_csv.is_relative_to(ROOT) else results_csv}`; all metrics "
+                  "in the CSV):", "", _headline_table(results_csv), ""]
+    for path in sorted(executed.glob("[0-9][0-9]_summary.json")):
+        summary = read_summary(path) or {}
+        if summary.get("reading"):
+            nb = next(iter(sorted(executed.glob(f"{summary['notebook']}_*.ipynb"))), None)
+            parts += [f"**{nb.stem if nb else summary['notebook']}** ({summary.get('date', '')}, size "
+                      f"{summary.get('size')}): {summary['reading'].strip()}", ""]
+    parts.append(RESULTS_END)
+    block = "\n".join(parts)
+    text = readme.read_text(encoding="utf-8")
+    if RESULTS_BEGIN in text and RESULTS_END in text:
+        new = text[: text.index(RESULTS_BEGIN)] + block + text[text.index(RESULTS_END) + len(RESULTS_END):]
+    else:
+        return False
+    if new != text:
+        write_text(readme, new)
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default=None, help="world size injected into every notebook (default: each notebook's own)")
@@ -172,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.sync_runtimes:
         print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change")
+        print("[course] README results", "updated" if sync_results() else "unchanged")
         return 0
     params = {"size": args.size} if args.size else {}
     total = time.time()
@@ -187,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         record_runtime(path.stem, seconds, args.size or "course")
         print(f"[course] {path.name} done in {seconds:.0f} s", flush=True)
     print(f"[course] all notebooks executed in {time.time() - total:.0f} s; figures in figures/", flush=True)
-    if not args.only and not args.size:  # a full course-size run: quote its runtimes in the notebooks and README
+    if not args.only and not args.size:  # a full course-size run: quote its runtimes and results in the README
         print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change", flush=True)
+        print("[course] README results", "updated" if sync_results() else "unchanged", flush=True)
     return 0
 
 

@@ -109,14 +109,15 @@ def histories(world: Any) -> dict[str, list[str]]:
 def method_replies(spec: MethodSpec, dataset: Mapping[str, Any], cases: Mapping[str, Sequence[str]], *,
                    data_name: str, seed: int = 0, base_model: str | None = None, load_in_4bit: bool = False,
                    device: str = "auto", sft: Any = None, gen: Any = None, progress: bool = True,
-                   run_dir: str | Path | None = None) -> tuple[Any, pd.DataFrame]:
+                   run_dir: str | Path | None = None, retrain: bool = False) -> tuple[Any, pd.DataFrame]:
     """Train (or load) ``spec``'s model on ``dataset["train"]`` and generate a reply for every case in ``cases``
     (split → case ids, from :func:`evaluation_cases`) in ``spec.variant``; returns ``(run, replies)``.
 
     The run folder is ``socialllm.default_output_dir(cfg, data_name, seed)`` unless ``run_dir`` is given (e.g. a
     temporary folder in tests); replies are appended to :func:`replies_path` files inside it and read back on a
     re-run. ``sft`` defaults to :func:`sft_for_size` (``data_name`` as the size), ``gen`` to the official sampling
-    with seed ``seed``.
+    with seed ``seed``. The committed run (``data/checkpoints``, ``make checkpoints``) is loaded when there is one;
+    ``retrain=True`` trains a fresh copy under ``outputs/`` instead.
     """
     from .socialllm import (
         GenerationConfig,
@@ -132,7 +133,7 @@ def method_replies(spec: MethodSpec, dataset: Mapping[str, Any], cases: Mapping[
         kw["base_model"] = str(base_model)
     cfg = SocialLLMConfig(**kw)
     gen = gen if gen is not None else GenerationConfig(seed=seed)
-    out_dir = Path(run_dir) if run_dir is not None else default_output_dir(cfg, data_name, seed)
+    out_dir = Path(run_dir) if run_dir is not None else default_output_dir(cfg, data_name, seed, committed=not retrain)
     run = train_socialllm(cfg, dataset["train"], out_dir, progress=progress)
     frames = []
     for split, ids in cases.items():

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import DPI, label_colors, save_figure
+from .plots import DPI, figure_text, label_colors, save_figure
 from .world import World
 
 HEADLESS_ENV = "SOCIALALIGN_HEADLESS"
@@ -327,14 +327,15 @@ def persona_view_figure(view: dict[str, Any], max_chars: int = 22, pyplot: bool 
             crow.append("#ffffff" if score is None else plt.get_cmap("RdYlGn")(0.15 + 0.7 * score))
         cells.append(row)
         colors.append(crow)
-    table = ax_t.table(cellText=cells, cellColours=colors, rowLabels=attrs, colLabels=cols, loc="center",
-                       cellLoc="center")
+    table = ax_t.table(cellText=[[figure_text(c) for c in row] for row in cells], cellColours=colors,
+                       rowLabels=attrs, colLabels=cols, loc="center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
     table.scale(1, 1.35)
     ax_t.set_title(f"{view['screen_name']}: persona vs latent truth", fontsize=10)
     hits = view["retrieved"][::-1]
-    labels = [h["text"][:max_chars] + ("…" if len(h["text"]) > max_chars else "") for h in hits]
+    texts = [figure_text(h["text"]) for h in hits]
+    labels = [t[:max_chars] + ("…" if len(t) > max_chars else "") for t in texts]
     ax_b.barh(range(len(hits)), [h["score"] for h in hits], color="#4c72b0")
     ax_b.set_yticks(range(len(hits)))
     ax_b.set_yticklabels(labels, fontsize=7)
@@ -497,9 +498,8 @@ def _ci_text(view: dict[str, Any], name: str) -> str:
 def crowd_view_figure(view: dict[str, Any], method: str = "generated", max_chars: int = 34,
                       pyplot: bool = True) -> Figure:
     """The static form of :func:`crowd_view`: stacked bars (real, generated, and the truth when known) with the
-    divergences in the title, and one example reply per bar segment underneath. ``pyplot=False``: see
-    :func:`_new_figure`."""
-    import re
+    divergences in the title, and one example reply per bar segment underneath (emoji as ``[名称]`` codes,
+    :func:`~socialalign_lib.plots.figure_text`). ``pyplot=False``: see :func:`_new_figure`."""
     dists = {f"real ({view['n_real']})": view["real_distribution"],
              f"{method} ({view['n_pred']})": view["pred_distribution"]}
     if view["true_distribution"] is not None:
@@ -524,7 +524,7 @@ def crowd_view_figure(view: dict[str, Any], method: str = "generated", max_chars
     for side in ("real", "generated"):
         for lab in labels:
             ex = view["replies"][side][lab]
-            text = re.sub(r"[\U00010000-\U0010FFFF\ufffd\n]", "", ex[0]["text"]) if ex else "—"  # no emoji glyphs
+            text = figure_text(ex[0]["text"]).replace("\n", " ") if ex else "—"
             text = text[:max_chars] + ("…" if len(text) > max_chars else "")
             lines.append(f"{'real' if side == 'real' else method:>10} · {lab:<8} ({view['counts'][side][lab]:>2}): {text}")
     ax_txt.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=8, family="sans-serif",
@@ -654,7 +654,8 @@ def generation_view(data: Any, models: Mapping[str, Any], user_id: str, topic_id
 
 @contextmanager
 def _no_glyph_warnings() -> Iterator[None]:
-    """Replies contain emoji that the CJK font lacks (drawn as boxes); one warning per glyph would flood a notebook."""
+    """Interactive views only: a typed news may hold characters no font has (boxes, but no flood of warnings
+    under the widget). Saved figures are checked instead (``plots.save_figure`` raises)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -663,9 +664,11 @@ def _no_glyph_warnings() -> Iterator[None]:
 
 
 def _wrap(text: str, width: int) -> str:
+    """Wrapped to ``width`` characters, emoji as ``[名称]`` codes (``plots.figure_text``): the figure font has
+    no emoji."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text.replace("\n", " "), width)) or "(empty)"
+    return "\n".join(textwrap.wrap(figure_text(text).replace("\n", " "), width)) or "(empty)"
 
 
 def generation_view_figure(view: dict[str, Any], width: int = 40, pyplot: bool = True) -> Figure:
@@ -678,13 +681,14 @@ def generation_view_figure(view: dict[str, Any], width: int = 40, pyplot: bool =
     ax_text = fig.add_subplot(grid[:, 0])
     ax_text.axis("off")
     swap = "" if view["persona_user_id"] == view["user_id"] else f" (persona of {view['persona_user_id']})"
-    lines = [f"#{view['hashtag']}# [{view['category']}]" + (" — custom news" if view["custom_news"] else ""),
+    head = figure_text(f"#{view['hashtag']}# [{view['category']}]")
+    lines = [head + (" — custom news" if view["custom_news"] else ""),
              _wrap(view["news"], width), "", f"user {view['screen_name']}{swap}",
              "persona: " + _wrap(" / ".join((view["persona"] or {}).values()), width - 8),
              "real reply: " + _wrap(view["real_reply"] or "(none for this news)", width - 10), ""]
     for name, text in view["replies"].items():
         lines.append(f"{name}: " + _wrap(text, width - len(name)))
-    ax_text.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=8, family="sans-serif",
+    ax_text.text(0, 1, figure_text("\n".join(lines)), va="top", ha="left", fontsize=8, family="sans-serif",
                  transform=ax_text.transAxes)
     mode = "greedy" if not view["decoding"]["do_sample"] else (
         f"T={view['decoding']['temperature']}, top-p={view['decoding']['top_p']}, seed={view['decoding']['seed']}")
@@ -694,10 +698,13 @@ def generation_view_figure(view: dict[str, Any], width: int = 40, pyplot: bool =
             ax = fig.add_subplot(grid[i, 1 + j])
             weights = view["gates"][name][side]
             ax.bar(range(1, len(weights) + 1), weights, color="#4c72b0" if side == "gate_a" else "#dd8452")
-            ax.axhline(1 / len(weights), color="grey", ls="--", lw=0.8)
+            ax.axhline(1 / len(weights), color="grey", ls="--", lw=0.8, label="uniform 1/n")
             ax.set_ylim(0, max(0.6, max(weights) * 1.15))
             ax.set_xticks(range(1, len(weights) + 1))
             ax.set_xlabel("expert", fontsize=8)
+            ax.set_ylabel("gate weight (mean over layers)", fontsize=8)
+            if i == 0 and j == 0:
+                ax.legend(loc="upper right", fontsize=7, frameon=False)
             ax.set_title(f"{name}: {label}", fontsize=8)
     fig.tight_layout()
     return fig
@@ -718,8 +725,7 @@ def generation_explorer(data: Any, models: Mapping[str, Any], figures_dir: str |
         held_out = data.dataset["test_user"] if len(data.dataset["test_user"]) else data.dataset["train"]
         user_id, topic_id = user_id or held_out[0]["user_id"], topic_id or held_out[0]["topic_id"]
     view = generation_view(data, models, user_id, topic_id, max_new_tokens=max_new_tokens)
-    with _no_glyph_warnings():
-        static = save_figure(generation_view_figure(view, pyplot=False), static_name, figures_dir)
+    static = save_figure(generation_view_figure(view, pyplot=False), static_name, figures_dir)
     if headless():
         return _static(static)
 

@@ -142,24 +142,24 @@ def separation_table(frames: Mapping[str, pd.DataFrame], tests: Mapping[str, tup
     return pd.DataFrame(rows).set_index(["model", "test"])
 
 
-def plot_gate_heatmap(means: pd.DataFrame, title: str, ylabel: str, ax: plt.Axes | None = None) -> plt.Figure:
+def plot_gate_heatmap(means: pd.DataFrame, title: str, ylabel: str, ax: plt.Axes | None = None,
+                      p_value: float | None = None) -> plt.Figure:
     """Heatmap of :func:`mean_gates_by`: one row per group (labelled with its count), one column per expert.
 
-    The numbers are the mean gate weights; the colour is each group's difference from the mean over all rows
-    (count-weighted), so that what *distinguishes* the groups shows even when every group shares a strong global
-    preference for one expert (a trained gate B typically does). Red: the group uses that expert more than
-    average, blue: less."""
+    The numbers are the mean gate weights; the colour is the weight minus the uniform 1/n on a **fixed** scale
+    (±1/n: full blue = expert unused, full red = twice its uniform share), so a figure of ±0.004 differences looks
+    as flat as it is and figures of different runs compare by eye. ``p_value`` (from :func:`separation_table`, a
+    cluster permutation test) is printed in the title: whether the rows differ beyond chance is that test's
+    answer, not the colour's."""
     values = means.drop(columns="n").to_numpy()
     counts = means["n"].to_numpy(dtype=float)
     overall = (values * counts[:, None]).sum(axis=0) / counts.sum()
-    deviation = values - overall
     n = values.shape[1]
     if ax is None:
         fig, ax = plt.subplots(figsize=(1.2 * n + 2.9, 0.34 * len(means) + 1.4))
     else:
         fig = ax.figure
-    spread = max(float(np.abs(deviation).max()), 1e-6)
-    image = ax.imshow(deviation, cmap="RdBu_r", vmin=-spread, vmax=spread, aspect="auto")
+    image = ax.imshow(values - 1.0 / n, cmap="RdBu_r", vmin=-1.0 / n, vmax=1.0 / n, aspect="auto")
     ax.set_xticks(range(n))
     ax.set_xticklabels([f"{c}\n(mean {m:.3f})" for c, m in zip(means.columns[1:], overall)], fontsize=8)
     ax.set_yticks(range(len(means)))
@@ -168,6 +168,7 @@ def plot_gate_heatmap(means: pd.DataFrame, title: str, ylabel: str, ax: plt.Axes
         for j in range(n):
             ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, label="difference from the overall mean weight")
+    ax.set_title(title + ("" if p_value is None else f"\n(groups differ beyond chance? permutation p = {p_value:.3f})"),
+                 fontsize=10)
+    fig.colorbar(image, ax=ax, label=f"mean weight − uniform 1/{n}")
     return fig

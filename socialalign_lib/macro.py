@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .divergence import _crowd_counts, divergences, js_divergence, multinomial_replicates
-from .plots import label_colors
+from .plots import figure_text, label_colors
 from .schema import SENTIMENTS
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ __all__ = [
     "plot_share_scatter",
     "plot_topic_divergence",
     "split_comparison",
+    "topic_names",
     "true_crowd",
 ]
 
@@ -362,6 +363,15 @@ def _dist_rows(frame: pd.DataFrame, labels: Sequence[str], prefix: str = "") -> 
     return out
 
 
+def topic_names(world: World | None, topics: Sequence[str], max_hashtag: int = 9) -> dict[str, str]:
+    """Display names for topic ids in figures: ``"#hashtag# · category"`` (the hashtag cut to ``max_hashtag``
+    characters) from the world, or the id itself for a topic the world does not know (or ``world`` None: real
+    data). Why: a bare ``t00004`` says nothing to a reader of a figure."""
+    known = {t.topic_id: t for t in world.topics} if world is not None else {}
+    return {t: figure_text(f"#{known[t].hashtag[:max_hashtag]}# · {known[t].category}") if t in known else str(t)
+            for t in topics}
+
+
 def plot_crowd_bars(dists: Mapping[str, pd.DataFrame], labels: Sequence[str] = SENTIMENTS, title: str = "",
                     topics: Sequence[str] | None = None, topic_names: Mapping[str, str] | None = None) -> plt.Figure:
     """Per-topic stacked bars, one bar per source side by side (e.g. ``{"real": …, "PAC-LoRA": …, "true": …}``).
@@ -371,7 +381,8 @@ def plot_crowd_bars(dists: Mapping[str, pd.DataFrame], labels: Sequence[str] = S
     source's share of the first label, so a reader sees at a glance whether the prediction follows the real
     crowd from one-sided negative to one-sided positive. Hatching marks the non-first sources.
 
-    ``topic_names`` maps a topic key to its display name (e.g. topic id → ``"#油价今晚上调#"``). A source with no
+    ``topic_names`` maps a topic key to its display name (e.g. :func:`topic_names`: topic id →
+    ``"#油价今晚上调# · 物价"``). A source with no
     crowd for a topic (no row, or a row of NaN) gets an empty grey outline marked "n/a", never a bar of zeros
     that reads as "nobody had an opinion".
     """
@@ -381,7 +392,7 @@ def plot_crowd_bars(dists: Mapping[str, pd.DataFrame], labels: Sequence[str] = S
     first = _dist_rows(dists[names[0]], labels)
     keys = list(topics) if topics is not None else list(first.sort_values(labels[0], ascending=False).index)
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(keys) * len(names) + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.34 * len(keys) * len(names) + 2), 4.2))
     colors = label_colors(list(labels))
     any_missing = False
     for j, name in enumerate(names):
@@ -402,7 +413,7 @@ def plot_crowd_bars(dists: Mapping[str, pd.DataFrame], labels: Sequence[str] = S
                    label=lab if j == 0 else None)
             bottom += data[:, k]
     ax.set_xticks(np.arange(len(keys)))
-    ax.set_xticklabels([topic_names.get(k, k) if topic_names else k for k in keys], rotation=90, fontsize=7)
+    ax.set_xticklabels([figure_text(topic_names.get(k, k) if topic_names else k) for k in keys], rotation=90, fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of replies")
     ax.set_title(title or "Crowd sentiment per topic: " + " | ".join(
@@ -456,7 +467,7 @@ def plot_topic_divergence(comparisons: Mapping[str, pd.DataFrame], metric: str =
                     label=None if marked else "no crowd to compare")
             marked = True
     ax.set_xticks(np.arange(len(keys)))
-    ax.set_xticklabels([topic_names.get(k, k) if topic_names else k for k in keys], rotation=90, fontsize=7)
+    ax.set_xticklabels([figure_text(topic_names.get(k, k) if topic_names else k) for k in keys], rotation=90, fontsize=8)
     unit = {"js": "JS divergence (bits)", "kl": "KL(real ‖ pred) (bits)", "tv": "total variation"}.get(metric, metric)
     ax.set_ylabel(ylabel or unit)
     ax.set_ylim(bottom=0)

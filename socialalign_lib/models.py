@@ -300,16 +300,18 @@ def build_tiny_model(tokenizer: Any, cfg: TinyModelConfig | None = None, *, arch
 
 @dataclass
 class PretrainConfig:
-    """Knobs of :func:`pretrain`. Defaults: ~1 MB of Chinese text, 300 steps of 16×128 tokens (~600 k tokens, a
-    few epochs of the course world), a couple of minutes on 2 CPU cores.
+    """Knobs of :func:`pretrain`. Defaults: 3,000 steps of 4×512 tokens (~6 M tokens, ~1.5 passes over the course
+    world's text plus :func:`background_corpus`), ~20 minutes on one CPU thread. (1,500 steps: zero-shot sentiment
+    accuracy 0.46 / 0.51 on unseen users / topics; 3,000: 0.52 / 0.54; a 2-M-parameter model at 1,500 steps: 0.47 / 0.48.) Blocks of 512 tokens hold a whole
+    SocialAlign record (~480 tokens), so the model sees a reply together with the news and the user it answers.
 
     A high peak learning rate suits a model this small; warm-up then cosine decay to ``min_lr_ratio`` × peak.
     ``seed`` fixes the block order (and, in :func:`build_base_model`, the initialisation).
     """
 
-    block_size: int = 128
-    batch_size: int = 16
-    max_steps: int = 300
+    block_size: int = 512
+    batch_size: int = 4
+    max_steps: int = 3000
     learning_rate: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 20
@@ -400,11 +402,13 @@ def _model_card(info: dict[str, Any]) -> str:
     return f"""# {info["name"]}
 
 The socialalign-course base model: a {m["arch"]} causal LM with {info["n_parameters"]:,} parameters, pre-trained
-from scratch on {info["n_texts"]:,} Chinese texts ({info["n_tokens"]:,} tokens) of the course's simulated Weibo
-world, with a byte-level BPE tokenizer of {info["vocab_size"]:,} tokens trained on the same texts.
+from scratch on {info["n_texts"]:,} Chinese texts ({info["n_tokens"]:,} tokens): the course world's news and posts, and
+reactions of *other* users to *other* news from background worlds (`models.background_corpus`), with a byte-level
+BPE tokenizer of {info["vocab_size"]:,} tokens trained on the same texts.
 
-It exists because nothing is downloaded from a model hub in the embedded setting. It is a language model of the
-world's text, not an instruction follower: fine-tuning (LoRA / PAC-LoRA) teaches it the task.
+It exists because nothing is downloaded from a model hub in the embedded setting. Like a real base model it has
+read strangers reacting to news in the course's prompt format, never the course's own users, topics or replies:
+fine-tuning (LoRA / PAC-LoRA) teaches it those.
 
 - shape: {m["num_hidden_layers"]} layers, hidden {m["hidden_size"]}, {m["num_attention_heads"]} heads \
 ({m["num_key_value_heads"]} kv), intermediate {m["intermediate_size"]}, context {m["max_position_embeddings"]}
@@ -594,6 +598,64 @@ def world_corpus(world: Any) -> list[str]:
     return [t for t in texts if t]
 
 
+#: Seed of the background worlds behind :func:`background_corpus` (apart from every course world's seed).
+BACKGROUND_SEED = 7919
+
+
+def _chatml(instruction: str, reply: str) -> str:
+    """One chat exchange rendered as the course's ChatML template renders it (system prompt, user, assistant)."""
+    from .records import SYSTEM_PROMPT
+
+    return (f"{IM_START}system\n{SYSTEM_PROMPT}{IM_END}\n{IM_START}user\n{instruction}{IM_END}\n"
+            f"{IM_START}assistant\n{reply}{IM_END}\n")
+
+
+def background_corpus(course_world: Any, seed: int = BACKGROUND_SEED, n_reaction_topics: int = 1200,
+                      n_records: int = 9000) -> list[str]:
+    """The world knowledge a real LLM brings, for the embedded model: how *other* people react to *other* news.
+
+    A real base model has read millions of people reacting to news; the course model has read only the course world,
+    so before this corpus existed it could not tell that bad news draws anger (fine-tuned on 48 topics it answered
+    unseen topics below the majority class). Two parts, both from *background* worlds of the same generator with
+    their own seeds — other users, other events; any topic whose hashtag or news text equals one of the course
+    world's is dropped, so no course topic, user or reply is ever seen in pre-training:
+
+    1. **Public reactions** (world ``seed``, ``n_reaction_topics`` topics): each reply after its news, in the chat
+       format the SocialLLM is asked in, without a user block — "what does the public say to this news".
+    2. **Personal reactions** (world ``seed + 1``, about ``n_records`` replies): full SocialAlign records (user block
+       with five retrieved posts and a statistical persona, news, reply) — in-context reading of a stranger's history,
+       the skill a real LLM brings to a persona prompt.
+
+    Fine-tuning then has what the paper's fine-tuning has: the course's own users and the task's own split.
+    Measured when this was introduced (LoRA, 300 steps, 200 test records per split, one sampled reply): sentiment
+    accuracy on unseen topics 0.33 with the course-world-only model, 0.43 with part 1, see ``make model``'s card for
+    the chosen build.
+    """
+    from .persona import PersonaExtractor, StatisticalPersonaBackend, persona_posts, personas_of
+    from .records import build_dataset
+    from .retrieval import RetrievalConfig
+    from .world.generate import generate_world
+
+    seen = {t.hashtag for t in course_world.topics} | {t.news for t in course_world.topics}
+    size = course_world.config.size
+    texts = []
+    bg = generate_world(size=size, seed=seed, n_topics=n_reaction_topics, n_smp_users=0)
+    topics = {t.topic_id: t for t in bg.topics if t.hashtag not in seen and t.news not in seen}
+    for r in bg.responses:
+        t = topics.get(r.topic_id)
+        if t is not None:
+            texts.append(_chatml(f"现在你看到了一则新闻: \n{t.news}\n关于这个新闻的hashtag #{t.hashtag}# 登上了微博热搜，"
+                                 f"请发一条关于hashtag #{t.hashtag}# 的微博", r.post.text))
+    if n_records:
+        rw = generate_world(size=size, seed=seed + 1, n_topics=n_records // 30 + 1, n_smp_users=0)
+        extractor = PersonaExtractor(StatisticalPersonaBackend())
+        personas = extractor.extract_users(rw.users, lambda u: persona_posts(u, k=10), progress=False)
+        dataset = build_dataset(rw, RetrievalConfig(k=5), personas_of(personas), variants=("full",))
+        for split in dataset:
+            texts += [_chatml(r["instruction"], r["output"]) for r in dataset[split] if r["hashtag"] not in seen]
+    return texts
+
+
 def main(argv: Sequence[str] | None = None) -> Path | None:
     from socialalign_lib.paths import EMBEDDED_MODEL
 
@@ -605,6 +667,8 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     ap.add_argument("--vocab-size", type=int, default=4000)
     ap.add_argument("--steps", type=int, default=PretrainConfig.max_steps)
     ap.add_argument("--world-seed", type=int, default=0)
+    ap.add_argument("--no-background", action="store_true",
+                    help="pre-train on the course world's text only (no background reactions: the old model)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads, fixed for reproducible weights; 1 is fastest for this model on shared cores")
     args = ap.parse_args(argv)
@@ -615,7 +679,8 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
 
     torch.set_num_threads(args.threads)
     world = generate_world(size=args.size, seed=args.world_seed)
-    out = build_base_model(world_corpus(world), args.out, args.vocab_size,
+    texts = world_corpus(world) + ([] if args.no_background else background_corpus(world))
+    out = build_base_model(texts, args.out, args.vocab_size,
                            pretrain_cfg=PretrainConfig(max_steps=args.steps, seed=args.seed), overwrite=True)
     info = json.loads((out / "build_info.json").read_text(encoding="utf-8"))
     print(f"{out}: {info['n_parameters']:,} parameters, vocab {info['vocab_size']}, {info['steps']} steps, "

@@ -370,7 +370,9 @@ class HFPersonaBackend(_ChatBackend):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with torch.no_grad():
             out = self.model.generate(**enc, pad_token_id=pad, **kwargs)
-        return self.tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        from .socialllm import decode_complete  # no U+FFFD from a character cut at max_new_tokens
+
+        return decode_complete(self.tokenizer, out[0, enc["input_ids"].shape[1]:])
 
 
 # --------------------------------------------------------------------------------------------------------

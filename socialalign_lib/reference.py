@@ -47,6 +47,7 @@ Number = float | int | bool | str | None
 # notebook runs in its own kernel, so this is one notebook's state in practice.
 _REFERENCE_CACHE: dict[tuple[str, Path], dict[str, Any]] = {}
 _THIS_RUN: dict[tuple[str, Path], dict[str, Any]] = {}
+_READINGS: dict[tuple[str, Path], str] = {}
 
 
 def notebook_id(notebook: str) -> str:
@@ -120,9 +121,27 @@ def record_numbers(numbers: Mapping[str, Number], notebook: str, size: str | Non
     run = _THIS_RUN.setdefault((notebook_id(notebook), path.parent.resolve()), {})
     # JSON has no NaN / infinity (the project's writer refuses them): a number that is not finite is recorded as None
     run.update({name: None if isinstance(v, float) and not math.isfinite(v) else v for name, v in numbers.items()})
+    reading = _READINGS.get((notebook_id(notebook), path.parent.resolve()))
     return write_json(path, {"notebook": notebook_id(notebook), "size": size, "date": time.strftime("%Y-%m-%d"),
-                             "written_by": "make course (socialalign_lib.reference)", "numbers": run},
-                      sort_keys=False)
+                             "written_by": "make course (socialalign_lib.reference)", "numbers": run,
+                             **({"reading": reading} if reading else {})}, sort_keys=False)
+
+
+def record_reading(text: str, notebook: str, size: str | None, folder: str | Path | None = None) -> Path | None:
+    """Record the notebook's computed reading of its result (markdown printed from this run's numbers) in its
+    summary file, like :func:`record_numbers`: the README's "What you will see" quotes it verbatim
+    (``course.sync_results``), so the README never says what a run did not print."""
+    from .io import write_json
+
+    target = folder if folder is not None else os.environ.get(SUMMARY_DIR_ENV)
+    if not target:
+        return None
+    path = summary_path(notebook, target)
+    key = (notebook_id(notebook), path.parent.resolve())
+    _READINGS[key] = text
+    return write_json(path, {"notebook": notebook_id(notebook), "size": size, "date": time.strftime("%Y-%m-%d"),
+                             "written_by": "make course (socialalign_lib.reference)",
+                             "numbers": _THIS_RUN.setdefault(key, {}), "reading": text}, sort_keys=False)
 
 
 def _difference(this: Number, ref: Number) -> float | None:

@@ -286,18 +286,25 @@ def _best(values: pd.Series, metric: str) -> set[str]:
     return set(v[np.isclose(v, target)].index)
 
 
+def _n_seeds(ids: object) -> str:
+    """How many seeds a ``seeds`` cell ("0,1,2") lists, as table text ("—" for none)."""
+    n = len([x for x in str(ids).split(",") if x.strip()]) if isinstance(ids, str) else 0
+    return str(n) if n else "—"
+
+
 def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRICS, title: str = "",
                        reference_rows: Sequence[str] = ("oracle (true p(s|u,t))",),
                        best: Mapping[tuple[str, str], set[str]] | None = None) -> plt.Figure:
     """Render the wide table as a figure: one block per split, cells "value [low, high]" (3 decimals), "—" where a
-    method has no such metric, the seeds in the last column; the best value per column (ignoring
+    method has no such metric, the number of seeds averaged in the last column (``n_seeds``; the seed ids are in
+    the CSV's ``seeds`` column: a lone seed id "0" in a figure read as "0 seeds"); the best value per column (ignoring
     ``reference_rows``, e.g. the oracle) shaded green. Arrows in the header say which direction is better.
-    ``best``: ``{(split, metric): methods}`` to shade instead (e.g. only where :func:`paired_best` separated the
-    best from the runner-up); a (split, metric) absent from it shades nothing."""
+    ``best``: ``{(split, metric): methods}`` to shade instead (e.g. only where ``comparisons.paired_best`` separated
+    the best from the runner-up); a (split, metric) absent from it shades nothing."""
     splits = [s for s in dict.fromkeys(wide.columns.get_level_values(0)) if s]
     metrics_ = [m for m in metrics_ if any((s, m, "value") in wide.columns for s in splits)]
     header = ["method"] + [f"{m} {'↓' if m in LOWER_IS_BETTER else ('≈1' if m == 'len_ratio' else '↑')}"
-                           for m in metrics_] + ["seeds"]
+                           for m in metrics_] + ["n_seeds"]
     seeds = wide[("", "", "seeds")] if ("", "", "seeds") in wide.columns else pd.Series("", index=wide.index)
     fig, axes = plt.subplots(len(splits), 1, figsize=(1.45 * len(metrics_) + 3.4,
                                                       (0.42 * len(wide) + 0.8) * len(splits)))
@@ -319,7 +326,7 @@ def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRI
                 row.append(f"{v:.3f}" + ("" if pd.isna(lo) else f"\n[{lo:.3f}, {hi:.3f}]"))
                 if method in marks[m]:
                     best_cells.append((len(cells) + 1, len(row) - 1))
-            cells.append([*row, str(seeds.get(method, ""))])
+            cells.append([*row, _n_seeds(seeds.get(method, ""))])
         table = ax.table(cellText=cells, colLabels=header, cellLoc="center", bbox=[0.0, 0.0, 1.0, 1.0])
         table.auto_set_font_size(False)
         table.set_fontsize(7)

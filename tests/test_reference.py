@@ -80,3 +80,27 @@ def test_execute_notebook_records_the_summary_beside_the_copy(tmp_path):
     execute_notebook(source, {}, out_dir=tmp_path / "executed")
     saved = json.loads((tmp_path / "executed" / "99_summary.json").read_text())
     assert saved["numbers"] == {"answer": 42} and saved["size"] == "tiny"
+
+
+def test_readings_reach_the_readme_verbatim(tmp_path, monkeypatch):
+    """A notebook's computed reading is recorded with its numbers (in either order) and course.sync_results quotes it
+    in the README block, with notebook 06's headline table; text outside the markers is untouched."""
+    from socialalign_lib import course
+
+    monkeypatch.setenv(reference.SUMMARY_DIR_ENV, str(tmp_path))
+    reference.record_reading("PAC-LoRA 0.512 vs LoRA 0.498: cannot be told apart.", "05", "course")
+    reference.show_expected({"js": 0.1}, "05", size="course", reference_dir=tmp_path)
+    saved = json.loads((tmp_path / "05_summary.json").read_text())
+    assert saved["reading"].startswith("PAC-LoRA 0.512") and saved["numbers"] == {"js": 0.1}
+    (tmp_path / "05_macro_alignment.ipynb").write_text("{}")
+    csv = tmp_path / "06_results.csv"
+    csv.write_text("method,test_user/sent_acc,test_user/sent_acc_low,test_user/sent_acc_high,test_topic/js\n"
+                   "LoRA,0.6,0.5,0.7,0.05\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{course.RESULTS_BEGIN}\nold\n{course.RESULTS_END}\nafter\n")
+    assert course.sync_results(readme, executed=tmp_path, results_csv=csv)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n") and "\nold\n" not in text
+    assert "| LoRA | 0.600 [0.500, 0.700] | — | — | 0.050 |" in text
+    assert "**05_macro_alignment** (" in text and "cannot be told apart." in text
+    assert not course.sync_results(readme, executed=tmp_path, results_csv=csv)  # idempotent

@@ -6,7 +6,8 @@ Per model, ``n`` sampled replies per held-out event (:func:`generate_replies`) a
   PPO optimises this very function, so it measures how well the policy pleased its critic, not the public;
 * ``rouge_lw``: like-weighted ROUGE-L F1 (:func:`like_weighted_rouge`): overlap with the event's top-liked real
   replies, each weighted by its share of their likes. Independent of the reward model;
-* ``kl``: KL(policy ‖ SFT reference) in nats per reply, estimated on the same samples (0 for the SFT model);
+* ``kl``: KL(policy ‖ SFT reference) in nats per reply, estimated on the same samples (0 for the SFT model;
+  NaN, "n/a", for real replies: no policy wrote them);
 * ``truth``: for the embedded world only, the text-visible part of the world's like model
   (:func:`text_popularity`): what the *true* popularity model says about the generated text;
 * ``distinct-2`` and mean length in characters, to catch a policy that found one phrase the critic loves.
@@ -163,7 +164,8 @@ def evaluate_replies(name: str, events: Sequence[Event], replies: Sequence[Seque
                      n_refs: int = 10, kl: np.ndarray | None = None,
                      popularity: Callable[[Sequence[str]], np.ndarray] | None = None) -> pd.DataFrame:
     """One row per generated reply: ``model, event_id, reply, rm, rouge_lw, kl, truth (if popularity given),
-    length``. ``kl`` is per reply in the same (event-major) order."""
+    length``. ``kl`` is per reply in the same (event-major) order; without it (real replies) ``kl`` is NaN, not
+    0: there is no policy to measure."""
     rows = []
     flat = [(e, r) for e, rs in zip(events, replies) for r in rs]
     rm = scorer([e.prompt for e, _ in flat], [r for _, r in flat])
@@ -171,7 +173,7 @@ def evaluate_replies(name: str, events: Sequence[Event], replies: Sequence[Seque
     for i, (e, r) in enumerate(flat):
         row = {"model": name, "event_id": e.event_id, "reply": r, "rm": float(rm[i]),
                "rouge_lw": like_weighted_rouge(r, e.top(n_refs), e.top_likes(n_refs)),
-               "kl": float(kl[i]) if kl is not None else 0.0, "length": len(r)}
+               "kl": float(kl[i]) if kl is not None else float("nan"), "length": len(r)}
         if truth is not None:
             row["truth"] = float(truth[i])
         rows.append(row)
@@ -242,20 +244,36 @@ def plot_difficulty(difficulty: Mapping[str, float], stages: Sequence[Sequence[s
     return fig
 
 
+EVAL_AXES = {
+    "rm": ("reward-model score", "score (std units, 0 = average real reply)"),
+    "rouge_lw": ("like-weighted ROUGE-L", "ROUGE-L F1 (0–1) vs top-liked replies"),
+    "truth": ("true text popularity", "text part of log1p(likes)"),
+    "kl": ("KL to SFT", "KL(policy ‖ SFT), nats per reply"),
+}
+"""Each metric's panel title and y-axis label (with its unit) in :func:`plot_eval`."""
+
+
 def plot_eval(summary: pd.DataFrame, metrics: Sequence[str] = ("rm", "rouge_lw", "truth", "kl")):
-    """One panel per metric: the models' means on held-out events with ± standard-error bars."""
+    """One panel per metric: the models' means on held-out events with ± standard-error bars (over events). A
+    model without a value (KL of the real replies: no policy wrote them) is marked "n/a", not drawn as 0."""
     import matplotlib.pyplot as plt
 
     metrics = [m for m in metrics if m in summary]
-    titles = {"rm": "reward-model score", "rouge_lw": "like-weighted ROUGE-L", "truth": "true text popularity",
-              "kl": "KL to SFT (nats)"}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.3), squeeze=False)
     for ax, m in zip(axes[0], metrics):
-        ax.bar(range(len(summary)), summary[m], yerr=summary[m + " ±"], capsize=3,
-               color=plt.get_cmap("tab10")(np.arange(len(summary))))
+        values = summary[m].to_numpy(float)
+        err = summary[m + " ±"].to_numpy(float) if m + " ±" in summary else np.zeros(len(values))
+        missing = ~np.isfinite(values)
+        ax.bar(range(len(summary)), np.where(missing, 0.0, values), yerr=np.where(np.isfinite(err), err, 0.0),
+               capsize=3, color=plt.get_cmap("tab10")(np.arange(len(summary))))
+        for x in np.flatnonzero(missing):
+            ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=8, color="dimgray")
+        ax.axhline(0, color="black", lw=0.5)
         ax.set_xticks(range(len(summary)))
         ax.set_xticklabels(summary.index, rotation=20, fontsize=8)
-        ax.set_title(titles.get(m, m), fontsize=10)
-    fig.suptitle("Held-out events")
+        title, ylabel = EVAL_AXES.get(m, (m, m))
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=8)
+    fig.suptitle("Held-out events: mean per model, ± standard error over events")
     fig.tight_layout()
     return fig

@@ -150,25 +150,75 @@ def answer_logps(
 # --------------------------------------------------------------------------------------------------------
 
 
-def plot_scores(scores: pd.DataFrame, title: str = "Cold-start popularity (world, SMPD-like)") -> plt.Figure:
-    """MAE and SRC per k-shot for every method, with 95% bootstrap intervals; methods without any parsed
-    answer are marked "—" at the axis."""
+def _mae_axis_limit(scores: pd.DataFrame, outlier_factor: float = 10.0, headroom: float = 1.35) -> float | None:
+    """The MAE axis's top when some bars are off the scale of the rest, else None (autoscale).
+
+    An outlier is an MAE above ``outlier_factor`` × the median MAE (the zero-shot base answers numbers of the
+    wrong scale: MAE 75–245 beside 1–2 for every trained method); the axis then ends ``headroom`` × above the
+    highest interval of the other bars, so their differences stay visible."""
+    mae = scores["MAE"].to_numpy(float)
+    finite = mae[np.isfinite(mae)]
+    if len(finite) < 2:
+        return None
+    median = float(np.median(finite))
+    inliers = scores[np.isfinite(mae) & (mae <= outlier_factor * max(median, 1e-9))]
+    if len(inliers) == len(finite) or inliers.empty:
+        return None
+    top = np.nanmax(np.fmax(inliers["MAE"].to_numpy(float), inliers["MAE_hi"].to_numpy(float)))
+    return float(top * headroom)
+
+
+NO_ANSWER = "no answer"
+CONSTANT = "n/a (constant)"
+
+
+def plot_scores(scores: pd.DataFrame, title: str = "Cold-start popularity (world, SMPD-like)",
+                dash_above: float = 0.5) -> plt.Figure:
+    """MAE and SRC per k-shot for every method, with 95% bootstrap intervals.
+
+    Cells without a number are marked at 0 and explained under the panels, as in :func:`table5`: "no answer"
+    when the model gave no number for more than ``dash_above`` of the posts (or none parsed), "n/a (constant)"
+    when SRC is undefined because every prediction was the same number. An MAE far above the others (the
+    zero-shot base's) would flatten every other bar: the axis stops above the rest (:func:`_mae_axis_limit`) and
+    such a bar is drawn hatched to the edge with its value and interval written on it."""
     methods = list(dict.fromkeys(scores["method"]))
     shots = sorted(scores["shots"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
     width = 0.8 / max(1, len(methods))
+    mae_top = _mae_axis_limit(scores)
+    notes: set[str] = set()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes, ("MAE", "SRC")):
+        top = mae_top if metric == "MAE" else None
         for i, m in enumerate(methods):
             sub = scores[scores["method"] == m].set_index("shots").reindex(shots)
             x = np.arange(len(shots)) + (i - (len(methods) - 1) / 2) * width
             v = sub[metric].to_numpy(float)
-            err = np.vstack(
-                [v - sub[f"{metric}_lo"].to_numpy(float), sub[f"{metric}_hi"].to_numpy(float) - v]
-            )
-            ax.bar(x, np.nan_to_num(v), width, yerr=np.nan_to_num(np.abs(err)), capsize=2, label=m)
-            for xi, vi in zip(x, v):
-                if math.isnan(vi):
-                    ax.text(xi, 0, "—", ha="center", va="bottom", fontsize=8)
+            lo, hi = sub[f"{metric}_lo"].to_numpy(float), sub[f"{metric}_hi"].to_numpy(float)
+            failed = (sub["failure_rate"].to_numpy(float) > dash_above) | np.isnan(sub["MAE"].to_numpy(float))
+            constant = sub["constant"].fillna(False).to_numpy(bool) if "constant" in sub else np.zeros(len(v), bool)
+            off = np.isfinite(v) & (v > top) if top is not None else np.zeros(len(v), bool)
+            shown = np.where(np.isfinite(v) & ~failed, np.where(off, top or 0.0, v), 0.0)
+            err = np.vstack([shown - lo, hi - shown])
+            err = np.where(np.isfinite(err) & ~off & ~failed & np.isfinite(v), np.abs(err), 0.0)
+            color = colors[i % len(colors)]
+            ax.bar(x, shown, width, yerr=err, capsize=2, label=m, color=color)
+            for xi, vi, l_, h_, f_, c_, o_ in zip(x, v, lo, hi, failed, constant, off):
+                if f_:
+                    ax.text(xi, 0, NO_ANSWER, rotation=90, ha="center", va="bottom", fontsize=6.5, color="dimgray")
+                    notes.add(NO_ANSWER)
+                elif np.isnan(vi):
+                    label = CONSTANT if c_ or metric == "SRC" else "n/a"
+                    ax.text(xi, 0, label, rotation=90, ha="center", va="bottom", fontsize=6.5, color="dimgray")
+                    notes.add(label)
+                elif o_:
+                    ax.bar(xi, top, width, color="none", edgecolor="white", hatch="///", lw=0)
+                    ci = f" [{l_:.0f}, {h_:.0f}]" if np.isfinite(l_) else ""
+                    ax.text(xi, top * 0.97, f"{vi:.0f}{ci} ↑", rotation=90, ha="center", va="top", fontsize=6.5,
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+                    notes.add("off-scale")
+        if top is not None:
+            ax.set_ylim(0, top)
         ax.set_xticks(np.arange(len(shots)), [f"{k}-shot" for k in shots])
         ax.set_ylabel(
             metric + (" (log-views, lower is better)" if metric == "MAE" else " (Spearman, higher is better)")
@@ -176,6 +226,15 @@ def plot_scores(scores: pd.DataFrame, title: str = "Cold-start popularity (world
         ax.axhline(0, color="black", lw=0.5)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(title)
+    explain = {
+        "off-scale": "hatched bar ↑: MAE beyond the axis (value [95% CI] written on it)",
+        NO_ANSWER: f"{NO_ANSWER}: no number in more than {dash_above:.0%} of the answers",
+        CONSTANT: f"{CONSTANT}: every prediction the same number, so Spearman is undefined",
+        "n/a": "n/a: not computable",
+    }
+    if notes:
+        fig.text(0.01, 0.0, "   ·   ".join(explain[k] for k in explain if k in notes), fontsize=7.5, ha="left",
+                 va="top", color="dimgray")
     fig.tight_layout()
     return fig
 

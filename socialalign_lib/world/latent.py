@@ -14,13 +14,13 @@ Sentiment model, for user u replying to topic t of category c about entity x_t, 
 * ``beta_t``       how informational the topic is (more neutral replies); ``beta_u`` a neutral tendency;
 * ``interest_u[c]`` users care, and take sides, about what they follow (gamma = 1; the 3 scales a weight that
                    sums to 1 over 10 categories);
-* ``a_u[x]``       fans (+1.2) and critics (-1.2) of a few entities of the categories they follow (most users
+* ``a_u[x]``       fans (+2, ``AFFINITY``) and critics (-2) of a few entities of the categories they follow (most users
                    have none): they praise or attack whatever news names that entity;
 * ``loc_u = l_t``  local news: people rarely stay neutral about their own city.
 
 Who replies (crowd self-selection). Topic t's repliers are drawn without replacement with weights::
 
-    w(u,t) = (interest_u[c] + 0.03) * exp(lambda * (1.5 * |a_u[x_t]| + 1.0 * [loc_u = l_t] + 0.6 * |z(u,t)|))
+    w(u,t) = (interest_u[c] + 0.03) * exp(lambda * (2.0 * |a_u[x_t]| + 1.0 * [loc_u = l_t] + 0.8 * |z(u,t)|))
 
 Fans and critics of the entity in the news, locals, and people with a strong opinion on the story reply more,
 the way they do on Weibo. So the crowd's *composition* - and with it its sentiment distribution - varies between
