@@ -475,3 +475,20 @@ def test_reward_loss_is_bradley_terry_plus_the_stated_centring_term():
             center_rewards_coefficient=coef))
         assert result.history[0]["loss"] == pytest.approx(expected, rel=1e-3), coef
     assert RewardConfig().center_rewards_coefficient == 0.01
+
+
+def test_paired_power_against_the_normal_approximation_and_sample_size():
+    from scipy import stats
+
+    from socialalign_lib.popalm.evaluate import events_needed, paired_power
+
+    # large n: the t-test's power approaches the z-test's Φ(δ√n/σ − z_{α/2}) (+ the negligible other tail)
+    sd, n, effect = 0.4, 2000, 0.04
+    z = stats.norm.ppf(0.975)
+    expected = stats.norm.sf(z - effect * np.sqrt(n) / sd) + stats.norm.cdf(-z - effect * np.sqrt(n) / sd)
+    assert paired_power(sd, n, effect) == pytest.approx(expected, abs=2e-3)
+    assert paired_power(sd, 12, 0.0) == pytest.approx(0.05, abs=1e-6)  # no effect: power = α
+    assert paired_power(sd, 12, effect) < paired_power(sd, 120, effect) < 1
+    n80 = events_needed(sd, effect, power=0.8)
+    assert paired_power(sd, n80, effect) >= 0.8 > paired_power(sd, n80 - 1, effect)
+    assert abs(n80 - ((z + stats.norm.ppf(0.8)) * sd / effect) ** 2) < 5  # the textbook formula

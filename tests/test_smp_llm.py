@@ -232,3 +232,28 @@ def test_extra_world_users_are_new_users():
     extra = extra_world_users(w, 5)
     assert len({p["uid"] for p in extra}) == 5
     assert {p["uid"] for p in extra}.isdisjoint({p["uid"] for p in w.smp_posts})
+
+
+def test_history_slope_tells_a_reader_from_a_constant(frame):
+    from socialalign_lib.popularity.smp_llm_eval import history_slope
+
+    cfg = PromptConfig(post_ids="index")
+    sel = select_users(frame)
+    reader = history_slope(lambda ex: user_mean_predictions(ex), sel, cfg, shots=(1, 2))
+    constant = history_slope(lambda ex: np.full(len(ex), 7.0), sel, cfg, shots=(1, 2))
+    assert reader["slope"] == pytest.approx(1.0) and reader["parsed"] == 1.0
+    assert constant["slope"] == 0.0
+    half = history_slope(lambda ex: [np.nan if i % 2 else 7.0 for i in range(len(ex))], sel, cfg, shots=(1,))
+    assert half["parsed"] == pytest.approx(0.5, abs=0.2)
+
+
+def test_committed_learning_curves_match_their_config_and_data():
+    """The SFT learning curves notebook 08 plots were measured with the current configurations on the current
+    world (rebuild: python -m socialalign_lib.popularity.smp_llm_limits)."""
+    from socialalign_lib.popularity import smp_llm_limits as lim
+    from socialalign_lib.world import generate_world
+
+    df = lim.load_committed()
+    assert set(df["curve"]) == {c.name for c in lim.CURVES}
+    world = generate_world(size=str(df["size"].iloc[0]), seed=int(df["seed"].iloc[0]))
+    assert lim.check_committed(world) == []

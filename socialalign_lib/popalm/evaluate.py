@@ -277,3 +277,34 @@ def plot_eval(summary: pd.DataFrame, metrics: Sequence[str] = ("rm", "rouge_lw",
     fig.suptitle("Held-out events: mean per model, ± standard error over events")
     fig.tight_layout()
     return fig
+
+
+def paired_power(sd_diff: float, n: int, effect: float = 0.04, alpha: float = 0.05) -> float:
+    """Power of a two-sided paired t-test over ``n`` held-out events to detect a mean difference ``effect``
+    when the per-event differences have standard deviation ``sd_diff`` (noncentral t). Why: a difference
+    "within noise" is only informative if the test could have seen the effect at all."""
+    from scipy import stats
+
+    if n < 2 or not sd_diff > 0:
+        return float("nan")
+    df, nc = n - 1, effect / (sd_diff / np.sqrt(n))
+    t = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(t, df, nc) + stats.nct.cdf(-t, df, nc))
+
+
+def events_needed(sd_diff: float, effect: float = 0.04, alpha: float = 0.05, power: float = 0.8,
+                  n_max: int = 1_000_000) -> int:
+    """The smallest number of held-out events at which :func:`paired_power` reaches ``power`` (``n_max`` + 1
+    if none up to ``n_max`` does)."""
+    lo, hi = 2, 2
+    while paired_power(sd_diff, hi, effect, alpha) < power:
+        if hi > n_max:
+            return n_max + 1
+        lo, hi = hi, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if paired_power(sd_diff, mid, effect, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from trl import DPOConfig, DPOTrainer
@@ -345,6 +346,45 @@ class PreferenceRunConfig:
     logging_steps: int = 10
     use_cpu: bool | None = None
     output_dir: str | None = None
+    eval_steps: int | None = None  # with eval pairs: evaluate every this many steps (None: every logging step)
+
+
+def split_pairs(
+    pairs: Sequence[PreferencePair], held_out: float = 0.25, seed: int = 0
+) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """(train, held-out) pairs, split by *user* so no held-out prompt's user is trained on: the held-out reward
+    margin and preference accuracy then measure whether the policy learned to prefer better numbers, not
+    whether it memorised pairs (one user gives up to three pairs, one per shot count)."""
+    users = sorted({p.example.uid for p in pairs})
+    n_out = int(round(held_out * len(users)))
+    if not 0 < n_out < len(users):
+        raise ValueError(f"cannot hold out {held_out:.0%} of {len(users)} users' pairs")
+    out = set(np.random.default_rng([seed, 2]).choice(users, size=n_out, replace=False).tolist())
+    return [p for p in pairs if p.example.uid not in out], [p for p in pairs if p.example.uid in out]
+
+
+EVAL_KEYS = {
+    "eval_rewards/margins": "margin",
+    "eval_rewards/accuracies": "accuracy",
+    "eval_rewards/chosen": "chosen_reward",
+    "eval_logps/chosen": "chosen_logp",
+    "eval_loss": "loss",
+}
+
+
+def eval_curve(history: Sequence[dict[str, float]]) -> pd.DataFrame:
+    """The held-out evaluations of a :func:`train_preference` run, one row per evaluation step: ``margin`` =
+    mean β·(log-ratio chosen − log-ratio rejected) (DPO's implicit reward margin), ``accuracy`` = share of
+    pairs with a positive margin, ``chosen_reward`` = β·log π(y_w)/π_ref(y_w) (below zero: the chosen answer
+    became less likely than under the SFT model), ``chosen_logp`` and the loss (IDPOP's includes its
+    penalty)."""
+
+    rows = [
+        {"step": int(h["step"]), **{v: h[k] for k, v in EVAL_KEYS.items() if k in h}}
+        for h in history
+        if "eval_rewards/margins" in h
+    ]
+    return pd.DataFrame(rows, columns=["step", *EVAL_KEYS.values()])
 
 
 def train_preference(
@@ -353,11 +393,14 @@ def train_preference(
     pairs: Sequence[PreferencePair],
     method: str = "idpop",
     cfg: PreferenceRunConfig | None = None,
+    eval_pairs: Sequence[PreferencePair] | None = None,
 ) -> TrainResult:
     """Align a copy of the merged SFT model with DPO (``method="dpo"``) or IDPOP (``"idpop"``) and merge.
 
     A fresh LoRA is trained on top of the SFT weights; the reference π_ref is the SFT model (peft's adapter
     disabled), with its log-probs precomputed once. Both methods see the same pairs, seed and steps.
+    ``eval_pairs`` (held-out pairs, e.g. from :func:`split_pairs`): TRL evaluates them at step 0 and every
+    ``cfg.eval_steps``; the rows are in the result's ``history`` (read them with :func:`eval_curve`).
     """
     from datasets import Dataset
 
@@ -369,18 +412,33 @@ def train_preference(
     work = fresh_copy(sft_model).train()
     records = preference_records(pairs, tokenizer, cfg.answer_end, with_mu=method == "idpop")
     trainer_cls = IDPOPTrainer if method == "idpop" else DPOTrainer
+    evals: dict[str, Any] = {}
+    if eval_pairs:
+        evals = dict(
+            eval_strategy="steps",
+            eval_steps=cfg.eval_steps or cfg.logging_steps,
+            eval_on_start=True,
+            per_device_eval_batch_size=cfg.batch_size * 2,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         args = DPOConfig(
             **trl_arguments(cfg, cfg.output_dir or tmp),
+            **evals,
             beta=cfg.loss.beta,
             loss_type=["sigmoid"],
             precompute_ref_log_probs=True,
             dataset_num_proc=None,
         )
+        eval_dataset = None
+        if eval_pairs:
+            eval_dataset = Dataset.from_list(
+                preference_records(eval_pairs, tokenizer, cfg.answer_end, with_mu=method == "idpop")
+            )
         trainer = trainer_cls(
             model=work,
             args=args,
             train_dataset=Dataset.from_list(records),
+            eval_dataset=eval_dataset,
             processing_class=tokenizer,
             peft_config=None if cfg.lora is None else cfg.lora.peft_config(),
         )

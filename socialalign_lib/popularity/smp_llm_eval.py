@@ -286,3 +286,103 @@ def plot_losses(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------------------
+# Does the model read the history? (counterfactual probe)
+# --------------------------------------------------------------------------------------------------------
+
+
+def history_slope(
+    predict: Any,
+    frame: pd.DataFrame,
+    cfg: Any,
+    shots: Sequence[int] = (3,),
+    values: tuple[float, float] = (4.0, 9.0),
+) -> dict[str, float]:
+    """How much a model's answer follows the history scores it is shown: every history score of every test
+    prompt is set to ``values[0]``, then to ``values[1]`` (the posts' text stays), and the slope is
+    (mean answer at values[1] − mean answer at values[0]) / (values[1] − values[0]).
+
+    The per-user mean has slope 1; a model that ignores the scores - it answers one number for every post,
+    or reads only the post's text - has slope 0. ``predict`` maps a list of :class:`Example` to float
+    predictions (NaN = no number), e.g. ``lambda ex: predict_scores(model, tok, ex, greedy)[0]``. Returns the
+    slope, the two mean answers and the share of answers that were numbers.
+    """
+    from .smp_llm import build_examples
+
+    lo_v, hi_v = values
+    means, parsed = [], []
+    for v in values:
+        ex = build_examples(frame.assign(popularity=float(v)), shots, "test", cfg)
+        pred = np.asarray(predict(ex), dtype=float)
+        means.append(float(np.nanmean(pred)) if np.isfinite(pred).any() else math.nan)
+        parsed.append(float(np.isfinite(pred).mean()))
+    return {
+        "slope": (means[1] - means[0]) / (hi_v - lo_v),
+        f"mean answer, history all {lo_v:g}": means[0],
+        f"mean answer, history all {hi_v:g}": means[1],
+        "parsed": min(parsed),
+    }
+
+
+def seed_ci(values: Sequence[float], alpha: float = 0.05) -> tuple[float, float, float]:
+    """Mean and t-interval over seeds (n ≥ 2; NaN bounds for one seed): the spread of independent runs, not
+    of test users."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, math.nan, math.nan
+    half = float(stats.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def plot_preference_curves(
+    curves: Mapping[str, Sequence[pd.DataFrame]],
+    metrics: Sequence[tuple[str, str]] = (
+        ("margin", "reward margin β·Δ (nats)"),
+        ("accuracy", "preference accuracy"),
+        ("chosen_reward", "β·log π(y_w)/π_ref(y_w)"),
+    ),
+    title: str = "Held-out preference pairs during alignment (mean and 95% CI over seeds)",
+) -> plt.Figure:
+    """One panel per metric of ``idpop.eval_curve`` on the held-out pairs, against the optimizer step; per
+    method the mean over seeds with a shaded t-interval. Step 0 is the SFT model (margin 0, accuracy = ties
+    counted as wrong)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4))
+    for ax, (col, label) in zip(np.atleast_1d(axes), metrics):
+        for name, runs in curves.items():
+            table = pd.concat([r.set_index("step")[col].rename(i) for i, r in enumerate(runs)], axis=1)
+            stats_ = [seed_ci(row) for row in table.to_numpy()]
+            m = np.array([s[0] for s in stats_])
+            lo = np.array([s[1] for s in stats_])
+            hi = np.array([s[2] for s in stats_])
+            ax.plot(table.index, m, marker=".", label=f"{name} ({len(runs)} seeds)")
+            ax.fill_between(table.index, lo, hi, alpha=0.2)
+        if col == "accuracy":
+            ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        else:
+            ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="optimizer step", ylabel=label)
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def shot_mean_scores(examples: Sequence[Example], predictions: np.ndarray) -> dict[str, float]:
+    """MAE, SRC and failure rate of one model, each averaged over the k-shot test sets (as the notebook's
+    summary reads Table 5); SRC of a constant k-shot set is NaN and is skipped in the mean (NaN if all are)."""
+    by = MethodResult("m", list(examples), np.asarray(predictions, dtype=float)).by_shot()
+    s = [score_predictions(y, p) for y, p, _ in by.values()]
+    srcs = [x.src for x in s if not math.isnan(x.src)]
+    return {
+        "MAE": float(np.mean([x.mae for x in s])),
+        "SRC": float(np.mean(srcs)) if srcs else math.nan,
+        "failure_rate": float(np.mean([x.failure_rate for x in s])),
+    }

@@ -97,11 +97,12 @@ def _merged(model: Any) -> Any:
 
 def train_and_merge(trainer: Any) -> TrainResult:
     """Run a TRL trainer, then return the trained model merged into plain weights (TRL's fused-head patch
-    undone, eval mode), its loss history and the wall time: the last step of every SFT / DPO / IDPOP run here."""
+    undone, eval mode), its loss history (training rows with ``loss``, evaluation rows with ``eval_loss``) and
+    the wall time: the last step of every SFT / DPO / IDPOP run here."""
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    history = [h for h in trainer.state.log_history if "loss" in h]
+    history = [h for h in trainer.state.log_history if "loss" in h or "eval_loss" in h]
     return TrainResult(unpatch_forward(_merged(trainer.model)).eval(), history, seconds)
 
 
