@@ -16,7 +16,7 @@ Guarantees:
 * **Rebuilt bit for bit.** Training runs on one CPU thread with seeded initialisation and data order, so
   ``make checkpoints`` reproduces the same adapter bytes on the same software (``--verify`` retrains one run and
   compares its sha256 with the committed one).
-* **Learning curves.** While training one seed (``CheckpointPlan.curve_seed``) of LoRA and PAC-LoRA, :class:`LearningCurve` records the validation
+* **Learning curves.** While training LoRA and PAC-LoRA (every seed of ``CheckpointPlan.curve_seeds``), :class:`LearningCurve` records the validation
   reply loss and the sentiment accuracy of replies generated for the validation split every ``curve_every`` steps;
   ``figures/03_learning_curve.csv`` keeps them and notebook 03 plots them (the training budget is chosen on the
   validation split, never on the test splits).
@@ -64,7 +64,7 @@ class CheckpointPlan:
     curve_every: int = 50
     curve_watch: int = 120  # records of each test split whose sentiment accuracy the curve also follows
     curve_specs: tuple[tuple[str, str], ...] = (("lora", "full"), ("pac_lora", "full"))
-    curve_seed: int = 1  # the seed whose LoRA and PAC-LoRA runs also record the learning curve
+    curve_seeds: tuple[int, ...] = (0, 1, 2)  # seeds whose LoRA and PAC-LoRA runs also record the learning curve
 
 
 class LearningCurve(TrainerCallback):
@@ -93,7 +93,9 @@ class LearningCurve(TrainerCallback):
 
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        # fork_rng: measuring must not change what is measured - sampling replies would otherwise advance the global
+        # RNG that dropout draws from next, and a run with a curve would train to other weights than one without
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
             row = {"step": step, "val_loss": float(reply_loss(model, self.tokenizer, self.records)),
                    "val_sent_acc": self._accuracy(model, self.records)}
             for name, records in self.watch.items():
@@ -168,7 +170,7 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
             folder = paths.CHECKPOINTS_DIR / f"{plan.size}-seed{seed}" / _run_name(cfg)
             train = data.split("train", variant)
             probe = None
-            if seed == plan.curve_seed and (method, variant) in plan.curve_specs:
+            if seed in plan.curve_seeds and (method, variant) in plan.curve_specs:
                 from transformers import AutoTokenizer
 
                 watch = {s: data.split(s, variant).shuffle(seed=0).select(range(min(plan.curve_watch, len(data.split(s, variant)))))
@@ -197,8 +199,14 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
     if len(out):
         from .io import write_text
 
+        target = paths.FIGURES_DIR / CURVE_FILE
+        if target.exists():  # keep the curves of runs not rebuilt now (``only``, other seeds)
+            old = pd.read_csv(target)
+            redone = set(zip(out["method"], out["seed"]))
+            out = pd.concat([old[[(m, s) not in redone for m, s in zip(old["method"], old["seed"])]], out])
+        out = out.sort_values(["method", "seed", "step"], kind="stable")
         paths.FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-        write_text(paths.FIGURES_DIR / CURVE_FILE, out.to_csv(index=False, float_format="%.6g"))
+        write_text(target, out.to_csv(index=False, float_format="%.6g"))
     return out
 
 

@@ -21,7 +21,7 @@ def tiny_plan(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CHECKPOINTS_DIR", tmp_path / "checkpoints")
     monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path / "figures")
     return CheckpointPlan(size="tiny", seeds=(0,), specs=(("lora", "full"),), curve_every=4,
-                          curve_specs=(("lora", "full"),), curve_seed=0)
+                          curve_specs=(("lora", "full"),), curve_seeds=(0,))
 
 
 @pytest.mark.slow
