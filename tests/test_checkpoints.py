@@ -47,3 +47,30 @@ def test_build_find_and_refuse_stale(tiny_plan, tmp_path):
     other_train = course_data(size="tiny", seed=1).split("train")
     with pytest.raises(SocialLLMError, match="make checkpoints"):
         train_socialllm(cfg, other_train, default_output_dir(cfg, "tiny", 0), progress=False)
+
+
+@pytest.mark.slow
+def test_learning_curve_does_not_change_the_trained_weights(tiny_course, tmp_path):
+    """Measuring must not change what is measured: whatever the probe draws from the global RNG (here an extra draw
+    per measurement, standing in for any sampling code), the next dropout masks - and so the weights - must be
+    those of a run without a curve."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from socialalign_lib.checkpoints import LearningCurve
+    from socialalign_lib.sentiment import build_labeller
+    from socialalign_lib.socialllm import read_finished_state
+
+    class DrawingCurve(LearningCurve):
+        def _accuracy(self, model, records):
+            torch.rand(1)
+            return super()._accuracy(model, records)
+
+    cfg = socialllm_config("lora", "tiny", seed=0)
+    probe = DrawingCurve(tiny_course.split("validation"), build_labeller("ngram", world=tiny_course.world), 3,
+                          AutoTokenizer.from_pretrained(cfg.base_model))
+    plain = train_socialllm(cfg, tiny_course.split("train"), tmp_path / "plain", progress=False).output_dir
+    probed = train_socialllm(cfg, tiny_course.split("train"), tmp_path / "probed", progress=False,
+                             callbacks=[probe]).output_dir
+    assert len(probe.rows) == 4  # steps 0, 3, 6 and the last (8)
+    assert read_finished_state(plain)["adapter_sha256"] == read_finished_state(probed)["adapter_sha256"]
