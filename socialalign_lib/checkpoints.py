@@ -41,7 +41,7 @@ from transformers import TrainerCallback
 
 from . import paths
 
-__all__ = ["CURVE_FILE", "CheckpointPlan", "LearningCurve", "build_checkpoints", "plot_learning_curve",
+__all__ = ["CURVE_FILE", "CheckpointPlan", "LearningCurve", "build_checkpoints", "mean_curve", "plot_learning_curve",
            "stale_checkpoints"]
 
 CURVE_FILE = "03_learning_curve.csv"
@@ -230,32 +230,52 @@ def verify(plan: CheckpointPlan | None = None, spec: tuple[str, str] = ("lora", 
     with tempfile.TemporaryDirectory() as tmp:
         train_socialllm(cfg, data.split("train", spec[1]), Path(tmp) / "run")
         fresh = read_finished_state(Path(tmp) / "run")
-    same = fresh.get("adapter_sha256") == committed.get("adapter_sha256")
-    print(f"{_NAMES[spec]} seed {seed}: adapter {'identical to' if same else 'DIFFERS from'} the committed one")
-    return same
+    a, b = fresh.get("adapter_sha256") or {}, committed.get("adapter_sha256") or {}
+    differ = sorted(f for f in set(a) | set(b) if a.get(f) != b.get(f))
+    print(f"{_NAMES[spec]} seed {seed}: adapter {'DIFFERS from' if differ else 'identical to'} the committed one"
+          + (f" ({', '.join(differ)})" if differ else ""))
+    return not differ
+
+
+def mean_curve(curve: pd.DataFrame) -> pd.DataFrame:
+    """The learning curve averaged over seeds: one row per (method, step), with ``n_seeds`` and, per measured
+    column, ``<column>_min`` / ``<column>_max`` over the seeds."""
+    values = [c for c in curve.columns if c not in ("method", "seed", "step")]
+    g = curve.groupby(["method", "step"], sort=False)
+    out = g[values].mean()
+    for c in values:
+        out[f"{c}_min"], out[f"{c}_max"] = g[c].min(), g[c].max()
+    out["n_seeds"] = g["seed"].nunique()
+    return out.reset_index()
 
 
 def plot_learning_curve(curve: pd.DataFrame, majority: float | None = None):
-    """Validation reply loss (left) and validation sentiment accuracy (right) against optimizer steps, one line per
-    method; ``majority``: the always-majority accuracy drawn as a floor."""
+    """Validation reply loss (left) and sentiment accuracy (right) against optimizer steps, one colour per method:
+    the mean over seeds with the min–max band of the seeds; solid = validation (chooses the budget), dashed /
+    dotted = the watched test splits; ``majority``: the always-majority accuracy drawn as a floor."""
     import matplotlib.pyplot as plt
 
+    mean = mean_curve(curve)
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.8))
     styles = {"val": "-", "test_user": "--", "test_topic": ":"}
-    for k, (name, g) in enumerate(curve.groupby("method", sort=False)):
-        g = g.sort_values("step")
+    for k, (name, g) in enumerate(mean.groupby("method", sort=False)):
         color = f"C{k}"
         ax_l.plot(g["step"], g["val_loss"], marker="o", ms=3, color=color, label=name)
+        ax_l.fill_between(g["step"], g["val_loss_min"], g["val_loss_max"], color=color, alpha=0.15, lw=0)
         for split, ls in styles.items():
             col = f"{split}_sent_acc"
             if col in g:
                 ax_a.plot(g["step"], g[col], ls=ls, marker="o", ms=3, color=color, label=f"{name} · {split}")
+                if split == "val":
+                    ax_a.fill_between(g["step"], g[f"{col}_min"], g[f"{col}_max"], color=color, alpha=0.15, lw=0)
     if majority is not None:
-        ax_a.axhline(majority, color="grey", ls="--", lw=1, label="majority class")
+        ax_a.axhline(majority, color="grey", ls="--", lw=1, label="majority class (val)")
+    n = int(mean["n_seeds"].max())
     ax_l.set(xlabel="optimizer step (batch 8)", ylabel="validation loss (nats / reply token)",
-             title="Reply loss on held-out replies")
+             title=f"Reply loss on held-out replies (mean of {n} seeds, band: min–max)")
     ax_a.set(xlabel="optimizer step (batch 8)", ylabel="sentiment accuracy",
              title="Sentiment of one sampled reply (val: chooses the budget)", ylim=(0, 1))
+    ax_l.legend(fontsize=8)
     ax_a.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig

@@ -128,7 +128,7 @@ class SocialLLMConfig:
             self.sft = SFTConfig(**self.sft)
         if self.target_modules is not None:
             self.target_modules = tuple(self.target_modules)
-        self.base_model = str(self.base_model)
+        self.base_model = paths.resolve_portable(self.base_model)  # "data/socialalign-tiny" in committed runs
         resolve_spans(self.spans, self.routing)  # validates
         if self.dtype is not None and not isinstance(getattr(torch, str(self.dtype), None), torch.dtype):
             raise ValueError(f"SocialLLMConfig.dtype must name a torch dtype (e.g. 'bfloat16'), got {self.dtype!r}")
@@ -161,7 +161,10 @@ class SocialLLMConfig:
         return ChatConfig(max_length=self.max_length, spans=spans)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values; a base model inside the repository as its repository-relative path (``paths.portable``),
+        so the config, its hash and a committed run do not depend on where the repository is checked out."""
         out = asdict(self)
+        out["base_model"] = paths.portable(self.base_model)
         out["target_modules"] = list(self.target_modules) if self.target_modules is not None else None
         return out
 
@@ -179,7 +182,7 @@ class SocialLLMConfig:
                 data.pop(key)
         data["sft"] = {k: v for k, v in data["sft"].items() if k not in _SFT_BOOKKEEPING}
         if self.method == "base":  # nothing is trained: only the model identifies the run
-            data = {"method": "base", "base_model": self.base_model, "load_in_4bit": self.load_in_4bit}
+            data = {"method": "base", "base_model": paths.portable(self.base_model), "load_in_4bit": self.load_in_4bit}
         return _sha256(data)
 
 
@@ -235,7 +238,7 @@ def dataset_fingerprint(records: Iterable[Mapping[str, Any]]) -> str:
 def _base_fingerprint(name_or_path: str) -> str:
     """The base model's identity: its name, and for a local folder the hash of its config and weights index."""
     local = Path(name_or_path).expanduser()
-    parts = [str(name_or_path)]
+    parts = [paths.portable(name_or_path)]
     if local.is_dir():
         for name in ("config.json", "build_info.json", "model.safetensors.index.json"):
             file = local / name
@@ -440,6 +443,7 @@ def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | 
         adapter_sha256 = None
         if cfg.method != "base":
             model.save_pretrained(out / ADAPTER_DIR)
+            portable_adapter(out / ADAPTER_DIR)
             shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
             adapter_sha256 = adapter_checksums(out / ADAPTER_DIR)
         _write_state(out, {"format": FORMAT, "run_hash": expected, "finished": True, "config": cfg.to_dict(),
@@ -499,6 +503,22 @@ def _train_adapter(cfg: SocialLLMConfig, model: Any, tokenizer: Any, train_datas
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+
+
+def portable_adapter(adapter_dir: str | Path) -> None:
+    """Make a saved adapter folder independent of the checkout: peft writes the base model's absolute path into
+    ``adapter_config.json`` and a boilerplate model card ``README.md`` that repeats it; the path becomes
+    repository-relative (``paths.portable``) and the card is dropped (``socialllm.json`` documents the run)."""
+    from .io import read_json, write_json
+
+    folder = Path(adapter_dir)
+    config = folder / ADAPTER_CONFIG
+    if config.exists():
+        data = read_json(config)
+        if data.get("base_model_name_or_path"):
+            data["base_model_name_or_path"] = paths.portable(data["base_model_name_or_path"])
+        write_json(config, data)
+    (folder / "README.md").unlink(missing_ok=True)
 
 
 def adapter_checksums(adapter_dir: str | Path) -> dict[str, str]:

@@ -74,3 +74,22 @@ def test_learning_curve_does_not_change_the_trained_weights(tiny_course, tmp_pat
                              callbacks=[probe]).output_dir
     assert len(probe.rows) == 4  # steps 0, 3, 6 and the last (8)
     assert read_finished_state(plain)["adapter_sha256"] == read_finished_state(probed)["adapter_sha256"]
+
+
+def test_configs_and_hashes_do_not_depend_on_the_checkout(tmp_path, monkeypatch):
+    """A committed run must be the same run in a fresh clone at another absolute path: the base model inside the
+    repository is stored and hashed by its repository-relative path."""
+    from socialalign_lib.socialllm import SocialLLMConfig, _base_fingerprint
+
+    cfg = socialllm_config("lora", "course", seed=0)
+    stored = cfg.to_dict()  # what a committed socialllm.json holds
+    assert stored["base_model"] == "data/socialalign-tiny"
+    assert SocialLLMConfig.from_dict(stored).base_model == str(paths.EMBEDDED_MODEL)
+    before = (cfg.config_hash(), _base_fingerprint(cfg.base_model))
+    clone = tmp_path / "clone"
+    (clone / "data").mkdir(parents=True)
+    (clone / "data" / "socialalign-tiny").symlink_to(paths.EMBEDDED_MODEL)
+    monkeypatch.setattr(paths, "ROOT", clone)
+    moved = SocialLLMConfig.from_dict(stored)
+    assert moved.base_model == str(clone / "data" / "socialalign-tiny")
+    assert (moved.config_hash(), _base_fingerprint(moved.base_model)) == before
