@@ -419,8 +419,10 @@ def train_socialllm(cfg: SocialLLMConfig, train_dataset: Any, output_dir: str | 
                 f"{out}: this committed checkpoint was trained on other data or another base model than this run's "
                 "(its socialllm.json run_hash differs). Rebuild the committed checkpoints with `make checkpoints`, "
                 "or train a fresh copy (the notebooks' retrain=True; default_output_dir(..., committed=False)).")
-        if state and state.get("run_hash") != run_hash and (out / CHECKPOINT_DIR).exists():
-            shutil.rmtree(out / CHECKPOINT_DIR)  # checkpoints of another config or dataset: never resume from them
+        if state and state.get("run_hash") != expected:
+            # checkpoints and replies of another config, base model or dataset: never resume from or reuse them
+            shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+            shutil.rmtree(replies_dir(out), ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
         _write_state(out, {"format": FORMAT, "run_hash": expected, "finished": False, "config": cfg.to_dict()})
 

@@ -93,3 +93,26 @@ def test_configs_and_hashes_do_not_depend_on_the_checkout(tmp_path, monkeypatch)
     moved = SocialLLMConfig.from_dict(stored)
     assert moved.base_model == str(clone / "data" / "socialalign-tiny")
     assert (moved.config_hash(), _base_fingerprint(moved.base_model)) == before
+
+
+def test_replies_of_another_run_are_never_reused(tiny_course, tmp_path):
+    """A run folder whose run hash changed (another base model, config or data) keeps no replies: a notebook would
+    otherwise read back replies another model wrote (the zero-shot row once did, after the base model changed)."""
+    from socialalign_lib.io import write_json
+    from socialalign_lib.run_files import replies_path
+    from socialalign_lib.socialllm import STATE_FILE
+
+    cfg = socialllm_config("base", "tiny", seed=0)
+    folder = tmp_path / "run"
+    stale = replies_path(folder, "test_topic", "full", 0)
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"case_id": "old"}\n')
+    write_json(folder / STATE_FILE, {"format": "socialalign-socialllm/1", "run_hash": "another model",
+                                     "finished": True, "config": cfg.to_dict()})
+    train_socialllm(cfg, tiny_course.split("train"), folder, progress=False)
+    assert not stale.exists()
+    again = replies_path(folder, "test_topic", "full", 0)
+    again.parent.mkdir(parents=True, exist_ok=True)
+    again.write_text('{"case_id": "new"}\n')
+    assert train_socialllm(cfg, tiny_course.split("train"), folder, progress=False).loaded  # same run: kept
+    assert again.exists()
