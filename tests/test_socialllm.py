@@ -108,7 +108,9 @@ def test_training_lowers_the_reply_loss_on_held_out_records(run, cfg, data):
     initial = untrained_socialllm(cfg)  # B = 0: the base model's loss
     before = reply_loss(initial.model, initial.tokenizer, validation)
     after = reply_loss(run.model, run.tokenizer, validation)
-    assert after < before - 0.5, (before, after)
+    # 8 steps at the course rate (1e-3) lower the background-pre-trained base model's held-out loss by ~0.04 nats
+    # (1.824 -> 1.781 at the tiny size); an adapter that never trains leaves it exactly unchanged
+    assert after < before - 0.02, (before, after)
 
 
 @pytest.mark.slow
