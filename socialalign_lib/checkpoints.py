@@ -288,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help=f"rebuild only these rows: {sorted(_NAMES.values())}")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(CheckpointPlan.seeds))
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - set(_NAMES.values()))
+    if unknown:
+        ap.error(f"--only: unknown row(s) {unknown}; choose from {sorted(_NAMES.values())}")
     plan = CheckpointPlan(seeds=tuple(args.seeds))
     if args.check:
         problems = stale_checkpoints(plan)

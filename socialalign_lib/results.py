@@ -336,8 +336,13 @@ def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRI
             elif (r, c) in best_cells:
                 cell.set_facecolor("#cdebc5")
         ax.set_title(split, fontsize=9)
-    fig.suptitle(title or "Results: micro metrics and macro divergences (95% bootstrap CI; green = best)",
-                 fontsize=10)
+    if best is None:
+        shading = "green = best"
+    elif any(best.values()):
+        shading = "green = best, separated from the runner-up by a paired test"
+    else:
+        shading = "no green: in no column does a paired test separate the best from the runner-up"
+    fig.suptitle(title or f"Results: micro metrics and macro divergences (95% bootstrap CI; {shading})", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -116,3 +116,9 @@ def test_replies_of_another_run_are_never_reused(tiny_course, tmp_path):
     again.write_text('{"case_id": "new"}\n')
     assert train_socialllm(cfg, tiny_course.split("train"), folder, progress=False).loaded  # same run: kept
     assert again.exists()
+
+
+def test_cli_refuses_an_unknown_row():
+    with pytest.raises(SystemExit) as exc:
+        checkpoints.main(["--only", "Lora"])
+    assert exc.value.code == 2
