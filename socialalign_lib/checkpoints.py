@@ -132,6 +132,7 @@ def stale_checkpoints(plan: CheckpointPlan | None = None, data: Any | None = Non
 
     plan = plan or CheckpointPlan()
     data = data or _course(plan)
+    train = {variant: data.split("train", variant) for variant in {v for _, v in plan.specs}}
     problems = []
     for seed in plan.seeds:
         for method, variant in plan.specs:
@@ -142,7 +143,7 @@ def stale_checkpoints(plan: CheckpointPlan | None = None, data: Any | None = Non
                                 f"{folder.relative_to(paths.ROOT) if folder.is_relative_to(paths.ROOT) else folder})")
                 continue
             state = read_finished_state(folder)
-            if state.get("run_hash") != run_hash(cfg, data.split("train", variant)):
+            if state.get("run_hash") != run_hash(cfg, train[variant]):
                 problems.append(f"{_NAMES[method, variant]} seed {seed}: {folder.name} was trained on other data, "
                                 "base model or config than the current code gives")
     return problems
@@ -154,7 +155,7 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
     write the learning curves to ``figures/03_learning_curve.csv``. ``only``: names of :data:`TRAINED_SPECS` rows
     (e.g. ``["LoRA"]``) to rebuild. Returns the curve rows."""
     from .sentiment import build_labeller
-    from .socialllm import SocialLLMError, run_hash, train_socialllm
+    from .socialllm import SocialLLMError, run_hash, run_name, train_socialllm
 
     plan = plan or CheckpointPlan()
     torch.set_num_threads(1)  # reproducible weights (and fastest for this model on shared cores)
@@ -167,7 +168,7 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
             if only and name not in only:
                 continue
             cfg = _config(plan, method, variant, seed)
-            folder = paths.CHECKPOINTS_DIR / f"{plan.size}-seed{seed}" / _run_name(cfg)
+            folder = paths.CHECKPOINTS_DIR / f"{plan.size}-seed{seed}" / run_name(cfg)
             train = data.split("train", variant)
             probe = None
             if seed in plan.curve_seeds and (method, variant) in plan.curve_specs:
@@ -208,12 +209,6 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
         paths.FIGURES_DIR.mkdir(parents=True, exist_ok=True)
         write_text(target, out.to_csv(index=False, float_format="%.6g"))
     return out
-
-
-def _run_name(cfg: Any) -> str:
-    from .socialllm import default_output_dir
-
-    return default_output_dir(cfg, "x", 0, committed=False).name
 
 
 def verify(plan: CheckpointPlan | None = None, spec: tuple[str, str] = ("lora", "full"), seed: int = 0) -> bool:

@@ -471,7 +471,7 @@ def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_train(c: dict[str, Any]) -> dict[str, Any]:
     """Train a SocialLLM (``socialllm.train_socialllm``) on one split; works under ``torchrun`` / ``accelerate``."""
-    from .socialllm import default_output_dir, train_socialllm
+    from .socialllm import default_output_dir, run_name, train_socialllm
 
     cfg, opt = c["model"], c["train"]
     train = load_records(opt.dataset, opt.split)
@@ -487,7 +487,7 @@ def cmd_train(c: dict[str, Any]) -> dict[str, Any]:
     else:
         info = _build_info(opt.dataset)
         out = (default_output_dir(cfg, info["size"], info["seed"]) if info.get("source") == "world" and opt.limit is None
-               else _outputs_dir() / "socialllm" / Path(opt.dataset).name / default_output_dir(cfg, "x", 0).name)
+               else _outputs_dir() / "socialllm" / Path(opt.dataset).name / run_name(cfg))
     run = train_socialllm(cfg, train, out, eval_dataset=evals, progress=c["run"].progress)
     losses = run.losses()
     return {"output_dir": str(run.output_dir), "method": cfg.method, "n_train": n_variant, "loaded": run.loaded,

@@ -107,41 +107,52 @@ def _reference(notebook: str, folder: Path) -> dict[str, Any]:
     return _REFERENCE_CACHE[key]
 
 
-def record_numbers(numbers: Mapping[str, Number], notebook: str, size: str | None,
-                   folder: str | Path | None = None) -> Path | None:
-    """Add ``numbers`` to this run's summary file in ``folder`` (default ``$SOCIALALIGN_SUMMARY_DIR``; nothing is
-    written when neither is set). The file holds every number this process recorded for the notebook, so a run
-    that stops half-way leaves only its own numbers, never a mix with an older run's."""
-    from .io import write_json
-
+def _summary_target(notebook: str, folder: str | Path | None) -> tuple[Path, tuple[str, Path]] | None:
+    """The summary file this run records into (``folder``, else ``$SOCIALALIGN_SUMMARY_DIR``; None: record nothing)
+    and its key in this process's state."""
     target = folder if folder is not None else os.environ.get(SUMMARY_DIR_ENV)
     if not target:
         return None
     path = summary_path(notebook, target)
-    run = _THIS_RUN.setdefault((notebook_id(notebook), path.parent.resolve()), {})
+    return path, (notebook_id(notebook), path.parent.resolve())
+
+
+def _write_summary(path: Path, key: tuple[str, Path], size: str | None) -> Path:
+    """This process's numbers (and reading) for the notebook, written atomically: a run that stops half-way leaves
+    only its own numbers, never a mix with an older run's."""
+    from .io import write_json
+
+    reading = _READINGS.get(key)
+    return write_json(path, {"notebook": key[0], "size": size, "date": time.strftime("%Y-%m-%d"),
+                             "written_by": "make course (socialalign_lib.reference)",
+                             "numbers": _THIS_RUN.setdefault(key, {}), **({"reading": reading} if reading else {})},
+                      sort_keys=False)
+
+
+def record_numbers(numbers: Mapping[str, Number], notebook: str, size: str | None,
+                   folder: str | Path | None = None) -> Path | None:
+    """Add ``numbers`` to this run's summary file in ``folder`` (default ``$SOCIALALIGN_SUMMARY_DIR``; nothing is
+    written when neither is set). The file holds every number this process recorded for the notebook."""
+    found = _summary_target(notebook, folder)
+    if found is None:
+        return None
+    path, key = found
     # JSON has no NaN / infinity (the project's writer refuses them): a number that is not finite is recorded as None
-    run.update({name: None if isinstance(v, float) and not math.isfinite(v) else v for name, v in numbers.items()})
-    reading = _READINGS.get((notebook_id(notebook), path.parent.resolve()))
-    return write_json(path, {"notebook": notebook_id(notebook), "size": size, "date": time.strftime("%Y-%m-%d"),
-                             "written_by": "make course (socialalign_lib.reference)", "numbers": run,
-                             **({"reading": reading} if reading else {})}, sort_keys=False)
+    _THIS_RUN.setdefault(key, {}).update(
+        {name: None if isinstance(v, float) and not math.isfinite(v) else v for name, v in numbers.items()})
+    return _write_summary(path, key, size)
 
 
 def record_reading(text: str, notebook: str, size: str | None, folder: str | Path | None = None) -> Path | None:
     """Record the notebook's computed reading of its result (markdown printed from this run's numbers) in its
     summary file, like :func:`record_numbers`: the README's "What you will see" quotes it verbatim
     (``course.sync_results``), so the README never says what a run did not print."""
-    from .io import write_json
-
-    target = folder if folder is not None else os.environ.get(SUMMARY_DIR_ENV)
-    if not target:
+    found = _summary_target(notebook, folder)
+    if found is None:
         return None
-    path = summary_path(notebook, target)
-    key = (notebook_id(notebook), path.parent.resolve())
+    path, key = found
     _READINGS[key] = text
-    return write_json(path, {"notebook": notebook_id(notebook), "size": size, "date": time.strftime("%Y-%m-%d"),
-                             "written_by": "make course (socialalign_lib.reference)",
-                             "numbers": _THIS_RUN.setdefault(key, {}), "reading": text}, sort_keys=False)
+    return _write_summary(path, key, size)
 
 
 def _difference(this: Number, ref: Number) -> float | None:

@@ -300,11 +300,16 @@ def default_output_dir(cfg: SocialLLMConfig, size: str, seed: int, committed: bo
     written by ``make checkpoints``), that folder instead, so notebooks load the converged adapters rather than
     train them; :func:`train_socialllm` refuses to overwrite a committed run that no longer matches its data
     (``committed=False``, the notebooks' ``retrain=True``, trains a fresh copy under ``outputs/``)."""
-    name = f"{_slug(cfg.base_model)}-{cfg.method}-{cfg.variant}-{cfg.config_hash()[:8]}"
+    name = run_name(cfg)
     shipped = paths.CHECKPOINTS_DIR / f"{size}-seed{seed}" / name
     if committed and (shipped / STATE_FILE).exists():
         return shipped
     return paths.OUTPUTS_DIR / "socialllm" / f"{size}-seed{seed}" / name
+
+
+def run_name(cfg: SocialLLMConfig) -> str:
+    """``<base>-<method>-<variant>-<hash8>``: a run folder's name, the same under ``outputs/`` and ``data/checkpoints``."""
+    return f"{_slug(cfg.base_model)}-{cfg.method}-{cfg.variant}-{cfg.config_hash()[:8]}"
 
 
 def run_hash(cfg: SocialLLMConfig, train_dataset: Any) -> str:
