@@ -26,12 +26,12 @@ def _where(pattern: str) -> list[str]:
 
 @pytest.mark.parametrize("what, pattern, expected", [
     # the hashtag rule: clean.HASHTAG, and no other module compiles a '#…#' pattern of its own
-    ("the hashtag pattern", re.escape(r"#([^#\s](?:[^#\n]{0,62}[^#\s])?)#"), ["socialalign_lib/clean.py"]),
+    ("the hashtag pattern", re.escape(r"#([^#\s](?:[^#\n]{0,62}[^#\s])?)#"), ["socialalign_lib/data/text.py"]),
     ("the crowd bootstrap's multinomial draw", r"\.multinomial\(", ["socialalign_lib/divergence.py"]),
     ("the replies layout", r"^def \w*replies_path\(", ["socialalign_lib/run_files.py"]),
     ("the replies folder name", r"/ \"replies\"|'replies' /|\"replies\" /", []),
     ("SFTConfig", r"^class SFTConfig\b", ["socialalign_lib/train.py"]),
-    ("the persona parser", r"^def parse_persona(_text)?\(", ["socialalign_lib/persona_text.py"] * 2),
+    ("the persona parser", r"^def parse_persona(_text)?\(", ["socialalign_lib/data/persona_text.py"] * 2),
     ("the persona labels", r"兴趣话题\|", []),
 ])
 def test_each_idea_is_defined_once(what, pattern, expected):
@@ -41,7 +41,7 @@ def test_each_idea_is_defined_once(what, pattern, expected):
 
 def test_no_module_outside_clean_compiles_a_hashtag_regex():
     hashtag_like = re.compile(r"re\.compile\(r?[\"'][^\"']*#[(\[]?\[\^#")
-    found = [f"{n}:{i}" for n, text in SOURCES.items() if n != "socialalign_lib/clean.py"
+    found = [f"{n}:{i}" for n, text in SOURCES.items() if n != "socialalign_lib/data/text.py"
              for i, line in enumerate(text.splitlines(), 1) if hashtag_like.search(line)]
     assert found == [], f"hashtag patterns outside clean.HASHTAG: {found}"
 
