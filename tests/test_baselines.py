@@ -45,6 +45,16 @@ def test_world_rows(tiny_world):
     assert len(blind) == len(pairs) and set(blind) <= set(labels)
 
 
+def test_oracle_labels_and_oracle_crowd_draw_the_same_labels(tiny_world):
+    """Two draw codes for one idea, kept apart on purpose (see ``baselines.oracle_labels``): both spend one uniform
+    per row in row order, so they agree label for label; a change of either's draws breaks this."""
+    from socialalign_lib.crowd.baselines import oracle_crowd
+
+    pairs = pd.DataFrame([{"topic_id": r.topic_id, "user_id": r.post.user_id} for r in tiny_world.responses])
+    for seed in range(3):
+        assert oracle_crowd(tiny_world, pairs, seed)["sentiment"].tolist() == baselines.oracle_labels(
+            tiny_world, pairs, seed)
+
 def _frame(pred, gold, topics, split="test_topic"):
     n = len(pred)
     return pd.DataFrame({"case_id": [f"c{i}" for i in range(n)], "topic_id": topics, "user_id": [f"u{i}" for i in range(n)],

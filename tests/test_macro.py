@@ -357,3 +357,19 @@ def test_official_w_o_history_asks_the_full_model_without_the_history(tiny_data,
     asked = [official_inference_ablation(r, "history") for r in full]
     expected = generate_replies(run.model, run.tokenizer, asked, gen, progress=False)
     assert replies["generated"].tolist() == expected["generated"].tolist()
+
+
+def test_old_crowd_paths_are_the_new_modules():
+    """The flat modules are shims: ``crowds`` / ``baselines`` / ``comparisons`` are the crowd package's modules
+    themselves, and ``macro`` / ``divergence`` hand out its objects, so no old path keeps a copy of its own."""
+    from socialalign_lib import baselines, comparisons, crowds, divergence
+    from socialalign_lib.crowd import baselines as new_baselines
+    from socialalign_lib.crowd import comparisons as new_comparisons
+    from socialalign_lib.crowd import distributions, divergences, plots, real
+
+    assert crowds is real and baselines is new_baselines and comparisons is new_comparisons
+    homes = {name: getattr(macro, name).__module__ for name in macro.__all__ if callable(getattr(macro, name))}
+    assert set(homes.values()) <= {m.__name__ for m in (distributions, divergences, new_baselines, new_comparisons,
+                                                         plots)}, homes
+    assert all(getattr(divergence, n) is getattr(divergences, n, getattr(distributions, n, None))
+               for n in divergence.__all__)

@@ -310,3 +310,14 @@ def test_missing_model_names_the_embedded_default(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotFoundError, match="config.json"):
         load_base_model(tmp_path / "empty")
+
+
+def test_python_m_models_runs_the_build_cli():
+    """``make model`` runs ``python -m socialalign_lib.models --rebuild``: the package keeps a ``__main__``."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "socialalign_lib.models", "--help"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "--rebuild" in done.stdout and "--no-background" in done.stdout

@@ -27,7 +27,7 @@ def _where(pattern: str) -> list[str]:
 @pytest.mark.parametrize("what, pattern, expected", [
     # the hashtag rule: clean.HASHTAG, and no other module compiles a '#…#' pattern of its own
     ("the hashtag pattern", re.escape(r"#([^#\s](?:[^#\n]{0,62}[^#\s])?)#"), ["socialalign_lib/data/text.py"]),
-    ("the crowd bootstrap's multinomial draw", r"\.multinomial\(", ["socialalign_lib/divergence.py"]),
+    ("the crowd bootstrap's multinomial draw", r"\.multinomial\(", ["socialalign_lib/crowd/divergences.py"]),
     ("the replies layout", r"^def \w*replies_path\(", ["socialalign_lib/run_files.py"]),
     ("the replies folder name", r"/ \"replies\"|'replies' /|\"replies\" /", []),
     ("SFTConfig", r"^class SFTConfig\b", ["socialalign_lib/train.py"]),
