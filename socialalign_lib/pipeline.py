@@ -1,78 +1,10 @@
-"""The course's data path in one call: world → personas → SocialAlign records → ``DatasetDict``.
+"""Deprecated import path: use socialalign_lib.build.pipeline.
 
-Notebooks 02–06 and the CLI all start here, so every step after data preparation sees the same records for
-the same ``(size, seed)``. On the embedded world the whole path takes seconds, so nothing is cached on disk
-except the personas (the one step that is expensive with a real LLM backend); a real dataset enters through
-``socialalign_lib.loaders`` and ``records.build_dataset`` instead.
+This name is that module itself (the same module object), so imports and monkeypatching keep working.
 """
 
-from __future__ import annotations
+import sys
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from socialalign_lib.build import pipeline as _m
 
-from .persona import (
-    PersonaExtractor,
-    PersonaRecord,
-    StatisticalPersonaBackend,
-    persona_posts,
-    personas_of,
-    personas_per_topic,
-)
-from .records import VARIANTS, build_dataset
-from .retrieval import RetrievalConfig
-from .world import World, generate_world
-
-
-@dataclass
-class CourseDataConfig:
-    """What to build. ``retrieval.k``: history posts per prompt (paper: 5). ``persona_posts``: the posts each persona is extracted from (the ``k`` most recent when
-    no news is at hand; the paper extracts from the BM25-retrieved posts)."""
-
-    size: str = "course"  # world size: "tiny" (tests), "course" (notebooks), "large"
-    seed: int = 0  # the world's seed (users, topics, replies and splits)
-    variants: tuple[str, ...] = VARIANTS  # prompt variants to render: full / without_persona / without_history
-    persona_posts: int = 10
-    persona_cache_dir: str | None = None  # folder for the personas.jsonl cache (None: keep in memory)
-    retrieval: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(k=5))
-    num_proc: int | None = None  # processes rendering the records (datasets.map); None = this one
-    persona_protocol: str = "user"  # "user" (ours): one persona per user; "user_topic" (official): one per (user, topic) from that news' retrieved posts
-
-
-@dataclass
-class CourseData:
-    world: World
-    dataset: Any  # datasets.DatasetDict with the world's five splits
-    personas: dict[Any, PersonaRecord]  # by user id; by (user id, topic id) with persona_protocol="user_topic"
-    config: CourseDataConfig
-
-    def split(self, name: str, variant: str = "full"):
-        """One split restricted to one prompt variant (``full`` / ``without_persona`` / ``without_history``)."""
-        return self.dataset[name].filter(lambda v: v == variant, input_columns="variant")
-
-
-def course_data(config: CourseDataConfig | None = None, progress: bool = False, **overrides: Any) -> CourseData:
-    """Build the world, extract personas with the offline statistical backend, render every case into the
-    requested prompt variants. ``overrides`` are ``CourseDataConfig`` fields."""
-    cfg = config or CourseDataConfig(**overrides)
-    if cfg.persona_protocol not in ("user", "user_topic"):
-        raise ValueError(f"persona_protocol must be 'user' or 'user_topic', got {cfg.persona_protocol!r}")
-    world = generate_world(size=cfg.size, seed=cfg.seed)
-    extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=cfg.persona_cache_dir)
-    if cfg.persona_protocol == "user_topic":
-        records = personas_per_topic(world.cases(), extractor, cfg.retrieval, progress=progress)
-        dataset = build_dataset(world, cfg.retrieval, variants=cfg.variants, num_proc=cfg.num_proc,
-                                persona_by_user_topic=personas_of(records))
-    else:
-        records = extractor.extract_users(world.users, lambda u: persona_posts(u, k=cfg.persona_posts),
-                                          progress=progress)
-        dataset = build_dataset(world, cfg.retrieval, personas_of(records), variants=cfg.variants,
-                                num_proc=cfg.num_proc)
-    return CourseData(world, dataset, records, cfg)
-
-
-def default_persona_cache(size: str, seed: int) -> Path:
-    from .paths import GENERATED_DIR
-
-    return GENERATED_DIR / f"personas-{size}-seed{seed}"
+sys.modules[__name__] = _m

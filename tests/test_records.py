@@ -425,3 +425,22 @@ def test_official_inference_ablation_is_the_official_text_edit():
     assert no_history["history_ids"] == [] and not re.search(r"\n\d\. 加满", text)
     with pytest.raises(RecordError, match="full"):
         official_inference_ablation(no_history, "persona")
+
+
+@pytest.mark.parametrize("spans", ["record", "official"])
+def test_prompt_ids_with_spans_are_the_prompt_of_the_training_example(all_records, tokenizer, spans):
+    """Generation's prompt (ids and token spans) is exactly the prompt part of the training example, and a prompt
+    over max_length is refused there too."""
+    from socialalign_lib.records import prompt_ids_with_spans
+
+    cfg = ChatConfig(spans=spans)
+    for rec in all_records[::7]:
+        ex = build_chat_example(tokenizer, rec, cfg)
+        ids, (user, news) = prompt_ids_with_spans(tokenizer, {**rec, "output": ""}, cfg)
+        assert ids == ex["input_ids"][: ex["prompt_length"]]
+        assert [user, news] == [ex["user_span"], ex["news_span"]]
+    rec = all_records[0]
+    n = build_chat_example(tokenizer, rec, cfg)["prompt_length"]
+    with pytest.raises(RecordError, match="max_length"):
+        prompt_ids_with_spans(tokenizer, rec, ChatConfig(spans=spans, max_length=n))
+    assert len(prompt_ids_with_spans(tokenizer, rec, ChatConfig(spans=spans, max_length=n + 1))[0]) == n
