@@ -162,14 +162,7 @@ def background_corpus(
     What each part bought: see docs/design.md#measurements-behind-the-models-defaults (measured).
     """
     # Imported here: the simulator and the record builder are needed to make this corpus, never to load a model.
-    from socialalign_lib.persona import (
-        PersonaExtractor,
-        StatisticalPersonaBackend,
-        persona_posts,
-        personas_of,
-    )
-    from socialalign_lib.records import build_dataset
-    from socialalign_lib.retrieval import RetrievalConfig
+    from socialalign_lib.build.pipeline import build_from_world
     from socialalign_lib.world.generate import generate_world
 
     seen = {t.hashtag for t in course_world.topics} | {t.news for t in course_world.topics}
@@ -189,9 +182,7 @@ def background_corpus(
             )
     if n_records:
         rw = generate_world(size=size, seed=seed + 1, n_topics=n_records // 30 + 1, n_smp_users=0)
-        extractor = PersonaExtractor(StatisticalPersonaBackend())
-        personas = extractor.extract_users(rw.users, lambda u: persona_posts(u, k=10), progress=False)
-        dataset = build_dataset(rw, RetrievalConfig(k=5), personas_of(personas), variants=("full",))
+        dataset = build_from_world(rw, variants=("full",)).dataset  # the course's persona + record steps
         for split in dataset:
             texts += [
                 _chatml(r["instruction"], r["output"]) for r in dataset[split] if r["hashtag"] not in seen
