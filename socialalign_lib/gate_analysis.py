@@ -1,7 +1,7 @@
 """Which expert does each news and each user use? Gate statistics and heatmaps for PAC-LoRA.
 
-Input: a frame with one row per record and list columns ``gate_a`` / ``gate_b`` (``socialllm.compute_gates`` or
-``socialllm.generate_replies``). Gate A (analyzing experts) is computed from the news span, gate B (writing
+Input: a frame with one row per record and list columns ``gate_a`` / ``gate_b`` (``generate.decode.compute_gates``
+or ``generate_replies``). Gate A (analyzing experts) is computed from the news span, gate B (writing
 experts) from the user span, so the questions are "does gate A depend on the news' category?" and "does gate B
 depend on the kind of user?".
 

@@ -28,9 +28,9 @@ def _where(pattern: str) -> list[str]:
     # the hashtag rule: clean.HASHTAG, and no other module compiles a '#…#' pattern of its own
     ("the hashtag pattern", re.escape(r"#([^#\s](?:[^#\n]{0,62}[^#\s])?)#"), ["socialalign_lib/data/text.py"]),
     ("the crowd bootstrap's multinomial draw", r"\.multinomial\(", ["socialalign_lib/crowd/divergences.py"]),
-    ("the replies layout", r"^def \w*replies_path\(", ["socialalign_lib/run_files.py"]),
+    ("the replies layout", r"^def \w*replies_path\(", ["socialalign_lib/generate/paths.py"]),
     ("the replies folder name", r"/ \"replies\"|'replies' /|\"replies\" /", []),
-    ("SFTConfig", r"^class SFTConfig\b", ["socialalign_lib/train.py"]),
+    ("SFTConfig", r"^class SFTConfig\b", ["socialalign_lib/train/sft.py"]),
     ("the persona parser", r"^def parse_persona(_text)?\(", ["socialalign_lib/data/persona_text.py"] * 2),
     ("the persona labels", r"兴趣话题\|", []),
 ])

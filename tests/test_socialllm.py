@@ -284,8 +284,8 @@ def test_token_routing_trains_and_runs_on_the_official_spans(data, cfg, held_out
     in every helper that renders prompts; sequence routing keeps the record's spans; both can be forced."""
     from dataclasses import replace
 
-    from socialalign_lib import socialllm
     from socialalign_lib.records import ChatConfig
+    from socialalign_lib.train import socialllm
 
     assert SocialLLMConfig().chat_config().spans == "record"
     assert SocialLLMConfig(routing="token", spans="record").chat_config().spans == "record"

@@ -15,6 +15,7 @@ public helpers), `spans.py` (how spans reach the layers).
 """
 
 from .config import DEFAULT_TARGET_MODULES, GATE_MODES, PAC_LORA_PEFT_TYPE, ROUTINGS, PacLoraConfig
+from .gating import is_pac_model, mean_gates, use_gate_mode
 from .layer import GateCache, PacLoraLayer, PacLoraMergeError
 from .model import (
     PacLoraModel,
@@ -45,11 +46,14 @@ __all__ = [
     "PacSpanError",
     "gate_weights",
     "get_pac_model",
+    "is_pac_model",
     "leading_pad_counts",
     "load_pac_model",
+    "mean_gates",
     "pac_tuner",
     "place_spans",
     "register_pac_lora",
     "set_gate_mode",
+    "use_gate_mode",
     "use_spans",
 ]
