@@ -2,14 +2,14 @@
 
 :func:`generate_replies` is the one HF generation path, for the base model, plain LoRA and PAC-LoRA alike;
 :func:`compute_gates` runs the same prompts through one prefill to read the PAC-LoRA gates without generating.
-Prompts are the records' chat prompts as in training (``records.build_chat_example``); the vLLM backend
+Prompts are the records' chat prompts as in training (``build.records.prompt_ids_with_spans``); the vLLM backend
 (:mod:`.vllm`) renders them with the same :func:`prompt_ids_with_spans` and writes the same replies file
 (:class:`~.reply_file.ReplyFile`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig as HFGenerationConfig
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
+from socialalign_lib.build.records import ChatConfig, prompt_ids_with_spans
 from socialalign_lib.pac_lora import is_pac_model, leading_pad_counts, mean_gates, use_gate_mode
-from socialalign_lib.records import ChatConfig, build_chat_example
 from socialalign_lib.train.config import model_chat_config
 from socialalign_lib.train.data import as_records, batched
 from socialalign_lib.train.socialllm import model_device
@@ -42,16 +42,6 @@ __all__ = [
 
 REPLACEMENT_CHAR = "\ufffd"
 _MAX_CUT_TOKENS = 3  # a UTF-8 character has at most 4 bytes: at most 3 of them end a cut-off generation
-
-
-def prompt_ids_with_spans(
-    tokenizer: Any, record: Mapping[str, Any], chat: ChatConfig
-) -> tuple[list[int], list[list[int]]]:
-    """Prompt token ids (chat template with the generation prompt) and ``[[user], [news]]`` token spans, exactly
-    as training renders them (``records.build_chat_example``, whose prompt part is tokenised on its own)."""
-    example = build_chat_example(tokenizer, {**record, "output": record.get("output") or ""}, chat)
-    n = example["prompt_length"]
-    return example["input_ids"][:n], [list(example["user_span"]), list(example["news_span"])]
 
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
