@@ -16,7 +16,8 @@ from typing import Any
 
 from torch import nn
 
-from socialalign_lib.socialllm import GenerationConfig, generate_replies
+from socialalign_lib.generate.decode import generate_replies
+from socialalign_lib.generate.sampling import GenerationConfig
 
 from .common import BenchConfig, Result, profile_ops, synchronize
 from .workloads import with_pac_lora

@@ -17,10 +17,10 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from socialalign_lib import paths
+from socialalign_lib.build.pipeline import course_data
+from socialalign_lib.build.records.chat import build_chat_example
 from socialalign_lib.models import load_base_model
 from socialalign_lib.pac_lora import DEFAULT_TARGET_MODULES, SPANS_KWARG, PacLoraConfig, get_pac_model
-from socialalign_lib.pipeline import course_data
-from socialalign_lib.records import build_chat_example
 from socialalign_lib.train import SpanCollator
 
 from .common import BenchConfig, ModelShape

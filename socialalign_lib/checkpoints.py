@@ -82,14 +82,15 @@ class LearningCurve(TrainerCallback):
         self.rows: list[dict[str, float]] = []
 
     def _accuracy(self, model: Any, records: Any) -> float:
-        from .socialllm import GenerationConfig, generate_replies
+        from socialalign_lib.generate.decode import generate_replies
+        from socialalign_lib.generate.sampling import GenerationConfig
 
         replies = generate_replies(model, self.tokenizer, records, self.gen or GenerationConfig(seed=0), progress=False)
         pred = self.labeller.predict(replies["generated"].fillna("").astype(str).tolist())
         return float(np.mean(np.asarray(pred) == np.asarray(replies["sentiment"])))
 
     def measure(self, model: Any, step: int) -> None:
-        from .socialllm import reply_loss
+        from socialalign_lib.train.socialllm import reply_loss
 
         was_training = model.training
         model.eval()
@@ -114,13 +115,13 @@ class LearningCurve(TrainerCallback):
 
 
 def _course(plan: CheckpointPlan):
-    from .pipeline import course_data
+    from socialalign_lib.build.pipeline import course_data
 
     return course_data(size=plan.size, seed=plan.world_seed)
 
 
 def _config(plan: CheckpointPlan, method: str, variant: str, seed: int):
-    from .socialllm import socialllm_config
+    from socialalign_lib.train.config import socialllm_config
 
     return socialllm_config(method, plan.size, seed=seed, variant=variant)
 
@@ -128,7 +129,8 @@ def _config(plan: CheckpointPlan, method: str, variant: str, seed: int):
 def stale_checkpoints(plan: CheckpointPlan | None = None, data: Any | None = None) -> list[str]:
     """Problems with the committed runs for ``plan``: a missing folder, an unfinished run, or a run hash that no
     longer matches the current config, base model and training data. Empty when everything is current."""
-    from .socialllm import STATE_FILE, default_output_dir, read_finished_state, run_hash
+    from socialalign_lib.train.run_folder import STATE_FILE, default_output_dir, read_finished_state
+    from socialalign_lib.train.socialllm import run_hash
 
     plan = plan or CheckpointPlan()
     data = data or _course(plan)
@@ -154,8 +156,10 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
     """Train every run of ``plan`` into ``data/checkpoints`` (replacing a stale folder), on one torch thread;
     write the learning curves to ``figures/03_learning_curve.csv``. ``only``: names of :data:`TRAINED_SPECS` rows
     (e.g. ``["LoRA"]``) to rebuild. Returns the curve rows."""
+    from socialalign_lib.train.run_folder import SocialLLMError, run_name
+    from socialalign_lib.train.socialllm import run_hash, train_socialllm
+
     from .sentiment import build_labeller
-    from .socialllm import SocialLLMError, run_hash, run_name, train_socialllm
 
     plan = plan or CheckpointPlan()
     torch.set_num_threads(1)  # reproducible weights (and fastest for this model on shared cores)
@@ -179,7 +183,7 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
                 probe = LearningCurve(data.split("validation", variant), labeller, plan.curve_every,
                                       AutoTokenizer.from_pretrained(cfg.base_model), watch=watch)
             try:
-                from .socialllm import read_finished_state
+                from socialalign_lib.train.run_folder import read_finished_state
 
                 current = read_finished_state(folder).get("run_hash") == run_hash(cfg, train)
             except (SocialLLMError, FileNotFoundError, OSError):
@@ -198,7 +202,7 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
                 curves += [{"method": name, "seed": seed, **row} for row in probe.rows]
     out = pd.DataFrame(curves)
     if len(out):
-        from .io import write_text
+        from socialalign_lib.data.write import write_text
 
         target = paths.FIGURES_DIR / CURVE_FILE
         if target.exists():  # keep the curves of runs not rebuilt now (``only``, other seeds)
@@ -215,7 +219,8 @@ def verify(plan: CheckpointPlan | None = None, spec: tuple[str, str] = ("lora", 
     """Retrain one committed run in a temporary folder and compare the adapter's sha256 with the committed one."""
     import tempfile
 
-    from .socialllm import default_output_dir, read_finished_state, train_socialllm
+    from socialalign_lib.train.run_folder import default_output_dir, read_finished_state
+    from socialalign_lib.train.socialllm import train_socialllm
 
     plan = plan or CheckpointPlan()
     torch.set_num_threads(1)

@@ -99,7 +99,7 @@ def record_runtime(notebook: str, seconds: float, size: str, path: Path = RUNTIM
     world size, the machine's cores and 1-minute load average at the end (a busy machine runs slower)."""
     import csv
 
-    from .io import write_text
+    from socialalign_lib.data.write import write_text
 
     rows = {}
     if path.exists():
@@ -134,7 +134,7 @@ def sync_runtimes(path: Path = RUNTIMES_CSV, notebooks_dir: Path = NOTEBOOKS_DIR
     ``make course`` calls it after a full run, so the quotes never drift from the CSV."""
     import nbformat
 
-    from .io import write_text
+    from socialalign_lib.data.write import write_text
 
     rows = {k: r for k, r in read_runtimes(path).items() if r["size"] == "course"}
     changed = []
@@ -188,7 +188,8 @@ def sync_results(readme: Path = ROOT / "README.md", executed: Path = EXECUTED_DI
     """Write the README's "What you will see" block from the committed run: notebook 06's table (sentiment accuracy
     and crowd JS with CIs) and each notebook's reading as the notebook printed it (``reference.record_reading``),
     so the README says only what the code computed. Returns True when the README changed."""
-    from .io import write_text
+    from socialalign_lib.data.write import write_text
+
     from .reference import read_summary
 
     if not readme.exists():

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from socialalign_lib.build.records.template import official_inference_ablation
+
 from .generate.decode import generate_replies
 from .generate.paths import replies_path  # re-exported: the evaluation protocol's replies live there
 from .generate.sampling import GenerationConfig
-from .records import official_inference_ablation
 from .train.config import SocialLLMConfig, course_sft_config
 from .train.run_folder import default_output_dir
 from .train.socialllm import train_socialllm

@@ -33,7 +33,7 @@ from rouge_chinese import Rouge
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 
-from .schema import SENTIMENTS
+from socialalign_lib.data.schema import SENTIMENTS
 
 __all__ = [
     "ROUGE_KEYS",

@@ -197,7 +197,7 @@ def save_figure(fig: plt.Figure, name: str, figures_dir: str | Path | None = Non
         missing = missing_glyphs(fig)
         fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     _raise_missing(path.name, missing, caught)
-    from .io import _atomic_write  # a run killed mid-write leaves the previous figure, not a torn PNG
+    from socialalign_lib.data.write import _atomic_write
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, lambda f: f.write(buf.getvalue()), fsync=False)

@@ -80,7 +80,7 @@ def _plain(value: Any, name: str) -> Number:
 
 def read_summary(path: Path) -> dict[str, Any] | None:
     """A summary file's content, or None when there is none; a damaged file raises naming the file."""
-    from .io import read_json
+    from socialalign_lib.data.read import read_json
 
     if not path.exists():
         return None
@@ -120,7 +120,7 @@ def _summary_target(notebook: str, folder: str | Path | None) -> tuple[Path, tup
 def _write_summary(path: Path, key: tuple[str, Path], size: str | None) -> Path:
     """This process's numbers (and reading) for the notebook, written atomically: a run that stops half-way leaves
     only its own numbers, never a mix with an older run's."""
-    from .io import write_json
+    from socialalign_lib.data.write import write_json
 
     reading = _READINGS.get(key)
     return write_json(path, {"notebook": key[0], "size": size, "date": time.strftime("%Y-%m-%d"),

@@ -23,10 +23,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from socialalign_lib.crowd.baselines import true_crowd
+from socialalign_lib.crowd.distributions import PRED_COL, crowd_frames
+from socialalign_lib.crowd.divergences import mean_divergences
+from socialalign_lib.data.schema import SENTIMENTS
+
 from . import metrics
-from .macro import PRED_COL, crowd_frames, mean_divergences, true_crowd
 from .plots import save_figure
-from .schema import SENTIMENTS
 
 __all__ = [
     "LOWER_IS_BETTER",

@@ -35,7 +35,7 @@ def tiny_world():
 def tiny_course():
     """``pipeline.course_data(size="tiny", seed=0)`` (world, personas, datasets), built once per test session (13 s
     each time otherwise). Read-only, like :func:`tiny_world`; its ``world`` is its own copy, equal to that one."""
-    from socialalign_lib.pipeline import course_data
+    from socialalign_lib.build.pipeline import course_data
 
     return course_data(size="tiny", seed=0)
 

@@ -24,10 +24,11 @@ def main(data_dir: str, out_dir: str, max_steps: int = 6) -> None:
     import torch.distributed as dist
     from datasets import load_from_disk
 
+    from socialalign_lib.build.records.chat import ChatConfig
     from socialalign_lib.pac_lora import get_pac_model
-    from socialalign_lib.records import ChatConfig
-    from socialalign_lib.socialllm import SocialLLMConfig, train_socialllm
     from socialalign_lib.train import SPAN_KEY, SFTConfig, SpanCollator, tokenize_dataset
+    from socialalign_lib.train.config import SocialLLMConfig
+    from socialalign_lib.train.socialllm import train_socialllm
 
     out = Path(out_dir)
     records = load_from_disk(data_dir)

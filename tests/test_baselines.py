@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from socialalign_lib import baselines, comparisons, results
-from socialalign_lib.macro import PRED_COL, REAL_COL
+from socialalign_lib.crowd.distributions import PRED_COL, REAL_COL
 
 LABELS = ["negative", "neutral", "positive"]
 

@@ -6,7 +6,9 @@ import pytest
 
 from socialalign_lib import checkpoints, paths
 from socialalign_lib.checkpoints import CheckpointPlan, build_checkpoints, stale_checkpoints
-from socialalign_lib.socialllm import SocialLLMError, default_output_dir, socialllm_config, train_socialllm
+from socialalign_lib.train.config import socialllm_config
+from socialalign_lib.train.run_folder import SocialLLMError, default_output_dir
+from socialalign_lib.train.socialllm import train_socialllm
 
 
 def test_committed_checkpoints_are_current():
@@ -42,7 +44,7 @@ def test_build_find_and_refuse_stale(tiny_plan, tmp_path):
     other_world = CheckpointPlan(size="tiny", world_seed=1, seeds=(0,), specs=(("lora", "full"),), curve_specs=())
     problems = stale_checkpoints(other_world)
     assert len(problems) == 1 and "trained on other data" in problems[0]
-    from socialalign_lib.pipeline import course_data
+    from socialalign_lib.build.pipeline import course_data
 
     other_train = course_data(size="tiny", seed=1).split("train")
     with pytest.raises(SocialLLMError, match="make checkpoints"):
@@ -59,7 +61,7 @@ def test_learning_curve_does_not_change_the_trained_weights(tiny_course, tmp_pat
 
     from socialalign_lib.checkpoints import LearningCurve
     from socialalign_lib.sentiment import build_labeller
-    from socialalign_lib.socialllm import read_finished_state
+    from socialalign_lib.train.run_folder import read_finished_state
 
     class DrawingCurve(LearningCurve):
         def _accuracy(self, model, records):
@@ -79,7 +81,8 @@ def test_learning_curve_does_not_change_the_trained_weights(tiny_course, tmp_pat
 def test_configs_and_hashes_do_not_depend_on_the_checkout(tmp_path, monkeypatch):
     """A committed run must be the same run in a fresh clone at another absolute path: the base model inside the
     repository is stored and hashed by its repository-relative path."""
-    from socialalign_lib.socialllm import SocialLLMConfig, _base_fingerprint
+    from socialalign_lib.train.config import SocialLLMConfig
+    from socialalign_lib.train.run_folder import _base_fingerprint
 
     cfg = socialllm_config("lora", "course", seed=0)
     stored = cfg.to_dict()  # what a committed socialllm.json holds
@@ -98,9 +101,9 @@ def test_configs_and_hashes_do_not_depend_on_the_checkout(tmp_path, monkeypatch)
 def test_replies_of_another_run_are_never_reused(tiny_course, tmp_path):
     """A run folder whose run hash changed (another base model, config or data) keeps no replies: a notebook would
     otherwise read back replies another model wrote (the zero-shot row once did, after the base model changed)."""
-    from socialalign_lib.io import write_json
-    from socialalign_lib.run_files import replies_path
-    from socialalign_lib.socialllm import STATE_FILE
+    from socialalign_lib.data.write import write_json
+    from socialalign_lib.generate.paths import replies_path
+    from socialalign_lib.train.run_folder import STATE_FILE
 
     cfg = socialllm_config("base", "tiny", seed=0)
     folder = tmp_path / "run"

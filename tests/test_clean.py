@@ -9,21 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from socialalign_lib.clean import (
+from socialalign_lib.data.encoding import EncodingError, decode_bytes, read_text_file
+from socialalign_lib.data.errors import DataFormatError
+from socialalign_lib.data.history import HistoryFilter, filter_history, load_history_filter_lists
+from socialalign_lib.data.schema import Post, User
+from socialalign_lib.data.text import (
     CleanConfig,
-    EncodingError,
-    HistoryFilter,
     clean_text,
-    decode_bytes,
     extract_hashtags,
-    filter_history,
     html_to_text,
     is_only_hashtags,
-    load_history_filter_lists,
-    read_text_file,
 )
-from socialalign_lib.io import DataFormatError
-from socialalign_lib.schema import Post, User
 
 # Mobile-API HTML as in docs/formats.md#mblog-json (timeline mblog.text and a hotflow comment with an emoticon).
 MBLOG_HTML = (
@@ -307,7 +303,7 @@ def test_no_other_hashtag_regex_in_the_library():
 
 
 def test_has_words():
-    from socialalign_lib.clean import has_words
+    from socialalign_lib.data.text import has_words
 
     assert not any(map(has_words, ["", "  ", "#话题#", "#话题# #另一个# ？？", "?? …", "#a# , 。"]))
     assert all(map(has_words, ["#话题# 好", "[赞]", "👍", "#话题#2024", "ok"]))

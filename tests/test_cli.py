@@ -148,7 +148,7 @@ def test_same_field_name_in_two_groups_needs_a_table(tmp_path):
 def test_build_writes_exactly_the_notebooks_records(built, course):
     from datasets import load_from_disk
 
-    from socialalign_lib.io import read_jsonl
+    from socialalign_lib.data.read import read_jsonl
 
     saved = load_from_disk(str(built / "dataset"))
     assert list(saved) == list(course.dataset)
@@ -160,8 +160,8 @@ def test_build_writes_exactly_the_notebooks_records(built, course):
 
 
 def test_build_in_two_processes_renders_the_same_records(course):
-    from socialalign_lib.persona import personas_of
-    from socialalign_lib.records import build_dataset
+    from socialalign_lib.build.persona.extractor import personas_of
+    from socialalign_lib.build.records.dataset import build_dataset
 
     variants = ("full", "without_history")
     one = build_dataset(course.world, course.config.retrieval, personas_of(course.personas), variants=variants)
@@ -187,8 +187,8 @@ def test_persona_then_build_from_its_file_equals_the_notebooks_path(tmp_path, co
 
 
 def test_build_from_the_official_socialalign_file_into_one_split(tmp_path):
-    from socialalign_lib.io import read_jsonl
-    from socialalign_lib.loaders import load_socialalign_alpaca
+    from socialalign_lib.data.loaders.socialalign import load_socialalign_alpaca
+    from socialalign_lib.data.read import read_jsonl
 
     official = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_sample.json"
     summary = run("build", "--cases", str(official), "--split", "test_topic", "--variants", "full",
@@ -205,8 +205,8 @@ def test_build_from_the_official_socialalign_file_into_one_split(tmp_path):
 def test_build_round_trips_every_official_record_of_a_multi_topic_file(tmp_path):
     """`socialalign build --cases` on a file where one user answers two topics in several variants, out of order:
     every record is written back with the identical instruction and the parser's spans."""
-    from socialalign_lib.io import read_jsonl
-    from socialalign_lib.loaders import load_socialalign_alpaca
+    from socialalign_lib.data.loaders.socialalign import load_socialalign_alpaca
+    from socialalign_lib.data.read import read_jsonl
 
     official = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_multitopic.json"
     run("build", "--cases", str(official), "--out-dir", str(tmp_path))
@@ -259,7 +259,7 @@ class _SlowOpenAI:
 
 
 def test_persona_against_an_openai_endpoint_keeps_a_bounded_number_of_requests_in_flight(tmp_path):
-    from socialalign_lib.io import read_jsonl
+    from socialalign_lib.data.read import read_jsonl
 
     server = _SlowOpenAI()
     try:
@@ -282,7 +282,8 @@ def test_persona_against_an_openai_endpoint_keeps_a_bounded_number_of_requests_i
 @pytest.fixture(scope="module")
 def trained(built, course, tmp_path_factory):
     """The same PAC-LoRA run twice: through `socialalign train` and through the library call notebook 03 makes."""
-    from socialalign_lib.socialllm import SocialLLMConfig, course_sft_config, train_socialllm
+    from socialalign_lib.train.config import SocialLLMConfig, course_sft_config
+    from socialalign_lib.train.socialllm import train_socialllm
 
     root = tmp_path_factory.mktemp("runs")
     summary = run("train", "--dataset", str(built), "--output-dir", str(root / "cli"), *TRAIN)
@@ -313,7 +314,8 @@ def test_train_command_writes_the_library_run(trained):
 
 @pytest.fixture(scope="module")
 def library_replies(trained, course):
-    from socialalign_lib.socialllm import GenerationConfig, generate_replies
+    from socialalign_lib.generate.decode import generate_replies
+    from socialalign_lib.generate.sampling import GenerationConfig
 
     _, _, lib = trained
     return generate_replies(lib.model, lib.tokenizer, course.split("test_user"),
@@ -321,7 +323,7 @@ def library_replies(trained, course):
 
 
 def _replies(path: Path) -> pd.DataFrame:
-    from socialalign_lib.io import read_jsonl
+    from socialalign_lib.data.read import read_jsonl
 
     return pd.DataFrame(read_jsonl(path))
 
@@ -381,8 +383,8 @@ def test_interrupted_generate_finishes_the_rest_without_duplicates(trained, buil
 
 
 def test_sharded_generate_then_evaluate_reports_the_library_metrics(trained, built, library_replies, tiny_world):
-    from socialalign_lib.evaluation import histories
-    from socialalign_lib.macro import label_replies
+    from socialalign_lib.crowd.distributions import label_replies
+    from socialalign_lib.experiments import histories
     from socialalign_lib.results import micro_metrics
     from socialalign_lib.sentiment import train_world_labeller
 

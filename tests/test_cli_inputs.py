@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from socialalign_lib import cli
-from socialalign_lib.io import read_jsonl, write_jsonl
+from socialalign_lib.data.read import read_jsonl
+from socialalign_lib.data.write import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_sample.json"
@@ -182,7 +183,9 @@ def test_evaluate_never_rewrites_its_input(route, tmp_path):
 @pytest.mark.slow
 def test_a_second_generate_on_one_replies_file_is_refused(route, tmp_path):
     from socialalign_lib.cli import load_records
-    from socialalign_lib.socialllm import GenerationConfig, generate_replies, load_socialllm
+    from socialalign_lib.generate.decode import generate_replies
+    from socialalign_lib.generate.sampling import GenerationConfig
+    from socialalign_lib.train.socialllm import load_socialllm
 
     lib = load_socialllm(route["run"])
     inner, entered, release = lib.model.generate, threading.Event(), threading.Event()
@@ -230,7 +233,7 @@ def test_a_damaged_adapter_is_named_before_use(route, tmp_path):
             tensors = load_file(weights)
             tensors.pop(sorted(tensors)[0])
             save_file(tensors, weights)
-            from socialalign_lib.socialllm import adapter_checksums
+            from socialalign_lib.train.run_folder import adapter_checksums
 
             state = json.loads((run / "socialllm.json").read_text(encoding="utf-8"))
             state["adapter_sha256"] = adapter_checksums(run / "adapter")

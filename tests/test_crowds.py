@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from socialalign_lib import crowds, macro
-from socialalign_lib.loaders import load_daily_posts
+from socialalign_lib.data.loaders.weibo import load_daily_posts
 
 
 class PrefixLabeller:

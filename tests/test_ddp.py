@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    from socialalign_lib.pipeline import course_data
+    from socialalign_lib.build.pipeline import course_data
 
     data = course_data(size="tiny", seed=0, variants=("full",)).dataset["train"].select(range(32))
     path = tmp_path_factory.mktemp("ddp") / "records"

@@ -10,12 +10,11 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-from socialalign_lib.divergence import (
+from socialalign_lib.crowd.distributions import crowd_distributions, distribution
+from socialalign_lib.crowd.divergences import (
     OVERALL,
     bootstrap_ci,
     compare_crowds,
-    crowd_distributions,
-    distribution,
     divergences,
     js_divergence,
     kl_divergence,
@@ -216,7 +215,7 @@ def test_multinomial_replicates_have_the_bootstrap_mean_and_variance():
 def test_one_crowd_bootstrap_behind_compare_crowds_and_macro():
     """compare_crowds (per topic) and macro.mean_divergences (mean over topics) draw the same replicates from
     the same seed: one bootstrap, so their numbers agree exactly."""
-    from socialalign_lib.macro import mean_divergences
+    from socialalign_lib.crowd.divergences import mean_divergences
 
     real, pred = _crowds()
     counts = lambda df: pd.crosstab(df.topic_id, df.sentiment).reindex(columns=LABELS, fill_value=0).to_numpy(float)  # noqa: E731

@@ -92,9 +92,9 @@ def test_persona_view_truth_retrieval_and_backend(course, user_index):
 
 
 def test_persona_view_scores_the_true_persona_perfectly_and_records_failures(course):
+    from socialalign_lib.build.persona.backends import PersonaBackendError
+    from socialalign_lib.data.schema import Persona
     from socialalign_lib.explore import persona_view
-    from socialalign_lib.persona import PersonaBackendError
-    from socialalign_lib.schema import Persona
 
     world = course.world
     user, topic = world.users[7], world.topics[-1]
@@ -145,7 +145,7 @@ def crowd(world):
     user's real reply to the same topic), labelled by the world labeller."""
     import pandas as pd
 
-    from socialalign_lib.macro import label_replies
+    from socialalign_lib.crowd.distributions import label_replies
     from socialalign_lib.sentiment import train_world_labeller
 
     rows = [(r.topic_id, r.post.user_id, world.topic(r.topic_id).category, r.post.text, r.sentiment)
@@ -157,9 +157,10 @@ def crowd(world):
 
 
 def test_crowd_view_numbers_and_replies_are_the_topics_own(world, crowd):
-    from socialalign_lib.divergence import compare_crowds, js_divergence, kl_divergence
+    from socialalign_lib.crowd.baselines import true_crowd
+    from socialalign_lib.crowd.distributions import crowd_frames
+    from socialalign_lib.crowd.divergences import compare_crowds, js_divergence, kl_divergence
     from socialalign_lib.explore import crowd_view
-    from socialalign_lib.macro import crowd_frames, true_crowd
 
     for tid in sorted(set(crowd["topic_id"])):
         rows = crowd[crowd.topic_id == tid]

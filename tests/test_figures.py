@@ -195,7 +195,7 @@ def test_split_overview_counts_replies_and_new_users_and_topics(tmp_path):
 
 
 def test_crowd_bars_and_topic_distributions_show_names_at_a_readable_size(tmp_path):
-    from socialalign_lib.macro import plot_crowd_bars
+    from socialalign_lib.crowd.plots import plot_crowd_bars
     from socialalign_lib.plots import stacked_distributions
 
     labels = ["negative", "neutral", "positive"]

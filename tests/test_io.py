@@ -13,30 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from socialalign_lib.io import (
-    DataFormatError,
-    append_jsonl,
-    features_for,
-    iter_json_records,
-    load_cases,
-    load_dataset_jsonl,
-    load_dataset_parquet,
-    load_topics,
-    load_users,
-    read_json,
-    read_jsonl,
-    read_parquet,
-    read_text,
-    repair_jsonl_tail,
-    to_dataset,
-    validate_case,
-    validate_user,
-    write_json,
-    write_jsonl,
-    write_parquet,
-    write_text,
-)
-from socialalign_lib.schema import Case, Persona, Post, Topic, User
+from socialalign_lib.data.append import append_jsonl, repair_jsonl_tail
+from socialalign_lib.data.errors import DataFormatError
+from socialalign_lib.data.hf import features_for, load_dataset_jsonl, load_dataset_parquet, to_dataset
+from socialalign_lib.data.read import iter_json_records, read_json, read_jsonl, read_parquet, read_text
+from socialalign_lib.data.schema import Case, Persona, Post, Topic, User
+from socialalign_lib.data.validate import load_cases, load_topics, load_users, validate_case, validate_user
+from socialalign_lib.data.write import write_json, write_jsonl, write_parquet, write_text
 
 
 def _post(i: int, **kw) -> Post:
@@ -372,7 +355,8 @@ def test_a_second_writer_is_refused_across_processes_and_a_killed_holder_frees_t
     import sys
     from pathlib import Path
 
-    from socialalign_lib.io import OutputLockedError, exclusive_output
+    from socialalign_lib.data.append import exclusive_output
+    from socialalign_lib.data.errors import OutputLockedError
 
     target = tmp_path / "replies.jsonl"
     holder = subprocess.Popen(
@@ -392,7 +376,7 @@ def test_a_second_writer_is_refused_across_processes_and_a_killed_holder_frees_t
 
 
 def test_replace_dir_swaps_a_whole_folder_in(tmp_path):
-    from socialalign_lib.io import replace_dir
+    from socialalign_lib.data.write import replace_dir
 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.txt").write_text("old", encoding="utf-8")

@@ -10,31 +10,30 @@ from pathlib import Path
 
 import pytest
 
-from socialalign_lib.io import DataFormatError, validate_case, validate_user, write_jsonl
-from socialalign_lib.loaders import (
-    SMP_COLUMNS,
-    day_from_filename,
-    extract_hashtags,
-    load_daily_posts,
-    load_lamp,
-    load_popalm_pairs,
-    load_popalm_sft,
-    load_posts_csv,
-    load_smpd,
+from socialalign_lib.collect.parse import parse_count, parse_weibo_time
+from socialalign_lib.data.errors import DataFormatError
+from socialalign_lib.data.loaders.lamp import load_lamp
+from socialalign_lib.data.loaders.popalm import load_popalm_pairs, load_popalm_sft, popalm_to_schema
+from socialalign_lib.data.loaders.smp import SMP_COLUMNS, load_smpd, load_tpic2017
+from socialalign_lib.data.loaders.socialalign import (
     load_socialalign_alpaca,
     load_socialalign_cases,
-    load_tpic2017,
+    parse_socialalign_instruction,
+)
+from socialalign_lib.data.loaders.weibo import (
+    day_from_filename,
+    load_daily_posts,
+    load_posts_csv,
     load_weibo_crawler_csv,
     load_weibo_crawler_dir,
     load_weibo_crawler_json,
     load_weibo_search_csv,
-    parse_count,
-    parse_persona_text,
-    parse_socialalign_instruction,
-    parse_weibo_time,
-    popalm_to_schema,
 )
-from socialalign_lib.schema import Persona, Post
+from socialalign_lib.data.persona_text import parse_persona_text
+from socialalign_lib.data.schema import Persona, Post
+from socialalign_lib.data.text import extract_hashtags
+from socialalign_lib.data.validate import validate_case, validate_user
+from socialalign_lib.data.write import write_jsonl
 
 FIX = Path(__file__).parent / "fixtures"
 NOW = dt.datetime(2024, 3, 2, 10, 30, 0)
@@ -96,7 +95,7 @@ def test_socialalign_alpaca_records_are_parsed_and_raw_kept():
 
 @pytest.mark.parametrize("variant", ["full", "without_persona", "without_history"])
 def test_instruction_parser_inverts_the_records_renderer(variant):
-    from socialalign_lib.records import render_instruction
+    from socialalign_lib.build.records.template import render_instruction
 
     history = [Post("h1", "u", "第一条 #话题#", ""), Post("h2", "u", "评论", "", retweet=Post("o", "m", "原文, 并评论说: 嵌套", ""))]
     persona = Persona("科技", "随意", "积极", "乐观", "公平")

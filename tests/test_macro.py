@@ -12,7 +12,8 @@ from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import f1_score
 
 from socialalign_lib import macro, results
-from socialalign_lib.divergence import compare_crowds, crowd_distributions, js_divergence
+from socialalign_lib.crowd.distributions import crowd_distributions
+from socialalign_lib.crowd.divergences import compare_crowds, js_divergence
 from socialalign_lib.world import generate_world
 
 LABELS = ("negative", "neutral", "positive")
@@ -285,7 +286,7 @@ def tiny_data(tiny_course):
 
 
 def test_evaluation_cases_caps_and_drops_small_crowds(tiny_data):
-    from socialalign_lib.evaluation import evaluation_cases
+    from socialalign_lib.experiments import evaluation_cases
 
     cases = evaluation_cases(tiny_data.dataset, ("test_user", "test_topic"), max_per_topic=5, min_per_topic=3)
     world = tiny_data.world
@@ -302,8 +303,9 @@ def test_evaluation_cases_caps_and_drops_small_crowds(tiny_data):
 def test_method_replies_answers_exactly_the_cases_and_resumes(tiny_data, tmp_path):
     import torch
 
-    from socialalign_lib.evaluation import MethodSpec, method_replies, replies_path
-    from socialalign_lib.socialllm import GenerationConfig
+    from socialalign_lib.experiments import MethodSpec, method_replies
+    from socialalign_lib.generate.paths import replies_path
+    from socialalign_lib.generate.sampling import GenerationConfig
 
     torch.set_num_threads(1)
     ids = {"test_topic": tiny_data.split("test_topic")["case_id"][:3], "test_user": tiny_data.split("test_user")["case_id"][:2]}
@@ -318,7 +320,7 @@ def test_method_replies_answers_exactly_the_cases_and_resumes(tiny_data, tmp_pat
 
 
 def test_assign_splits_follows_the_world_rule(tiny_data):
-    from socialalign_lib.evaluation import assign_splits
+    from socialalign_lib.experiments import assign_splits
 
     cases = [c for c in tiny_data.world.cases()]
     out = assign_splits(cases, seed=3)
@@ -338,9 +340,11 @@ def test_official_w_o_history_asks_the_full_model_without_the_history(tiny_data,
     at inference (ours: a model trained on the without_history template)."""
     import torch
 
-    from socialalign_lib.evaluation import OFFICIAL_TABLE_METHODS, TABLE_METHODS, method_replies, replies_path
-    from socialalign_lib.records import official_inference_ablation
-    from socialalign_lib.socialllm import GenerationConfig, generate_replies
+    from socialalign_lib.build.records.template import official_inference_ablation
+    from socialalign_lib.experiments import OFFICIAL_TABLE_METHODS, TABLE_METHODS, method_replies
+    from socialalign_lib.generate.decode import generate_replies
+    from socialalign_lib.generate.paths import replies_path
+    from socialalign_lib.generate.sampling import GenerationConfig
 
     torch.set_num_threads(1)
     official = {s.name: s for s in OFFICIAL_TABLE_METHODS}["PAC-LoRA w/o history"]

@@ -11,26 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from socialalign_lib.persona import (
-    PERSONA_SYSTEM_PROMPT,
+from socialalign_lib.build.persona.backends import (
     HFGenerationConfig,
     HFPersonaBackend,
     OpenAIConfig,
     OpenAIPersonaBackend,
     PersonaBackendError,
-    PersonaExtractor,
-    PersonaParseError,
     PersonaUnavailableError,
-    StatisticalPersonaBackend,
-    build_persona_messages,
-    decode_persona,
-    parse_persona,
-    persona_posts,
-    persona_recovery,
-    personas_of,
-    recovery_table,
 )
-from socialalign_lib.schema import PERSONA_FIELDS, Persona, Post, User
+from socialalign_lib.build.persona.extractor import PersonaExtractor, persona_posts, personas_of
+from socialalign_lib.build.persona.prompt import PERSONA_SYSTEM_PROMPT, build_persona_messages
+from socialalign_lib.build.persona.recovery import decode_persona, persona_recovery, recovery_table
+from socialalign_lib.build.persona.statistical import StatisticalPersonaBackend
+from socialalign_lib.data.persona_text import PersonaParseError, parse_persona
+from socialalign_lib.data.schema import PERSONA_FIELDS, Persona, Post, User
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789"
 CANNED = ("1. 兴趣话题：科技、娱乐新闻、社会事件。\n2. 语言风格：幽默诙谐，喜欢用比喻，风格随意。\n"
@@ -117,7 +111,7 @@ def test_quotes_go_only_when_they_wrap_the_whole_item():
 
 
 def test_dataset_persona_text_uses_the_same_parser_without_the_length_cap():
-    from socialalign_lib.loaders import parse_persona_text
+    from socialalign_lib.data.persona_text import parse_persona_text
 
     long = Persona("科技" * 15, "随意", "积极", "乐观", "公平")
     assert parse_persona_text(long.render()) == long  # a dataset's persona is kept as written
@@ -246,7 +240,7 @@ def _closed_port_url() -> str:
 def test_key_is_sent_only_when_asked_and_never_over_plain_http_to_another_host(monkeypatch):
     import httpx
 
-    from socialalign_lib.persona import key_safe_url
+    from socialalign_lib.build.persona.backends import key_safe_url
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     # --no-require-key (the README's vLLM / Ollama recipe): the exported key stays home
@@ -295,7 +289,8 @@ def test_dead_endpoint_fails_fast_caches_nothing_and_a_rerun_resumes(world, tmp_
 
 
 def test_second_writer_on_one_cache_is_refused_and_nothing_is_lost(world, tmp_path):
-    from socialalign_lib.io import OutputLockedError, read_jsonl
+    from socialalign_lib.data.errors import OutputLockedError
+    from socialalign_lib.data.read import read_jsonl
 
     users = world.users[:8]
     release, started = threading.Event(), threading.Event()
@@ -487,9 +482,9 @@ def test_user_with_persona_field_is_a_schema_user():
 
 def test_personas_per_topic_read_the_posts_of_that_prompt(tiny_world):
     """The official protocol: each (user, topic) persona is written from exactly the five posts its record shows."""
-    from socialalign_lib.persona import PersonaExtractor, personas_of, personas_per_topic
-    from socialalign_lib.records import build_records
-    from socialalign_lib.retrieval import RetrievalConfig
+    from socialalign_lib.build.persona.extractor import PersonaExtractor, personas_of, personas_per_topic
+    from socialalign_lib.build.records.dataset import build_records
+    from socialalign_lib.build.retrieval import RetrievalConfig
 
     class Recording:
         """Names each persona after the posts it was given."""

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from socialalign_lib.io import DataFormatError
-from socialalign_lib.loaders import load_popalm_pairs
+from socialalign_lib.data.errors import DataFormatError
+from socialalign_lib.data.loaders.popalm import load_popalm_pairs
 from socialalign_lib.popalm.curriculum import (
     CurriculumSampler,
     UniformSampler,

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from socialalign_lib.persona import StatisticalPersonaBackend
-from socialalign_lib.records import (
+from socialalign_lib.build.persona.statistical import StatisticalPersonaBackend
+from socialalign_lib.build.records.chat import ChatConfig, build_chat_example, chat_prompt, token_spans
+from socialalign_lib.build.records.dataset import build_dataset, export_jsonl
+from socialalign_lib.build.records.template import (
     SPLITS,
     SYSTEM_PROMPT,
     VARIANTS,
-    ChatConfig,
     RecordError,
-    build_chat_example,
-    build_dataset,
-    chat_prompt,
-    export_jsonl,
     render_instruction,
     render_record,
-    token_spans,
 )
-from socialalign_lib.schema import Persona, Post
+from socialalign_lib.data.schema import Persona, Post
 
 # The official templates (docs/formats.md#socialalign-alpaca-json, organize_alphca_dataset.py), verbatim, for an independent check.
 OFFICIAL = {
@@ -98,7 +94,7 @@ def all_records(world, personas):
     """Every record of the tiny world in all variants: from the dataset (BM25 history) when retrieval is
     available, else rendered directly with each user's first five posts — the span checks must never skip."""
     try:
-        from socialalign_lib.retrieval import RetrievalConfig
+        from socialalign_lib.build.retrieval import RetrievalConfig
     except ImportError:
         return [render_record(c, c.user.history[:5], personas[c.user.user_id], v)
                 for c in world.cases() for v in VARIANTS]
@@ -222,7 +218,7 @@ def test_dataset_splits_and_variants(world, dataset):
 
 
 def test_export_jsonl_round_trips(dataset, tmp_path):
-    from socialalign_lib.io import read_jsonl
+    from socialalign_lib.data.read import read_jsonl
 
     paths = export_jsonl(dataset, tmp_path)
     assert sorted(paths) == sorted(SPLITS)
@@ -292,7 +288,7 @@ def test_max_length_cuts_the_response_never_the_prompt(all_records, tokenizer):
 
 def test_history_filter_limits_what_retrieval_may_choose(world, personas):
     from socialalign_lib import retrieval
-    from socialalign_lib.records import build_records
+    from socialalign_lib.build.records.dataset import build_records
 
     cases = world.cases()[:20]
     no_junk = build_records(cases, retrieval.RetrievalConfig(k=5), personas, ("full",),
@@ -318,8 +314,8 @@ def test_official_records_round_trip_identically_through_build_records():
     Pins three bugs of rebuilding from the alpaca JSON: a history cached per user id (阿明's second topic got the
     first case's posts, or none after a without_history record), the persona re-worded (情感倾向 → 情感基调,
     "：" → ": ", the final "。" dropped), and the posts re-ranked by a new BM25."""
-    from socialalign_lib.loaders import load_socialalign_alpaca, load_socialalign_cases
-    from socialalign_lib.records import build_records
+    from socialalign_lib.build.records.dataset import build_records
+    from socialalign_lib.data.loaders.socialalign import load_socialalign_alpaca, load_socialalign_cases
 
     source = load_socialalign_alpaca(MULTITOPIC)
     cases = load_socialalign_cases(MULTITOPIC)
@@ -344,9 +340,10 @@ def test_official_records_round_trip_identically_through_build_records():
 
 
 def test_official_case_parts_survive_the_case_jsonl(tmp_path):
-    from socialalign_lib.io import load_cases, write_jsonl
-    from socialalign_lib.loaders import load_socialalign_cases
-    from socialalign_lib.records import build_records
+    from socialalign_lib.build.records.dataset import build_records
+    from socialalign_lib.data.loaders.socialalign import load_socialalign_cases
+    from socialalign_lib.data.validate import load_cases
+    from socialalign_lib.data.write import write_jsonl
 
     cases = load_socialalign_cases(MULTITOPIC)
     write_jsonl(tmp_path / "cases.jsonl", [c.to_dict() for c in cases])
@@ -359,7 +356,7 @@ def test_a_user_with_two_histories_is_not_served_from_a_cache(world, personas):
     """Two cases of one user id with different histories (as official records are): each gets its own posts."""
     import copy
 
-    from socialalign_lib.records import build_records
+    from socialalign_lib.build.records.dataset import build_records
 
     case = next(c for c in world.cases() if len(c.user.history) >= 6)
     other = copy.deepcopy(case)
@@ -407,8 +404,9 @@ def test_official_inference_ablation_is_the_official_text_edit():
     "、历史博文"; removing the persona gives exactly the official without_persona record."""
     import re
 
-    from socialalign_lib.loaders import load_socialalign_alpaca, load_socialalign_cases
-    from socialalign_lib.records import INFERENCE_ABLATIONS, build_records, official_inference_ablation
+    from socialalign_lib.build.records.dataset import build_records
+    from socialalign_lib.build.records.template import INFERENCE_ABLATIONS, official_inference_ablation
+    from socialalign_lib.data.loaders.socialalign import load_socialalign_alpaca, load_socialalign_cases
 
     source = load_socialalign_alpaca(MULTITOPIC)
     full = next(r for r in build_records(load_socialalign_cases(MULTITOPIC)) if r["user_name"] == "阿明"
@@ -431,7 +429,7 @@ def test_official_inference_ablation_is_the_official_text_edit():
 def test_prompt_ids_with_spans_are_the_prompt_of_the_training_example(all_records, tokenizer, spans):
     """Generation's prompt (ids and token spans) is exactly the prompt part of the training example, and a prompt
     over max_length is refused there too."""
-    from socialalign_lib.records import prompt_ids_with_spans
+    from socialalign_lib.build.records.chat import prompt_ids_with_spans
 
     cfg = ChatConfig(spans=spans)
     for rec in all_records[::7]:

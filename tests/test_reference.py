@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from socialalign_lib import reference
-from socialalign_lib.io import write_json
+from socialalign_lib.data.write import write_json
 
 
 def _reference(folder, numbers, size="course"):

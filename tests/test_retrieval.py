@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from socialalign_lib.retrieval import (
+from socialalign_lib.build.retrieval import (
     ZH_STOPWORDS,
     HistoryIndex,
     RetrievalConfig,
@@ -18,7 +18,7 @@ from socialalign_lib.retrieval import (
     retrieve_many,
     tokenize,
 )
-from socialalign_lib.schema import Post
+from socialalign_lib.data.schema import Post
 
 # The news text of upstream's own example (utils/retrieve_relevant_doc.py __main__).
 NEWS = (

@@ -208,7 +208,7 @@ def _labelled_csv(path, encoding="gb18030"):
 
 
 def test_load_labelled_csv_maps_emotions_to_polarity(tmp_path):
-    from socialalign_lib.io import DataFormatError
+    from socialalign_lib.data.errors import DataFormatError
     from socialalign_lib.sentiment import EMOTIONS_TO_POLARITY, load_labelled_csv, map_labels
 
     frame = load_labelled_csv(_labelled_csv(tmp_path / "emo.csv"), label_map=EMOTIONS_TO_POLARITY)

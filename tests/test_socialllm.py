@@ -13,21 +13,12 @@ import pytest
 import torch
 
 from socialalign_lib import gate_analysis as ga
-from socialalign_lib.socialllm import (
-    REPLY_COLUMNS,
-    EosExemptRepetitionPenalty,
-    GenerationConfig,
-    RowSeededGumbel,
-    SocialLLMConfig,
-    compute_gates,
-    course_sft_config,
-    default_output_dir,
-    generate_replies,
-    load_socialllm,
-    reply_loss,
-    train_socialllm,
-    untrained_socialllm,
-)
+from socialalign_lib.generate.decode import compute_gates, generate_replies
+from socialalign_lib.generate.reply_file import REPLY_COLUMNS
+from socialalign_lib.generate.sampling import EosExemptRepetitionPenalty, GenerationConfig, RowSeededGumbel
+from socialalign_lib.train.config import SocialLLMConfig, course_sft_config
+from socialalign_lib.train.run_folder import default_output_dir
+from socialalign_lib.train.socialllm import load_socialllm, reply_loss, train_socialllm, untrained_socialllm
 
 TRAIN_STEPS = 24
 
@@ -250,7 +241,7 @@ def test_gates_differ_by_topic_category_and_by_persona_type_after_training(run, 
     away from uniform (mean max − min expert weight at least 1.5× the initial one). The uniform-gate control
     (eta² = 0, p = 1) shows that the test can fail.
     """
-    from socialalign_lib.pipeline import course_data
+    from socialalign_lib.build.pipeline import course_data
 
     course = course_data(size="course", seed=0, variants=("full",))
     records = _one_record_per_topic_and_user(course)
@@ -284,7 +275,7 @@ def test_token_routing_trains_and_runs_on_the_official_spans(data, cfg, held_out
     in every helper that renders prompts; sequence routing keeps the record's spans; both can be forced."""
     from dataclasses import replace
 
-    from socialalign_lib.records import ChatConfig
+    from socialalign_lib.build.records.chat import ChatConfig
     from socialalign_lib.train import socialllm
 
     assert SocialLLMConfig().chat_config().spans == "record"

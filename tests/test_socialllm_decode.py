@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from socialalign_lib.generate.decode import REPLACEMENT_CHAR, decode_complete, generate_replies
+from socialalign_lib.generate.sampling import GenerationConfig
 from socialalign_lib.models import bytes_to_unicode, load_base_model
 from socialalign_lib.paths import EMBEDDED_MODEL
-from socialalign_lib.socialllm import REPLACEMENT_CHAR, GenerationConfig, decode_complete, generate_replies
 
 
 def _byte_token(tokenizer, byte: int) -> int:
@@ -65,7 +66,7 @@ class _Scripted(torch.nn.Module):
 
 
 def test_generate_replies_returns_no_fffd_when_max_new_tokens_cuts_an_emoji(tokenizer):
-    from socialalign_lib.pipeline import course_data
+    from socialalign_lib.build.pipeline import course_data
 
     records = course_data(size="tiny", seed=0).split("test_user").select(range(2))
     tail = tokenizer.encode("好", add_special_tokens=False) + _emoji_bytes(tokenizer)[:3]

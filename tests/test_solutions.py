@@ -162,6 +162,6 @@ def test_10_duplicates_and_js():
     assert d["labelled rows with duplicates"] > d["labelled rows without"]
     j = s.ex2_js()
     assert j["pairs compared"] > 0 and j["max |mine - library|"] < 1e-12
-    from socialalign_lib.divergence import js_divergence
+    from socialalign_lib.crowd.divergences import js_divergence
 
     assert s.my_js([3, 0, 1], [0, 2, 2]) == pytest.approx(float(js_divergence([3, 0, 1], [0, 2, 2])), abs=1e-12)

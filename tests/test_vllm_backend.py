@@ -7,16 +7,13 @@ import types
 
 import pytest
 
-from socialalign_lib.io import read_jsonl
-from socialalign_lib.socialllm import (
-    REPLY_COLUMNS,
-    GenerationConfig,
-    SocialLLMConfig,
-    SocialLLMError,
-    _write_state,
-    prompt_ids_with_spans,
-)
-from socialalign_lib.vllm_backend import generate_replies_vllm, row_seed
+from socialalign_lib.build.records.chat import prompt_ids_with_spans
+from socialalign_lib.data.read import read_jsonl
+from socialalign_lib.generate.reply_file import REPLY_COLUMNS
+from socialalign_lib.generate.sampling import GenerationConfig
+from socialalign_lib.generate.vllm import generate_replies_vllm, row_seed
+from socialalign_lib.train.config import SocialLLMConfig
+from socialalign_lib.train.run_folder import SocialLLMError, _write_state
 
 
 class FakeLLM:
@@ -66,8 +63,8 @@ def _run_dir(tmp_path, method):
 def test_lora_run_prompts_sampling_and_adapter(fake_vllm, records, tmp_path):
     from transformers import AutoTokenizer
 
+    from socialalign_lib.build.records.chat import ChatConfig
     from socialalign_lib.paths import EMBEDDED_MODEL
-    from socialalign_lib.records import ChatConfig
 
     gen = GenerationConfig(seed=3)
     out = generate_replies_vllm(_run_dir(tmp_path, "lora"), records, gen)
@@ -104,7 +101,7 @@ def test_pac_lora_and_unfinished_runs_are_refused(fake_vllm, records, tmp_path):
 
 def test_cli_generate_with_the_vllm_backend(fake_vllm, records, tmp_path):
     from socialalign_lib import cli
-    from socialalign_lib.io import write_jsonl
+    from socialalign_lib.data.write import write_jsonl
 
     run = _run_dir(tmp_path / "run", "lora")
     data = tmp_path / "records.jsonl"

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from socialalign_lib.divergence import js_divergence
+from socialalign_lib.crowd.divergences import js_divergence
 from socialalign_lib.world import generate_world
 from socialalign_lib.world.latent import SELECTION_TERMS, opinion, reply_weight
 

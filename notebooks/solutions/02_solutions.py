@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from socialalign_lib.pipeline import course_data
-from socialalign_lib.retrieval import RetrievalConfig, document_text, retrieve_many, tokenize
+from socialalign_lib.build.pipeline import course_data
+from socialalign_lib.build.retrieval import RetrievalConfig, document_text, retrieve_many, tokenize
 from socialalign_lib.world import generate_world
 
 

@@ -7,8 +7,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from socialalign_lib.pipeline import course_data
-from socialalign_lib.socialllm import compute_gates, socialllm_config, untrained_socialllm
+from socialalign_lib.build.pipeline import course_data
+from socialalign_lib.generate.decode import compute_gates
+from socialalign_lib.train.config import socialllm_config
+from socialalign_lib.train.socialllm import untrained_socialllm
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

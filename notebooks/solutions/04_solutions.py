@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+from socialalign_lib.build.pipeline import course_data
+from socialalign_lib.generate.decode import generate_replies
+from socialalign_lib.generate.sampling import GenerationConfig
 from socialalign_lib.metrics import distinct_n
-from socialalign_lib.pipeline import course_data
-from socialalign_lib.socialllm import (
-    GenerationConfig,
-    generate_replies,
-    socialllm_config,
-    untrained_socialllm,
-)
+from socialalign_lib.train.config import socialllm_config
+from socialalign_lib.train.socialllm import untrained_socialllm
 
 
 def _replies(size: str, seed: int, n: int, gens: dict[str, GenerationConfig]) -> dict[str, list[str]]:

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from socialalign_lib import macro
-from socialalign_lib.divergence import js_divergence
-from socialalign_lib.pipeline import course_data
-from socialalign_lib.retrieval import ZH_STOPWORDS, RetrievalConfig, tokenize
+from socialalign_lib.build.pipeline import course_data
+from socialalign_lib.build.retrieval import ZH_STOPWORDS, RetrievalConfig, tokenize
+from socialalign_lib.crowd.divergences import js_divergence
 
 HELDOUT = ("test_topic", "test_both")
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from socialalign_lib import macro, results
-from socialalign_lib.evaluation import evaluation_cases
-from socialalign_lib.pipeline import course_data
+from socialalign_lib.build.pipeline import course_data
+from socialalign_lib.experiments import evaluation_cases
 from socialalign_lib.sentiment import train_world_labeller
 
 SPLITS = ("test_user", "test_topic")

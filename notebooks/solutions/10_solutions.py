@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 from socialalign_lib import crowds
-from socialalign_lib.loaders import load_daily_posts
+from socialalign_lib.data.loaders.weibo import load_daily_posts
 from socialalign_lib.paths import DATA_DIR
 from socialalign_lib.sentiment import (
     EMOTIONS_TO_POLARITY,

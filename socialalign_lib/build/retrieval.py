@@ -32,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from socialalign_lib.schema import Post
+from socialalign_lib.data.schema import Post
 
 __all__ = [
     "RetrievalConfig",

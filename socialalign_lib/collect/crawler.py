@@ -25,7 +25,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..schema import Post, User
+from socialalign_lib.data.schema import Post, User
+
 from .client import ApiResponse, ClientStats, CrawlStopped, FetchError, WeiboClient
 from .config import CrawlConfig
 from .parse import (

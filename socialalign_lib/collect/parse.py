@@ -15,8 +15,8 @@ from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from typing import Any
 
-from ..clean import HASHTAG
-from ..schema import Post, Topic
+from socialalign_lib.data.schema import Post, Topic
+from socialalign_lib.data.text import HASHTAG
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S"

@@ -12,7 +12,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from ..schema import Post
+from socialalign_lib.data.schema import Post
+
 from .client import ClientStats
 from .mock_server import MockWeiboServer
 from .store import CrawlData

@@ -22,8 +22,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ..io import write_text
-from ..schema import Post, Topic, User
+from socialalign_lib.data.schema import Post, Topic, User
+from socialalign_lib.data.write import write_text
 
 FILES = ("topics", "posts_by_topic", "comments", "users")
 CHECKPOINT = "checkpoint.json"

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..schema import SENTIMENTS
+from socialalign_lib.data.schema import SENTIMENTS
+
 from .distributions import PRED_COL, crowd_counts, crowd_frames
 from .divergences import _counts_matrix, _reference, js_divergence, multinomial_replicates
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from ..schema import SENTIMENTS
+from socialalign_lib.data.schema import SENTIMENTS
 
 if TYPE_CHECKING:
     from ..sentiment import SentimentLabeller

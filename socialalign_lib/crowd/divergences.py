@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import rel_entr
 
-from ..schema import SENTIMENTS
+from socialalign_lib.data.schema import SENTIMENTS
+
 from .distributions import _crowd_counts, crowd_counts
 
 __all__ = [

@@ -14,8 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from socialalign_lib.data.schema import SENTIMENTS
+
 from ..plots import figure_text, label_colors
-from ..schema import SENTIMENTS
 from .distributions import _need
 
 if TYPE_CHECKING:

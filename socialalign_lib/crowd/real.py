@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from ..clean import CleanConfig, clean_text
-from ..schema import SENTIMENTS
+from socialalign_lib.data.schema import SENTIMENTS
+from socialalign_lib.data.text import CleanConfig, clean_text
+
 from .divergences import compare_crowds
 
 if TYPE_CHECKING:
-    from ..loaders import PostsCsv
+    from socialalign_lib.data.loaders.weibo import PostsCsv
+
     from ..sentiment import SentimentLabeller
 
 __all__ = [

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from socialalign_lib.records import ChatConfig
+from socialalign_lib.build.records.chat import ChatConfig
 from socialalign_lib.train.config import SocialLLMConfig
 from socialalign_lib.train.data import as_records, batched
 from socialalign_lib.train.run_folder import ADAPTER_DIR, SocialLLMError, read_run_state

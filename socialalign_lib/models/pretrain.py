@@ -131,9 +131,7 @@ BACKGROUND_SEED = 7919
 
 def _chatml(instruction: str, reply: str) -> str:
     """One chat exchange rendered as the course's ChatML template renders it (system prompt, user, assistant)."""
-    from socialalign_lib.records import (
-        SYSTEM_PROMPT,
-    )  # here: the prompt module is needed only to build a corpus
+    from socialalign_lib.build.records.template import SYSTEM_PROMPT
 
     return (
         f"{IM_START}system\n{SYSTEM_PROMPT}{IM_END}\n{IM_START}user\n{instruction}{IM_END}\n"

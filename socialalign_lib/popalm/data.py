@@ -26,13 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from socialalign_lib.data.errors import DataFormatError, PathLike
+from socialalign_lib.data.read import iter_jsonl_numbered
+
 from ..collect.parse import ParseError, parse_count
-from ..io import DataFormatError, PathLike, iter_jsonl_numbered
 
 if TYPE_CHECKING:
     import datasets
 
-    from ..loaders import PopalmPair, PopalmThread
+    from socialalign_lib.data.loaders.popalm import PopalmPair, PopalmThread
+
     from ..world.generate import World
 
 __all__ = [

@@ -125,7 +125,7 @@ def measure_curve(base: Any, tok: Any, world: Any, c: CurveConfig, seed: int = 0
 def measure_all(size: str = "course", seed: int = 0, out: Path = CURVES_FILE) -> pd.DataFrame:
     """Every :data:`CURVES` entry on the embedded model; writes ``out`` (CSV, atomically) with the config
     hash and data fingerprint in every row."""
-    from socialalign_lib.io import write_text
+    from socialalign_lib.data.write import write_text
     from socialalign_lib.world import generate_world
 
     world = generate_world(size=size, seed=seed)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..clean import strip_hashtags
-from ..schema import SENTIMENTS
+from socialalign_lib.data.schema import SENTIMENTS
+from socialalign_lib.data.text import strip_hashtags
 
 if TYPE_CHECKING:
     from ..world import World

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..clean import has_words
-from ..io import DataFormatError, PathLike
+from socialalign_lib.data.errors import DataFormatError, PathLike
+from socialalign_lib.data.text import has_words
+
 from .base import normalise_text
 
 if TYPE_CHECKING:
@@ -126,7 +127,8 @@ def load_labelled_csv(path: PathLike, *, text_col: str = "text", label_col: str 
     """
     import pandas as pd
 
-    from ..loaders import _csv_rows, _need
+    from socialalign_lib.data.loaders.weibo import _need
+    from socialalign_lib.data.read import _csv_rows
 
     table = None if label_map is None else {str(k).strip().casefold(): v for k, v in label_map.items()}
     rows = []

@@ -25,8 +25,9 @@ from peft import LoraConfig
 from torch import nn
 
 from socialalign_lib import paths
+from socialalign_lib.build.records.chat import ChatConfig, resolve_spans
+from socialalign_lib.build.records.template import VARIANTS
 from socialalign_lib.pac_lora import DEFAULT_TARGET_MODULES, PacLoraConfig, is_pac_model, pac_tuner
-from socialalign_lib.records import VARIANTS, ChatConfig, resolve_spans
 
 from .run_folder import sha256_json
 from .sft import SFTConfig

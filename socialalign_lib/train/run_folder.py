@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socialalign_lib import paths
-from socialalign_lib.io import read_json, write_json
+from socialalign_lib.data.read import read_json
+from socialalign_lib.data.write import write_json
 
 if TYPE_CHECKING:
     from .config import SocialLLMConfig

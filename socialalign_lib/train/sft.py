@@ -19,7 +19,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from socialalign_lib.records import build_chat_example
+from socialalign_lib.build.records.chat import build_chat_example
 
 SPAN_KEY = "pac_spans"
 

@@ -23,9 +23,9 @@ import torch
 from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 from torch import nn
 
+from socialalign_lib.build.records.chat import ChatConfig, build_chat_example
 from socialalign_lib.models import load_base_model
 from socialalign_lib.pac_lora import get_pac_model, is_pac_model, load_pac_model
-from socialalign_lib.records import ChatConfig, build_chat_example
 
 from .config import SocialLLMConfig, model_chat_config
 from .data import as_records, batched, select_variant

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..clean import extract_hashtags
-from ..schema import SENTIMENTS, Case, Post, Response, Topic, User
+from socialalign_lib.data.schema import SENTIMENTS, Case, Post, Response, Topic, User
+from socialalign_lib.data.text import extract_hashtags
+
 from . import compose
 from . import lexicon as lx
 from .latent import (

@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..divergence import js_divergence
+from socialalign_lib.crowd.divergences import js_divergence
+
 from .generate import World
 from .latent import CATEGORY_KEYS, LatentTopic, reply_weight, sample_topic, sentiment_probs
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from socialalign_lib.persona_text import MAX_ITEM_CHARS, PersonaError, PersonaParseError, parse_persona
+from socialalign_lib.data.persona_text import MAX_ITEM_CHARS, PersonaError, PersonaParseError, parse_persona
 
 from .backends import (
     FATAL_STATUS,

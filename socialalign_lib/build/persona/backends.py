@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from socialalign_lib.persona_text import MAX_ITEM_CHARS, PersonaError, PersonaParseError, parse_persona
-from socialalign_lib.schema import Persona, Post
+from socialalign_lib.data.persona_text import MAX_ITEM_CHARS, PersonaError, PersonaParseError, parse_persona
+from socialalign_lib.data.schema import Persona, Post
 
 from .prompt import PROMPT_VERSION, build_persona_messages
 
@@ -349,6 +349,6 @@ class HFPersonaBackend(_ChatBackend):
         # decode_complete: no U+FFFD from a character cut at max_new_tokens. Function-local on purpose: the build
         # stage sits below generation (socialllm imports the records back, and loads torch/peft); only this
         # local-model backend needs it, and only when it generates.
-        from socialalign_lib.socialllm import decode_complete
+        from socialalign_lib.generate.decode import decode_complete
 
         return decode_complete(self.tokenizer, out[0, enc["input_ids"].shape[1] :])

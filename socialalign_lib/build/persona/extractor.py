@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from socialalign_lib.persona_text import PersonaError
-from socialalign_lib.schema import Persona, Post, User
+from socialalign_lib.data.persona_text import PersonaError
+from socialalign_lib.data.schema import Persona, Post, User
 
 from .backends import PersonaBackend, PersonaUnavailableError
 
@@ -131,7 +131,7 @@ class PersonaExtractor:
     def _load(self, repair: bool = False) -> dict[str, PersonaRecord]:
         if self.cache_path is None or not self.cache_path.exists():
             return {}
-        from socialalign_lib.io import read_jsonl
+        from socialalign_lib.data.read import read_jsonl
 
         # Only the lock holder may cut a torn last line (then it can only be a dead run's); a reader without the
         # lock ignores it, as it may be another process's line being written right now.
@@ -148,7 +148,7 @@ class PersonaExtractor:
         if self.cache_path is None or self._writing:
             yield
             return
-        from socialalign_lib.io import exclusive_output
+        from socialalign_lib.data.append import exclusive_output
 
         with exclusive_output(self.cache_path, "persona cache"):
             self._writing = True
@@ -159,7 +159,7 @@ class PersonaExtractor:
                 self._writing = False
 
     def _save(self, record: PersonaRecord) -> None:
-        from socialalign_lib.io import append_jsonl
+        from socialalign_lib.data.append import append_jsonl
 
         with self._lock:
             self._cache[record.key] = record

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from socialalign_lib.schema import Post
+from socialalign_lib.data.schema import Post
 
 # The official prompt (docs/methods.md#persona-extraction, exact wording; the system prompt keeps its leading/trailing
 # newline)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from socialalign_lib.schema import Persona
+from socialalign_lib.data.schema import Persona
 
 if TYPE_CHECKING:  # for the annotation only: the build stage never imports the simulator
     from socialalign_lib.world import World

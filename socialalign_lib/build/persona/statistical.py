@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from socialalign_lib.clean import HASHTAG as _HASHTAG
-from socialalign_lib.persona_text import MAX_ITEM_CHARS
-from socialalign_lib.schema import Persona, Post
+from socialalign_lib.data.persona_text import MAX_ITEM_CHARS
+from socialalign_lib.data.schema import Persona, Post
+from socialalign_lib.data.text import HASHTAG as _HASHTAG
 
 _EMOJI = re.compile(r"\[[\u4e00-\u9fffA-Za-z0-9]{1,8}\]|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 _CLAUSE_SPLIT = re.compile(r"[，,。！!？?~～…；;\s]+")
@@ -97,7 +97,7 @@ def save_world_dictionaries(lexicon: Any, path: str | os.PathLike | None = None)
 
     ``path`` defaults to the resource inside this checkout of the package.
     """
-    from socialalign_lib.io import write_text
+    from socialalign_lib.data.write import write_text
 
     target = path if path is not None else resources.files("socialalign_lib").joinpath(DICTIONARIES_RESOURCE)
     write_text(target, dictionaries_json(world_dictionaries(lexicon)))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from socialalign_lib.schema import Case, Persona, Post, User
+from socialalign_lib.data.schema import Case, Persona, Post, User
 
 from .template import SPLITS, VARIANTS, RecordError, render_parts_record, render_record
 
@@ -190,7 +190,7 @@ def build_dataset(
 
 def export_jsonl(dataset: DatasetDict, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write each split to ``{out_dir}/{split}.jsonl`` (atomically, via ``io.write_jsonl``)."""
-    from socialalign_lib.io import write_jsonl
+    from socialalign_lib.data.write import write_jsonl
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from socialalign_lib.schema import Case, Persona, Post
+from socialalign_lib.data.schema import Case, Persona, Post
 
 SYSTEM_PROMPT = "你是一个微博用户。"
 VARIANTS: tuple[str, ...] = ("full", "without_persona", "without_history")
@@ -192,7 +192,7 @@ def render_parts_record(
         raise RecordError(f"case {case.case_id} (user {case.user.user_id}): {exc}") from None
     if variant == parts.variant and persona is None and instruction != parts.instruction:
         # the template is not the official one (another tool wrote the file): keep the record as it is
-        from socialalign_lib.loaders import parse_socialalign_instruction
+        from socialalign_lib.data.loaders.socialalign import parse_socialalign_instruction
 
         found = parse_socialalign_instruction(parts.instruction)
         if found["user_span"] is None or found["news_span"] is None:
@@ -250,7 +250,7 @@ def official_inference_ablation(record: Mapping[str, Any], remove: str) -> dict[
     Raises:
         RecordError: not a ``full`` record, an unknown ``remove``, or a text the edits leave without spans.
     """
-    from socialalign_lib.loaders import parse_socialalign_instruction
+    from socialalign_lib.data.loaders.socialalign import parse_socialalign_instruction
 
     if remove not in INFERENCE_ABLATIONS:
         raise RecordError(f"remove must be one of {sorted(INFERENCE_ABLATIONS)}, got {remove!r}")
