@@ -117,7 +117,7 @@ def test_every_figure_file_is_written_by_save_figure():
         n = len(re.findall(r"\.savefig\(", path.read_text(encoding="utf-8")))
         if n:
             calls[path.relative_to(ROOT).as_posix()] = n
-    assert calls == {"socialalign_lib/plots.py": 1, "socialalign_lib/explore.py": 1}
+    assert calls == {"socialalign_lib/plots.py": 1, "socialalign_lib/explore/display.py": 1}
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         code = "".join("".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]
                        if c["cell_type"] == "code")

@@ -63,7 +63,7 @@ def test_no_library_module_imports_the_cli():
     """The CLI sits on top: generation, evaluation and the rest never import it (the old cli ↔ evaluation circle)."""
     importers = []
     for name, text in SOURCES.items():
-        if name in ("socialalign_lib/cli.py", "socialalign_lib/__main__.py"):
+        if name.startswith("socialalign_lib/cli/") or name in ("socialalign_lib/cliargs.py", "socialalign_lib/__main__.py"):
             continue
         for node in ast.walk(ast.parse(text)):
             if not isinstance(node, ast.ImportFrom):

@@ -1,0 +1,173 @@
+"""``socialalign build``: the embedded world or real cases → SocialAlign records (a ``DatasetDict`` folder, one
+JSONL per split and ``build.json``), replaced as a whole so a kill never leaves a mix of two builds."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .args import to_config_dict
+from .common import CommandError, _outputs_dir
+from .inputs import BUILD_FILE, DATASET_DIR, JSONL_DIR, Source, load_cases, read_personas
+
+log = logging.getLogger("socialalign")
+
+
+@dataclass
+class BuildOptions:
+    out_dir: str | None = (
+        None  # output folder (default outputs/data/<size>-seed<seed>, or outputs/data/<cases file stem>)
+    )
+    personas: str | None = (
+        None  # personas.jsonl (or its folder) from `socialalign persona`; default: statistical, as the notebooks
+    )
+    history_filter: bool = (
+        False  # drop history posts by the official rules (clean.HistoryFilter) before retrieval
+    )
+
+
+def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
+    """Records for every split → ``<out>/dataset`` (``DatasetDict.save_to_disk``), ``<out>/jsonl/<split>.jsonl``
+    and ``<out>/build.json`` (the settings used and the split sizes; ``train`` reads the world size and seed from it
+    to name its default run folder as the notebooks do)."""
+    from socialalign_lib.pipeline import course_data
+    from socialalign_lib.records import build_dataset, export_jsonl
+
+    data, src, opt = c["data"], c["source"], c["build"]
+    hfilter = None
+    if opt.history_filter:
+        from socialalign_lib.clean import HistoryFilter
+
+        hfilter = HistoryFilter()
+    if src.cases is None and opt.personas is None and hfilter is None:
+        dataset = course_data(data, progress=c["run"].progress).dataset  # exactly the notebooks' call
+        name = f"{data.size}-seed{data.seed}"
+    else:
+        if src.cases is not None:
+            cases = load_cases(src.cases, src.cases_format)
+            name = Path(src.cases).stem
+            if src.split is not None:
+                for case in cases:
+                    case.split = src.split
+        else:
+            from socialalign_lib.world import generate_world
+
+            cases = generate_world(size=data.size, seed=data.seed).cases()
+            name = f"{data.size}-seed{data.seed}"
+        personas = read_personas(opt.personas) if opt.personas else {}
+        # cases read from official records keep their own persona (records.build_records renders them verbatim)
+        missing = {
+            case.user.user_id: case.user
+            for case in cases
+            if case.record_parts is None and case.user.user_id not in personas and case.user.persona is None
+        }
+        if missing and data.persona_protocol == "user" and any(v != "without_persona" for v in data.variants):
+            from socialalign_lib.persona import (
+                PersonaExtractor,
+                StatisticalPersonaBackend,
+                persona_posts,
+                personas_of,
+            )
+
+            log.warning(
+                "%d user(s) have no persona: extracting them with the statistical backend", len(missing)
+            )
+            extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=data.persona_cache_dir)
+            personas.update(
+                personas_of(
+                    extractor.extract_users(
+                        missing.values(),
+                        lambda u: persona_posts(u, k=data.persona_posts),
+                        progress=c["run"].progress,
+                    )
+                )
+            )
+        by_topic = None
+        if data.persona_protocol == "user_topic":  # the official protocol: one persona per (user, topic)
+            from socialalign_lib.persona import (
+                PersonaExtractor,
+                StatisticalPersonaBackend,
+                personas_of,
+                personas_per_topic,
+            )
+
+            extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=data.persona_cache_dir)
+            by_topic = personas_of(
+                personas_per_topic(
+                    [c for c in cases if c.record_parts is None],
+                    extractor,
+                    data.retrieval,
+                    hfilter,
+                    progress=c["run"].progress,
+                )
+            )
+        dataset = build_dataset(
+            cases,
+            data.retrieval,
+            personas,
+            variants=data.variants,
+            history_filter=hfilter,
+            num_proc=data.num_proc,
+            persona_by_user_topic=by_topic,
+        )
+    counts = {split: len(ds) for split, ds in dataset.items()}
+    if not sum(counts.values()):
+        raise CommandError(
+            f"{src.cases or name}: no records were built"
+            + (" (--history-filter removed every case's history?)" if hfilter is not None else "")
+        )
+    out = Path(opt.out_dir) if opt.out_dir else _outputs_dir() / "data" / name
+    _check_build_target(out)
+    staging = out.parent / f".{out.name}.building-{os.getpid()}"
+    import shutil
+
+    from socialalign_lib.io import replace_dir, write_json
+
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        # an empty split gets one (empty) shard: with the default zero shards it is saved without a data file,
+        # which load_from_disk cannot read back (IndexError)
+        dataset.save_to_disk(
+            str(staging / DATASET_DIR), num_shards={k: 1 for k, n in counts.items() if n == 0}
+        )
+        export_jsonl(dataset, staging / JSONL_DIR)
+        write_json(
+            staging / BUILD_FILE,
+            {
+                "source": "cases" if src.cases else "world",
+                "size": data.size,
+                "seed": data.seed,
+                "data": to_config_dict(data),
+                "source_options": to_config_dict(src),
+                "build": to_config_dict(opt),
+                "counts": counts,
+            },
+        )
+        replace_dir(staging, out)  # a kill before this leaves the old folder whole, never a mix of two builds
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"out_dir": str(out), "counts": counts}
+
+
+def _check_build_target(out: Path) -> None:
+    """``build`` replaces its output folder as a whole: refuse one that holds anything a build did not write."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CommandError(f"--out-dir {out}: exists and is not a folder")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in (DATASET_DIR, JSONL_DIR, BUILD_FILE))
+    if foreign:
+        raise CommandError(
+            f"--out-dir {out}: holds {foreign[:5]}, which a build did not write; the build replaces "
+            "the whole folder, so choose an empty or new one"
+        )
+
+
+def _groups_build() -> dict[str, type]:
+    from socialalign_lib.pipeline import CourseDataConfig
+
+    return {"data": CourseDataConfig, "source": Source, "build": BuildOptions}
