@@ -82,7 +82,7 @@ def test_configs_and_hashes_do_not_depend_on_the_checkout(tmp_path, monkeypatch)
     """A committed run must be the same run in a fresh clone at another absolute path: the base model inside the
     repository is stored and hashed by its repository-relative path."""
     from socialalign_lib.train.config import SocialLLMConfig
-    from socialalign_lib.train.run_folder import _base_fingerprint
+    from socialalign_lib.train.run_folder import base_fingerprint as _base_fingerprint
 
     cfg = socialllm_config("lora", "course", seed=0)
     stored = cfg.to_dict()  # what a committed socialllm.json holds

@@ -343,7 +343,7 @@ def test_generate_command_writes_the_library_replies(trained, built, library_rep
 
 def test_interrupted_generate_finishes_the_rest_without_duplicates(trained, built, library_replies, tmp_path,
                                                                    monkeypatch):
-    import socialalign_lib.io as io_mod
+    import socialalign_lib.data.append as io_mod  # where the replies file's appends go through
 
     _, cli_dir, _ = trained
     out = tmp_path / "replies.jsonl"

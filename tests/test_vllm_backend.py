@@ -13,7 +13,8 @@ from socialalign_lib.generate.reply_file import REPLY_COLUMNS
 from socialalign_lib.generate.sampling import GenerationConfig
 from socialalign_lib.generate.vllm import generate_replies_vllm, row_seed
 from socialalign_lib.train.config import SocialLLMConfig
-from socialalign_lib.train.run_folder import SocialLLMError, _write_state
+from socialalign_lib.train.run_folder import SocialLLMError
+from socialalign_lib.train.run_folder import write_run_state as _write_state
 
 
 class FakeLLM:

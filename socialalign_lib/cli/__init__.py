@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from socialalign_lib.run_files import replies_path
+from socialalign_lib.generate.paths import replies_path
 
 # Layout (the docstring above is the top-level --help text, so the layout is told here): this module assembles the
 # parsers and runs a command; ``args`` turns dataclass configs into options and config files; ``common`` and
@@ -182,10 +182,10 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (
 
 def _is_user_error(err: BaseException) -> bool:
     """Errors about the inputs, which carry their own message (file, line, field): exit 2, like a usage error."""
-    from socialalign_lib.io import DataFormatError, OutputLockedError
-    from socialalign_lib.persona import PersonaError
-    from socialalign_lib.records import RecordError
-    from socialalign_lib.socialllm import SocialLLMError
+    from socialalign_lib.build.records.template import RecordError
+    from socialalign_lib.data.errors import DataFormatError, OutputLockedError
+    from socialalign_lib.data.persona_text import PersonaError
+    from socialalign_lib.train.run_folder import SocialLLMError
 
     return isinstance(err, (DataFormatError, OutputLockedError, PersonaError, RecordError, SocialLLMError))
 

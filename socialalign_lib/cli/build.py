@@ -33,13 +33,13 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
     """Records for every split → ``<out>/dataset`` (``DatasetDict.save_to_disk``), ``<out>/jsonl/<split>.jsonl``
     and ``<out>/build.json`` (the settings used and the split sizes; ``train`` reads the world size and seed from it
     to name its default run folder as the notebooks do)."""
-    from socialalign_lib.pipeline import course_data
-    from socialalign_lib.records import build_dataset, export_jsonl
+    from socialalign_lib.build.pipeline import course_data
+    from socialalign_lib.build.records.dataset import build_dataset, export_jsonl
 
     data, src, opt = c["data"], c["source"], c["build"]
     hfilter = None
     if opt.history_filter:
-        from socialalign_lib.clean import HistoryFilter
+        from socialalign_lib.data.history import HistoryFilter
 
         hfilter = HistoryFilter()
     if src.cases is None and opt.personas is None and hfilter is None:
@@ -65,12 +65,8 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
             if case.record_parts is None and case.user.user_id not in personas and case.user.persona is None
         }
         if missing and data.persona_protocol == "user" and any(v != "without_persona" for v in data.variants):
-            from socialalign_lib.persona import (
-                PersonaExtractor,
-                StatisticalPersonaBackend,
-                persona_posts,
-                personas_of,
-            )
+            from socialalign_lib.build.persona.extractor import PersonaExtractor, persona_posts, personas_of
+            from socialalign_lib.build.persona.statistical import StatisticalPersonaBackend
 
             log.warning(
                 "%d user(s) have no persona: extracting them with the statistical backend", len(missing)
@@ -87,12 +83,12 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
             )
         by_topic = None
         if data.persona_protocol == "user_topic":  # the official protocol: one persona per (user, topic)
-            from socialalign_lib.persona import (
+            from socialalign_lib.build.persona.extractor import (
                 PersonaExtractor,
-                StatisticalPersonaBackend,
                 personas_of,
                 personas_per_topic,
             )
+            from socialalign_lib.build.persona.statistical import StatisticalPersonaBackend
 
             extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=data.persona_cache_dir)
             by_topic = personas_of(
@@ -124,7 +120,7 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
     import shutil
 
-    from socialalign_lib.io import replace_dir, write_json
+    from socialalign_lib.data.write import replace_dir, write_json
 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -168,6 +164,6 @@ def _check_build_target(out: Path) -> None:
 
 
 def _groups_build() -> dict[str, type]:
-    from socialalign_lib.pipeline import CourseDataConfig
+    from socialalign_lib.build.pipeline import CourseDataConfig
 
     return {"data": CourseDataConfig, "source": Source, "build": BuildOptions}

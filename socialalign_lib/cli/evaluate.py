@@ -43,8 +43,8 @@ def cmd_evaluate(c: dict[str, Any]) -> dict[str, Any]:
     persona consistency on the world."""
     import pandas as pd
 
-    from socialalign_lib.io import read_jsonl
-    from socialalign_lib.macro import REAL_COL, label_replies
+    from socialalign_lib.crowd.distributions import REAL_COL, label_replies
+    from socialalign_lib.data.read import read_jsonl
     from socialalign_lib.results import micro_metrics
 
     opt = c["evaluate"]
@@ -70,7 +70,7 @@ def cmd_evaluate(c: dict[str, Any]) -> dict[str, Any]:
     gold_col = "sentiment" if opt.gold == "dataset" or (opt.gold == "auto" and has_gold) else REAL_COL
     histories = None
     if opt.persona and world is not None:
-        from socialalign_lib.evaluation import histories as world_histories
+        from socialalign_lib.experiments import histories as world_histories
 
         histories = world_histories(world)  # the notebooks' definition of a user's own texts
     parts = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from socialalign_lib.run_files import replies_path
+from socialalign_lib.generate.paths import replies_path
 
 from .common import CommandError
 from .inputs import load_records
@@ -36,15 +36,12 @@ class GenerateOptions:
 def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
     """One reply per record (``socialllm.generate_replies``), appended batch by batch to a JSONL file; a re-run
     skips the records already there (resume after an interruption, or after ``--limit``)."""
-    from socialalign_lib.io import exclusive_output
-    from socialalign_lib.records import VARIANTS
-    from socialalign_lib.socialllm import (
-        SocialLLMConfig,
-        generate_replies,
-        load_socialllm,
-        read_finished_state,
-        verify_adapter,
-    )
+    from socialalign_lib.build.records.template import VARIANTS
+    from socialalign_lib.data.append import exclusive_output
+    from socialalign_lib.generate.decode import generate_replies
+    from socialalign_lib.train.config import SocialLLMConfig
+    from socialalign_lib.train.run_folder import read_finished_state, verify_adapter
+    from socialalign_lib.train.socialllm import load_socialllm
 
     gen, opt = c["gen"], c["generate"]
     if not 0 <= opt.shard < opt.num_shards:
@@ -78,7 +75,7 @@ def cmd_generate(c: dict[str, Any]) -> dict[str, Any]:
         pass  # (generate_replies takes the lock again for the whole run)
     before = _count_lines(out)
     if opt.backend == "vllm":
-        from socialalign_lib.vllm_backend import generate_replies_vllm
+        from socialalign_lib.generate.vllm import generate_replies_vllm
 
         if SocialLLMConfig.from_dict(state["config"]).method != "base":
             verify_adapter(opt.run_dir, state)
@@ -111,7 +108,7 @@ def _count_lines(path: Path) -> int:
 
 
 def _groups_generate() -> dict[str, type]:
-    from socialalign_lib.socialllm import GenerationConfig
+    from socialalign_lib.generate.sampling import GenerationConfig
 
     return {"generate": GenerateOptions, "gen": GenerationConfig}
 

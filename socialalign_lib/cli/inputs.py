@@ -46,10 +46,10 @@ def load_cases(path: str | os.PathLike, fmt: str = "auto") -> list[Any]:
     Stricter than the library loaders, as a command has no caller to catch a mistake later: case ids must be
     unique, labels one of ``schema.SENTIMENTS`` (or empty: unlabelled), reply texts non-empty, times ISO 8601
     and text fields at most ``io.MAX_FIELD_CHARS`` long."""
-    from socialalign_lib.io import iter_json_records
-    from socialalign_lib.io import load_cases as load_schema_cases
-    from socialalign_lib.loaders import load_socialalign_cases
-    from socialalign_lib.schema import SENTIMENTS
+    from socialalign_lib.data.loaders.socialalign import load_socialalign_cases
+    from socialalign_lib.data.read import iter_json_records
+    from socialalign_lib.data.schema import SENTIMENTS
+    from socialalign_lib.data.validate import load_cases as load_schema_cases
 
     if fmt == "auto":
         first = next((rec for _, rec in iter_json_records(path)), None)
@@ -70,8 +70,9 @@ def load_cases(path: str | os.PathLike, fmt: str = "auto") -> list[Any]:
 
 def _check_cases(cases: Sequence[Any], path: str | os.PathLike) -> None:
     """The checks ``io.load_cases`` makes on schema files, for cases converted from another format."""
-    from socialalign_lib.io import DataFormatError, validate_case
-    from socialalign_lib.schema import SENTIMENTS
+    from socialalign_lib.data.errors import DataFormatError
+    from socialalign_lib.data.schema import SENTIMENTS
+    from socialalign_lib.data.validate import validate_case
 
     seen: dict[str, int] = {}
     for i, case in enumerate(cases, 1):
@@ -88,8 +89,8 @@ def _check_cases(cases: Sequence[Any], path: str | os.PathLike) -> None:
 def read_personas(path: str | os.PathLike) -> dict[str, Any]:
     """``user_id → Persona`` from a ``personas.jsonl`` written by :class:`persona.PersonaExtractor` (failures are
     skipped, with a warning). One backend per file: a file mixing backends is refused, as it is ambiguous."""
-    from socialalign_lib.io import read_jsonl
-    from socialalign_lib.persona import PersonaExtractor, PersonaRecord
+    from socialalign_lib.build.persona.extractor import PersonaExtractor, PersonaRecord
+    from socialalign_lib.data.read import read_jsonl
 
     file = Path(path)
     if file.is_dir():
@@ -114,8 +115,8 @@ def load_records(path: str | os.PathLike, split: str) -> Any:
     if p.is_file():
         from datasets import Dataset
 
-        from socialalign_lib.io import read_jsonl
-        from socialalign_lib.records import record_features
+        from socialalign_lib.build.records.dataset import record_features
+        from socialalign_lib.data.read import read_jsonl
 
         return Dataset.from_list(read_jsonl(p), features=record_features())
     from datasets import load_from_disk

@@ -40,7 +40,7 @@ def _persona_users(src: Source, limit: int | None) -> tuple[list[Any], Any, str]
 
             users = load_crawl(p).users
         else:
-            from socialalign_lib.io import load_users
+            from socialalign_lib.data.validate import load_users
 
             users = load_users(p, allow_empty_history=True)
         name = p.stem if p.is_file() else p.name
@@ -60,14 +60,10 @@ def _persona_users(src: Source, limit: int | None) -> tuple[list[Any], Any, str]
 def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
     """Personas for every user into ``<out>/personas.jsonl`` (``PersonaExtractor``'s cache: re-running resumes and
     calls the backend only for users not done yet)."""
-    from socialalign_lib.io import exclusive_output
-    from socialalign_lib.persona import (
-        PersonaExtractor,
-        StatisticalPersonaBackend,
-        persona_posts,
-        persona_recovery,
-        personas_of,
-    )
+    from socialalign_lib.build.persona.extractor import PersonaExtractor, persona_posts, personas_of
+    from socialalign_lib.build.persona.recovery import persona_recovery
+    from socialalign_lib.build.persona.statistical import StatisticalPersonaBackend
+    from socialalign_lib.data.append import exclusive_output
 
     opt, src = c["persona"], c["source"]
     users, world, name = _persona_users(src, opt.limit)
@@ -77,13 +73,13 @@ def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
     ):  # refuse a second writer before
         pass  # loading a model (the extractor holds the lock for the whole run)
     if opt.backend == "openai":
-        from socialalign_lib.persona import OpenAIPersonaBackend
+        from socialalign_lib.build.persona.backends import OpenAIPersonaBackend
 
         backend: Any = OpenAIPersonaBackend(c["openai"])
     elif opt.backend == "hf":
+        from socialalign_lib.build.persona.backends import HFPersonaBackend
         from socialalign_lib.models import load_base_model
         from socialalign_lib.paths import EMBEDDED_MODEL
-        from socialalign_lib.persona import HFPersonaBackend
 
         model_path = opt.hf_model or str(EMBEDDED_MODEL)
         model, tok = load_base_model(model_path, device=opt.device)
@@ -128,6 +124,6 @@ def cmd_persona(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def _groups_persona() -> dict[str, type]:
-    from socialalign_lib.persona import HFGenerationConfig, OpenAIConfig
+    from socialalign_lib.build.persona.backends import HFGenerationConfig, OpenAIConfig
 
     return {"persona": PersonaOptions, "source": Source, "openai": OpenAIConfig, "hf": HFGenerationConfig}

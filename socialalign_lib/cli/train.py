@@ -24,7 +24,8 @@ class TrainOptions:
 
 def cmd_train(c: dict[str, Any]) -> dict[str, Any]:
     """Train a SocialLLM (``socialllm.train_socialllm``) on one split; works under ``torchrun`` / ``accelerate``."""
-    from socialalign_lib.socialllm import default_output_dir, run_name, train_socialllm
+    from socialalign_lib.train.run_folder import default_output_dir, run_name
+    from socialalign_lib.train.socialllm import train_socialllm
 
     cfg, opt = c["model"], c["train"]
     train = load_records(opt.dataset, opt.split)
@@ -62,7 +63,7 @@ def cmd_train(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def _groups_train() -> dict[str, type]:
-    from socialalign_lib.socialllm import SocialLLMConfig
+    from socialalign_lib.train.config import SocialLLMConfig
 
     return {"train": TrainOptions, "model": SocialLLMConfig}
 

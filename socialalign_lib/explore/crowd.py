@@ -41,9 +41,10 @@ def crowd_view(
     ``replies`` maps ``"real"`` / ``"generated"`` → label → up to ``n_replies`` ``{user_id, text}`` (in frame
     order); ``counts`` gives how many replies each segment has.
     """
-    from socialalign_lib.divergence import compare_crowds
-    from socialalign_lib.macro import PRED_COL, REAL_COL, crowd_frames, true_crowd
-    from socialalign_lib.schema import SENTIMENTS
+    from socialalign_lib.crowd.baselines import true_crowd
+    from socialalign_lib.crowd.distributions import PRED_COL, REAL_COL, crowd_frames
+    from socialalign_lib.crowd.divergences import compare_crowds
+    from socialalign_lib.data.schema import SENTIMENTS
 
     rows = labelled[labelled["topic_id"] == topic_id]
     if rows.empty:

@@ -45,8 +45,8 @@ def generation_record(
     topic when there is one (and the news is the topic's own), else empty."""
     import hashlib
 
-    from socialalign_lib.records import render_instruction
-    from socialalign_lib.retrieval import retrieve_history
+    from socialalign_lib.build.records.template import render_instruction
+    from socialalign_lib.build.retrieval import retrieve_history
 
     world = data.world
     user, topic = world.user(user_id), world.topic(topic_id)  # KeyError for unknown ids
@@ -104,7 +104,8 @@ def generation_view(
     this news), ``replies`` (name → text, every model) and ``gates`` (name → ``{"gate_a": [n], "gate_b": [n]}``,
     layer-averaged, PAC-LoRA models only; each sums to 1), and the ``record`` itself.
     """
-    from socialalign_lib.socialllm import GenerationConfig, generate_replies
+    from socialalign_lib.generate.decode import generate_replies
+    from socialalign_lib.generate.sampling import GenerationConfig
 
     record = generation_record(data, user_id, topic_id, news, persona_user_id)
     gen = GenerationConfig(

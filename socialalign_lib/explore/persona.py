@@ -48,7 +48,8 @@ def true_attributes(world: World, user_id: str) -> dict[str, Any]:
 
 def _persona_of(source: Any, user: Any) -> tuple[Any, str | None]:
     """``(Persona | None, error | None)`` from a mapping user_id → Persona/PersonaRecord or a callable(user)."""
-    from socialalign_lib.persona import PersonaError, PersonaRecord
+    from socialalign_lib.build.persona.extractor import PersonaRecord
+    from socialalign_lib.data.persona_text import PersonaError
 
     try:
         value = source(user) if callable(source) else source.get(user.user_id)
@@ -82,8 +83,8 @@ def persona_view(
     ``retrieval``) over the history minus the user's reply to that topic, exactly as the dataset's records do, so
     ``retrieved`` lists the posts of the record's history block, best first, with their BM25 scores.
     """
-    from socialalign_lib.persona import decode_persona, persona_recovery
-    from socialalign_lib.retrieval import retrieve_history
+    from socialalign_lib.build.persona.recovery import decode_persona, persona_recovery
+    from socialalign_lib.build.retrieval import retrieve_history
 
     world = data.world
     user = world.user(user_id)  # KeyError for an unknown user

@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from socialalign_lib import io as lib_io
+from socialalign_lib.data import append as data_append
+from socialalign_lib.data import read as data_read
 
 __all__ = ["REPLY_COLUMNS", "ReplyFile", "check_records", "reply_key", "reply_row"]
 
@@ -93,19 +94,19 @@ class ReplyFile:
         if path is None:
             yield cls(None)
             return
-        with lib_io.exclusive_output(path, "replies file"):
+        with data_append.exclusive_output(path, "replies file"):
             yield cls(path)
 
     def pending(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Read the rows already in the file and return the ``records`` that have none, in order."""
         if self.path is not None and self.path.exists():
-            self.done = {reply_key(r): r for r in lib_io.read_jsonl(self.path, torn_tail="repair")}
+            self.done = {reply_key(r): r for r in data_read.read_jsonl(self.path, torn_tail="repair")}
         return [r for r in records if reply_key(r) not in self.done]
 
     def append(self, records: Sequence[Mapping[str, Any]], rows: list[dict[str, Any]]) -> None:
         """Keep the finished ``rows`` of ``records`` (same order) and append them to the file in one atomic write."""
         if self.path is not None:
-            lib_io.append_jsonl(self.path, rows)
+            data_append.append_jsonl(self.path, rows)
         self.new.update({reply_key(r): row for r, row in zip(records, rows)})
 
     def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:

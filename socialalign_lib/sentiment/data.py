@@ -128,7 +128,7 @@ def load_labelled_csv(path: PathLike, *, text_col: str = "text", label_col: str 
     import pandas as pd
 
     from socialalign_lib.data.loaders.weibo import _need
-    from socialalign_lib.data.read import _csv_rows
+    from socialalign_lib.data.read import iter_csv_rows as _csv_rows
 
     table = None if label_map is None else {str(k).strip().casefold(): v for k, v in label_map.items()}
     rows = []

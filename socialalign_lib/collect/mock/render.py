@@ -18,7 +18,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from socialalign_lib.schema import Post
+from socialalign_lib.data.schema import Post
 
 _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

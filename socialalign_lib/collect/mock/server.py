@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from socialalign_lib.schema import Post, Topic, User
+from socialalign_lib.data.schema import Post, Topic, User
 
 from ..parse import CHINA_TZ
 from .faults import LOGIN_URL, VISITOR_PAGE, FaultConfig
