@@ -21,7 +21,7 @@ from .client import (
 )
 from .config import CrawlConfig
 from .crawler import Crawler, CrawlSummary, crawl, topic_id_for
-from .mock_server import (
+from .mock import (
            FaultConfig,
            MockWeiboServer,
            format_count,

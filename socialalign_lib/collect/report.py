@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from socialalign_lib.data.schema import Post
 
 from .client import ClientStats
-from .mock_server import MockWeiboServer
+from .mock import MockWeiboServer
 from .store import CrawlData
 
 
