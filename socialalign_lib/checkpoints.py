@@ -151,6 +151,19 @@ def stale_checkpoints(plan: CheckpointPlan | None = None, data: Any | None = Non
     return problems
 
 
+def _probe(plan: CheckpointPlan, data: Any, labeller: Any, method: str, variant: str, seed: int, cfg: Any
+           ) -> LearningCurve | None:
+    """The learning-curve callback of a run that records one (``plan.curve_seeds`` × ``plan.curve_specs``), else None."""
+    if seed not in plan.curve_seeds or (method, variant) not in plan.curve_specs:
+        return None
+    from transformers import AutoTokenizer
+
+    watch = {s: data.split(s, variant).shuffle(seed=0).select(range(min(plan.curve_watch, len(data.split(s, variant)))))
+             for s in ("test_user", "test_topic")}
+    return LearningCurve(data.split("validation", variant), labeller, plan.curve_every,
+                         AutoTokenizer.from_pretrained(cfg.base_model), watch=watch)
+
+
 def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | None = None, progress: bool = True
                       ) -> pd.DataFrame:
     """Train every run of ``plan`` into ``data/checkpoints`` (replacing a stale folder), on one torch thread;
@@ -174,14 +187,7 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
             cfg = _config(plan, method, variant, seed)
             folder = paths.CHECKPOINTS_DIR / f"{plan.size}-seed{seed}" / run_name(cfg)
             train = data.split("train", variant)
-            probe = None
-            if seed in plan.curve_seeds and (method, variant) in plan.curve_specs:
-                from transformers import AutoTokenizer
-
-                watch = {s: data.split(s, variant).shuffle(seed=0).select(range(min(plan.curve_watch, len(data.split(s, variant)))))
-                         for s in ("test_user", "test_topic")}
-                probe = LearningCurve(data.split("validation", variant), labeller, plan.curve_every,
-                                      AutoTokenizer.from_pretrained(cfg.base_model), watch=watch)
+            probe = _probe(plan, data, labeller, method, variant, seed, cfg)
             try:
                 from socialalign_lib.train.run_folder import read_finished_state
 
@@ -216,19 +222,23 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
 
 
 def verify(plan: CheckpointPlan | None = None, spec: tuple[str, str] = ("lora", "full"), seed: int = 0) -> bool:
-    """Retrain one committed run in a temporary folder and compare the adapter's sha256 with the committed one."""
+    """Retrain one committed run in a temporary folder, exactly as ``make checkpoints`` did (one thread, and the same
+    learning-curve callback when the run records one), and compare the adapter's sha256 with the committed one."""
     import tempfile
 
     from socialalign_lib.train.run_folder import default_output_dir, read_finished_state
     from socialalign_lib.train.socialllm import train_socialllm
+
+    from .sentiment import build_labeller
 
     plan = plan or CheckpointPlan()
     torch.set_num_threads(1)
     data = _course(plan)
     cfg = _config(plan, *spec, seed)
     committed = read_finished_state(default_output_dir(cfg, plan.size, seed))
+    probe = _probe(plan, data, build_labeller("ngram", world=data.world), *spec, seed, cfg)
     with tempfile.TemporaryDirectory() as tmp:
-        train_socialllm(cfg, data.split("train", spec[1]), Path(tmp) / "run")
+        train_socialllm(cfg, data.split("train", spec[1]), Path(tmp) / "run", callbacks=[probe] if probe else None)
         fresh = read_finished_state(Path(tmp) / "run")
     a, b = fresh.get("adapter_sha256") or {}, committed.get("adapter_sha256") or {}
     differ = sorted(f for f in set(a) | set(b) if a.get(f) != b.get(f))
