@@ -125,7 +125,7 @@ def test_an_interrupted_build_leaves_the_previous_build_whole(tmp_path, monkeypa
     out = tmp_path / "data"
     ok("build", "--cases", str(OFFICIAL), "--split", "test_user", "--variants", "full", "--out-dir", str(out))
     before = _tree(out)
-    from socialalign_lib import records
+    from socialalign_lib.build.records import dataset as records
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # as a kill after the dataset is saved, before the JSONL copy and build.json
