@@ -61,10 +61,12 @@ model: env
 	$(BIN)/python -m socialalign_lib.models --rebuild
 
 # The committed adapters notebooks 03-06 load (data/checkpoints) and figures/03_learning_curve.csv; ~40 min on 2 cores.
-# Rerun after changing the world, the records, the base model or the course training config (tests/test_checkpoints.py
-# fails until then).
+# Then notebook 08's SFT / DPO / IDPOP runs (data/checkpoints/08-course), ~10 min.
+# Rerun after changing the world, the records, the base model or a course training config (tests/test_checkpoints.py
+# and tests/test_smp_runs.py fail until then).
 checkpoints: env
 	$(BIN)/python -m socialalign_lib.checkpoints
+	$(BIN)/python -m socialalign_lib.popularity.smp_runs
 
 # Maintainers: re-resolve pyproject.toml's ranges in a scratch venv, rewrite the lock (and README / environment.yml),
 # rebuild .venv from it and run the tests. Commit the lock only if they pass.

@@ -24,6 +24,7 @@ SFT model itself, through peft's disabled adapter).
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -394,6 +395,7 @@ def train_preference(
     method: str = "idpop",
     cfg: PreferenceRunConfig | None = None,
     eval_pairs: Sequence[PreferencePair] | None = None,
+    adapter_dir: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Align a copy of the merged SFT model with DPO (``method="dpo"``) or IDPOP (``"idpop"``) and merge.
 
@@ -401,6 +403,7 @@ def train_preference(
     disabled), with its log-probs precomputed once. Both methods see the same pairs, seed and steps.
     ``eval_pairs`` (held-out pairs, e.g. from :func:`split_pairs`): TRL evaluates them at step 0 and every
     ``cfg.eval_steps``; the rows are in the result's ``history`` (read them with :func:`eval_curve`).
+    ``adapter_dir``: the trained LoRA is also saved there before merging (``smp_llm_train.train_and_merge``).
     """
     from datasets import Dataset
 
@@ -442,4 +445,4 @@ def train_preference(
             processing_class=tokenizer,
             peft_config=None if cfg.lora is None else cfg.lora.peft_config(),
         )
-        return train_and_merge(trainer)
+        return train_and_merge(trainer, adapter_dir)

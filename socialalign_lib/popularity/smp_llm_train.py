@@ -95,13 +95,18 @@ def _merged(model: Any) -> Any:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
-def train_and_merge(trainer: Any) -> TrainResult:
+def train_and_merge(trainer: Any, adapter_dir: str | os.PathLike | None = None) -> TrainResult:
     """Run a TRL trainer, then return the trained model merged into plain weights (TRL's fused-head patch
     undone, eval mode), its loss history (training rows with ``loss``, evaluation rows with ``eval_loss``) and
-    the wall time: the last step of every SFT / DPO / IDPOP run here."""
+    the wall time: the last step of every SFT / DPO / IDPOP run here. ``adapter_dir``: the trained LoRA is also
+    saved there (peft's format) before it is merged - what notebook 08's committed runs hold."""
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
+    if adapter_dir is not None:
+        if not hasattr(trainer.model, "peft_config"):
+            raise ValueError("adapter_dir needs a LoRA run (full fine-tuning has no adapter to save)")
+        trainer.model.save_pretrained(str(adapter_dir))
     history = [h for h in trainer.state.log_history if "loss" in h or "eval_loss" in h]
     return TrainResult(unpatch_forward(_merged(trainer.model)).eval(), history, seconds)
 
@@ -179,13 +184,18 @@ class TrainResult:
 
 
 def train_sft(
-    model: Any, tokenizer: Any, examples: Sequence[Example], cfg: SFTRunConfig | None = None
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    cfg: SFTRunConfig | None = None,
+    adapter_dir: str | os.PathLike | None = None,
 ) -> TrainResult:
     """LoRA SFT of a *copy* of ``model`` on the train-form examples; returns the merged SFT model.
 
     ``model`` itself is left untouched (it stays the zero-shot baseline). The examples of all shot counts are
     mixed in one run: one model answers 1-, 2- and 3-shot questions (the paper trains per setting; one run is
-    three times cheaper here and each setting still gets its own test table).
+    three times cheaper here and each setting still gets its own test table). ``adapter_dir``: see
+    :func:`train_and_merge`.
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -206,7 +216,7 @@ def train_sft(
             processing_class=tokenizer,
             peft_config=None if cfg.lora is None else cfg.lora.peft_config(),
         )
-        return train_and_merge(trainer)
+        return train_and_merge(trainer, adapter_dir)
 
 
 # --------------------------------------------------------------------------------------------------------
