@@ -146,7 +146,9 @@ class BenchConfig:
             train_batch=4,
             train_rounds=3,
             train_repeats=1,
-            large_shape=ModelShape(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=704),
+            large_shape=ModelShape(
+                hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=704
+            ),
             large_batch=2,
             large_rounds=3,
             decode_new_tokens=12,
@@ -165,8 +167,7 @@ class BenchConfig:
         if not device.startswith("cuda"):
             return self
         shape = QWEN2_05B_SHAPE if self.large_shape == ModelShape() else self.large_shape
-        return replace(self, large_shape=shape, large_batch=max(self.large_batch, 8),
-                       peak_sizes=(4096, 8192))
+        return replace(self, large_shape=shape, large_batch=max(self.large_batch, 8), peak_sizes=(4096, 8192))
 
 
 # ---- device --------------------------------------------------------------------------------------
@@ -201,7 +202,10 @@ def choose_threads(threads: int | None) -> tuple[int, str]:
         return cores, "all cores (load average unknown)"
     if load <= 0.5:
         return cores, f"all cores, the machine is idle (load average {load:.1f})"
-    return 1, f"the machine is busy (load average {load:.1f} on {cores} cores): more OpenMP threads would contend"
+    return (
+        1,
+        f"the machine is busy (load average {load:.1f} on {cores} cores): more OpenMP threads would contend",
+    )
 
 
 def cpu_name() -> str:
@@ -244,7 +248,9 @@ def timed(fn: Callable[[], object], device: str, repeats: int = 1) -> Callable[[
     return measure
 
 
-def interleave(measurements: dict[str, Callable[[], float]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleave(
+    measurements: dict[str, Callable[[], float]], rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Run each measurement once per round, alternating the order every round.
 
     Args:
@@ -271,7 +277,7 @@ def paired_ratio(values: dict[str, list[float]], numerator: str, denominator: st
 
 
 def spread(ratios: Sequence[float]) -> str:
-    """"min-max" of per-round values, for the notes."""
+    """ "min-max" of per-round values, for the notes."""
     return f"{min(ratios):.3g}-{max(ratios):.3g}"
 
 
@@ -289,7 +295,9 @@ def matmul_flops(device: str, dtype: torch.dtype, sizes: Sequence[int], repeats:
     for n in sizes:
         a = torch.randn(n, n, device=dev, dtype=dtype)
         b = torch.randn(n, n, device=dev, dtype=dtype)
-        values = interleave({"mm": timed(lambda a=a, b=b: torch.matmul(a, b), device)}, rounds=repeats, warmup=1)
+        values = interleave(
+            {"mm": timed(lambda a=a, b=b: torch.matmul(a, b), device)}, rounds=repeats, warmup=1
+        )
         best = max(best, 2 * n**3 / statistics.median(values["mm"]))
     return best
 
@@ -298,9 +306,18 @@ def matmul_flops(device: str, dtype: torch.dtype, sizes: Sequence[int], repeats:
 
 #: Operators that are matrix products (their share of a step bounds what MFU can reach).
 MATMUL_OPS = frozenset(
-    {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
-     "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_efficient_attention",
-     "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_cudnn_attention"}
+    {
+        "aten::mm",
+        "aten::addmm",
+        "aten::bmm",
+        "aten::baddbmm",
+        "aten::matmul",
+        "aten::linear",
+        "aten::_scaled_dot_product_flash_attention_for_cpu",
+        "aten::_scaled_dot_product_efficient_attention",
+        "aten::_scaled_dot_product_flash_attention",
+        "aten::_scaled_dot_product_cudnn_attention",
+    }
 )
 
 

@@ -59,8 +59,12 @@ def time_notebook(path: Path, parameters: dict, workdir: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench_contention(label: str, notebook: str | Path = DEFAULT_NOTEBOOK, parameters: dict | None = None,
-                     hogs: int | None = None) -> list[Result]:
+def bench_contention(
+    label: str,
+    notebook: str | Path = DEFAULT_NOTEBOOK,
+    parameters: dict | None = None,
+    hogs: int | None = None,
+) -> list[Result]:
     """One row: busy/alone wall time of ``notebook`` (a course notebook's prefix, or a path) beside ``hogs``
     spinning processes (default: one per core)."""
     if isinstance(notebook, Path):
@@ -77,7 +81,9 @@ def bench_contention(label: str, notebook: str | Path = DEFAULT_NOTEBOOK, parame
         alone = time_notebook(path, params, Path(tmp) / "alone")
         load_between = _load()
         deadline = time.time() + 6 * alone + 120
-        procs = [mp.get_context("spawn").Process(target=_spin, args=(deadline,), daemon=True) for _ in range(hogs)]
+        procs = [
+            mp.get_context("spawn").Process(target=_spin, args=(deadline,), daemon=True) for _ in range(hogs)
+        ]
         for proc in procs:
             proc.start()
         try:
@@ -88,7 +94,16 @@ def bench_contention(label: str, notebook: str | Path = DEFAULT_NOTEBOOK, parame
                 proc.join(timeout=10)
     ratio = busy / alone
     policy = os.environ.get("OMP_WAIT_POLICY", "unset")
-    return [Result("contention", f"notebook_{path.name[:2]}_slowdown[{hogs} hogs]", ratio, "x",
-                   f"<= {SLOWDOWN_TARGET:g}", ratio <= SLOWDOWN_TARGET, label,
-                   f"{path.name} {params}: alone {alone:.0f} s, beside {hogs} spinning processes {busy:.0f} s; "
-                   f"OMP_WAIT_POLICY={policy}; load average {load_before} before, {load_between} between")]
+    return [
+        Result(
+            "contention",
+            f"notebook_{path.name[:2]}_slowdown[{hogs} hogs]",
+            ratio,
+            "x",
+            f"<= {SLOWDOWN_TARGET:g}",
+            ratio <= SLOWDOWN_TARGET,
+            label,
+            f"{path.name} {params}: alone {alone:.0f} s, beside {hogs} spinning processes {busy:.0f} s; "
+            f"OMP_WAIT_POLICY={policy}; load average {load_before} before, {load_between} between",
+        )
+    ]

@@ -39,7 +39,9 @@ class TokenClock(BaseStreamer):
         pass
 
 
-def decode_tokens_per_s(model: nn.Module, inputs: dict[str, torch.Tensor], new_tokens: int, use_spans: bool) -> float:
+def decode_tokens_per_s(
+    model: nn.Module, inputs: dict[str, torch.Tensor], new_tokens: int, use_spans: bool
+) -> float:
     """Greedy cached decode rate (tokens/s summed over the batch) of one `generate` call."""
     if new_tokens < 3:
         raise ValueError(f"decode timing needs at least 3 new tokens, got {new_tokens}")
@@ -48,8 +50,14 @@ def decode_tokens_per_s(model: nn.Module, inputs: dict[str, torch.Tensor], new_t
         kwargs[SPANS_KWARG] = inputs[SPANS_KWARG]
     clock = TokenClock()
     with torch.no_grad():
-        model.generate(**kwargs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                       use_cache=True, streamer=clock)
+        model.generate(
+            **kwargs,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            use_cache=True,
+            streamer=clock,
+        )
     steps = len(clock.stamps) - 2
     return inputs["input_ids"].shape[0] * steps / (clock.stamps[-1] - clock.stamps[1])
 
@@ -66,22 +74,47 @@ def bench_decode(
     for batch_size in cfg.decode_batches:
         inputs = prompt_batch(prompts[:batch_size], pad_id, device)
         runs = {
-            "pac": lambda inputs=inputs: decode_tokens_per_s(pac, inputs, cfg.decode_new_tokens, use_spans=True),
-            "lora": lambda inputs=inputs: decode_tokens_per_s(lora, inputs, cfg.decode_new_tokens, use_spans=False),
+            "pac": lambda inputs=inputs: decode_tokens_per_s(
+                pac, inputs, cfg.decode_new_tokens, use_spans=True
+            ),
+            "lora": lambda inputs=inputs: decode_tokens_per_s(
+                lora, inputs, cfg.decode_new_tokens, use_spans=False
+            ),
         }
         values = interleave(runs, cfg.decode_rounds, warmup=1)
         ratio = paired_ratio(values, "pac", "lora")
-        notes = (f"greedy, {cfg.decode_new_tokens} new tokens after a {inputs['input_ids'].shape[1]}-token left-padded "
-                 f"prompt, n={cfg.n_experts} r={cfg.r}; median of {cfg.decode_rounds} interleaved rounds, "
-                 f"per-round ratios {spread(per_round_ratios(values, 'pac', 'lora'))}; "
-                 f"LoRA {statistics.median(values['lora']):.0f} tokens/s")
+        notes = (
+            f"greedy, {cfg.decode_new_tokens} new tokens after a {inputs['input_ids'].shape[1]}-token left-padded "
+            f"prompt, n={cfg.n_experts} r={cfg.r}; median of {cfg.decode_rounds} interleaved rounds, "
+            f"per-round ratios {spread(per_round_ratios(values, 'pac', 'lora'))}; "
+            f"LoRA {statistics.median(values['lora']):.0f} tokens/s"
+        )
         met = ratio >= DECODE_TARGET
         if not met and cfg.profile:
-            notes += (f". PROFILE pac: {profile_ops(runs['pac'], device).text()}"
-                      f". PROFILE lora: {profile_ops(runs['lora'], device).text()}")
-        results.append(Result("decode", f"pac_over_lora_decode_tokens_per_s[{name},b{batch_size}]", ratio, "x",
-                              f">= {DECODE_TARGET}", met, label, notes))
-        results.append(Result("decode", f"pac_decode_tokens_per_s[{name},b{batch_size}]",
-                              statistics.median(values["pac"]), "tokens/s", device=label,
-                              notes="median over rounds, all rows of the batch counted"))
+            notes += (
+                f". PROFILE pac: {profile_ops(runs['pac'], device).text()}"
+                f". PROFILE lora: {profile_ops(runs['lora'], device).text()}"
+            )
+        results.append(
+            Result(
+                "decode",
+                f"pac_over_lora_decode_tokens_per_s[{name},b{batch_size}]",
+                ratio,
+                "x",
+                f">= {DECODE_TARGET}",
+                met,
+                label,
+                notes,
+            )
+        )
+        results.append(
+            Result(
+                "decode",
+                f"pac_decode_tokens_per_s[{name},b{batch_size}]",
+                statistics.median(values["pac"]),
+                "tokens/s",
+                device=label,
+                notes="median over rounds, all rows of the batch counted",
+            )
+        )
     return results

@@ -80,8 +80,14 @@ def model_bytes(model: nn.Module) -> int:
     return total
 
 
-def bench_quant(cfg: BenchConfig, folder: str | Path, name: str, device: str, label: str,
-                batch: dict[str, torch.Tensor] | None) -> list[Result]:
+def bench_quant(
+    cfg: BenchConfig,
+    folder: str | Path,
+    name: str,
+    device: str,
+    label: str,
+    batch: dict[str, torch.Tensor] | None,
+) -> list[Result]:
     """Bytes of NF4 vs full-precision base weights of the model in `folder`; with `batch`, the train step ratio."""
     dtype = compute_dtype(device)
     dtype_name = str(dtype).removeprefix("torch.")
@@ -92,30 +98,69 @@ def bench_quant(cfg: BenchConfig, folder: str | Path, name: str, device: str, la
         raise RuntimeError(f"load_in_4bit produced no Linear4bit layers for {folder}")
     full_linear, nf4_linear = linear_bytes(full, names), linear_bytes(nf4, names)
     full_model, nf4_model = model_bytes(full), model_bytes(nf4)
-    how = f"{len(names)} quantised linear layers (NF4, double quant, blocksize 64; LM head and embeddings kept)"
+    how = (
+        f"{len(names)} quantised linear layers (NF4, double quant, blocksize 64; LM head and embeddings kept)"
+    )
     results = [
-        Result("quant4bit", f"linear_weight_bytes_{dtype_name}[{name}]", full_linear, "bytes", device=label, notes=how),
-        Result("quant4bit", f"linear_weight_bytes_nf4[{name}]", nf4_linear, "bytes", device=label,
-               notes=f"{8 * nf4_linear / sum(dict(full.named_modules())[n].weight.numel() for n in names):.2f} bits per weight "
-                     "incl. quantisation state"),
-        Result("quant4bit", f"nf4_over_{dtype_name}_linear_bytes[{name}]", nf4_linear / full_linear, "x", device=label, notes=how),
-        Result("quant4bit", f"nf4_over_{dtype_name}_model_bytes[{name}]", nf4_model / full_model, "x", device=label,
-               notes=f"whole model: {full_model / 2**20:.2f} MiB -> {nf4_model / 2**20:.2f} MiB (parameters, buffers, quant state)"),
+        Result(
+            "quant4bit",
+            f"linear_weight_bytes_{dtype_name}[{name}]",
+            full_linear,
+            "bytes",
+            device=label,
+            notes=how,
+        ),
+        Result(
+            "quant4bit",
+            f"linear_weight_bytes_nf4[{name}]",
+            nf4_linear,
+            "bytes",
+            device=label,
+            notes=f"{8 * nf4_linear / sum(dict(full.named_modules())[n].weight.numel() for n in names):.2f} bits per weight "
+            "incl. quantisation state",
+        ),
+        Result(
+            "quant4bit",
+            f"nf4_over_{dtype_name}_linear_bytes[{name}]",
+            nf4_linear / full_linear,
+            "x",
+            device=label,
+            notes=how,
+        ),
+        Result(
+            "quant4bit",
+            f"nf4_over_{dtype_name}_model_bytes[{name}]",
+            nf4_model / full_model,
+            "x",
+            device=label,
+            notes=f"whole model: {full_model / 2**20:.2f} MiB -> {nf4_model / 2**20:.2f} MiB (parameters, buffers, quant state)",
+        ),
     ]
     if batch is not None:
         steps = {
             "nf4": make_train_step(with_pac_lora(nf4, cfg, copy_base=False), batch, use_spans=True),
             "full": make_train_step(with_pac_lora(full, cfg, copy_base=False), batch, use_spans=True),
         }
-        values = interleave({key: timed(fn, device) for key, fn in steps.items()}, cfg.quant_rounds, warmup=cfg.warmup)
+        values = interleave(
+            {key: timed(fn, device) for key, fn in steps.items()}, cfg.quant_rounds, warmup=cfg.warmup
+        )
         ratio = paired_ratio(values, "nf4", "full")
         rows, seq = batch["input_ids"].shape
-        results.append(Result(
-            "quant4bit", f"nf4_over_{dtype_name}_step_time[{name}]", ratio, "x", device=label,
-            notes=(f"PAC-LoRA train step, batch {rows}x{seq}, no gradient checkpointing; {dtype_name} "
-                   f"{statistics.median(values['full']) * 1e3:.0f} ms vs NF4 {statistics.median(values['nf4']) * 1e3:.0f} ms; "
-                   f"median of {cfg.quant_rounds} interleaved rounds, per-round ratios "
-                   f"{spread(per_round_ratios(values, 'nf4', 'full'))}")))
+        results.append(
+            Result(
+                "quant4bit",
+                f"nf4_over_{dtype_name}_step_time[{name}]",
+                ratio,
+                "x",
+                device=label,
+                notes=(
+                    f"PAC-LoRA train step, batch {rows}x{seq}, no gradient checkpointing; {dtype_name} "
+                    f"{statistics.median(values['full']) * 1e3:.0f} ms vs NF4 {statistics.median(values['nf4']) * 1e3:.0f} ms; "
+                    f"median of {cfg.quant_rounds} interleaved rounds, per-round ratios "
+                    f"{spread(per_round_ratios(values, 'nf4', 'full'))}"
+                ),
+            )
+        )
     return results
 
 

@@ -101,8 +101,16 @@ def _run(cfg: BenchConfig, only: Sequence[str], device: str, threads_why: str) -
     pad = workload.pad_id
     log("measuring the matmul peak")
     peak = matmul_flops(device, dtype, cfg.peak_sizes)
-    results = [Result("machine", "matmul_peak", peak / 1e9, "GFLOP/s", device=label,
-                      notes=f"best median square torch.matmul ({str(dtype).removeprefix('torch.')}) over sizes {list(cfg.peak_sizes)}")]
+    results = [
+        Result(
+            "machine",
+            "matmul_peak",
+            peak / 1e9,
+            "GFLOP/s",
+            device=label,
+            notes=f"best median square torch.matmul ({str(dtype).removeprefix('torch.')}) over sizes {list(cfg.peak_sizes)}",
+        )
+    ]
     large_name = f"random-{cfg.large_shape.label()}"
     large = random_qwen2(cfg.large_shape, len(workload.tokenizer), pad, device, dtype, cfg.seed)
     course_batch = train_batch(workload.examples[: cfg.train_batch], pad, device)
@@ -110,20 +118,40 @@ def _run(cfg: BenchConfig, only: Sequence[str], device: str, threads_why: str) -
 
     if "train" in only:
         log("train step: PAC-LoRA vs LoRA, course model")
-        results += bench_train_step(cfg, workload.model, course_batch, "course", device, label, peak,
-                                    cfg.train_rounds, cfg.train_repeats, mfu_target=True)
+        results += bench_train_step(
+            cfg,
+            workload.model,
+            course_batch,
+            "course",
+            device,
+            label,
+            peak,
+            cfg.train_rounds,
+            cfg.train_repeats,
+            mfu_target=True,
+        )
         log(f"train step: PAC-LoRA vs LoRA, {large_name}")
-        results += bench_train_step(cfg, large, large_batch, large_name, device, label, peak,
-                                    cfg.large_rounds, 1, mfu_target=False)
+        results += bench_train_step(
+            cfg, large, large_batch, large_name, device, label, peak, cfg.large_rounds, 1, mfu_target=False
+        )
     if "decode" in only:
         log("decode: PAC-LoRA vs LoRA, course model")
         results += bench_decode(cfg, workload.model, workload.prompts, pad, "course", device, label)
         log(f"decode: PAC-LoRA vs LoRA, {large_name} (batch {cfg.decode_batches[0]})")
-        results += bench_decode(replace(cfg, decode_batches=cfg.decode_batches[:1]), large, workload.prompts, pad,
-                                large_name, device, label)
+        results += bench_decode(
+            replace(cfg, decode_batches=cfg.decode_batches[:1]),
+            large,
+            workload.prompts,
+            pad,
+            large_name,
+            device,
+            label,
+        )
     if "generation" in only:
         log("generation: replies per minute, course model")
-        results += bench_generation(cfg, workload.model, workload.tokenizer, workload.records, "course", device, label)
+        results += bench_generation(
+            cfg, workload.model, workload.tokenizer, workload.records, "course", device, label
+        )
     if "quant" in only:
         from socialalign_lib.paths import EMBEDDED_MODEL
 
@@ -140,8 +168,10 @@ def _run(cfg: BenchConfig, only: Sequence[str], device: str, threads_why: str) -
     if cfg.course_time or cfg.test_time:
         log("wall time of the course / the tests (minutes)")
         results += bench_wall_time(label, cfg.course_time, cfg.test_time)
-    results[0].notes += (f"; {cfg.threads} CPU thread(s): {threads_why}; load average {load_at_start} at start, "
-                         f"{load_average()} at the end")
+    results[0].notes += (
+        f"; {cfg.threads} CPU thread(s): {threads_why}; load average {load_at_start} at start, "
+        f"{load_average()} at the end"
+    )
     return results
 
 
@@ -171,10 +201,21 @@ def format_table(results: Sequence[Result]) -> str:
     rows = []
     for i, result in enumerate(results, start=1):
         row = result.as_row()
-        rows.append((row["benchmark"], row["figure"], _short(result.value), row["unit"], row["target"],
-                     row["met"], f"[{i}]" if result.notes else ""))
+        rows.append(
+            (
+                row["benchmark"],
+                row["figure"],
+                _short(result.value),
+                row["unit"],
+                row["target"],
+                row["met"],
+                f"[{i}]" if result.notes else "",
+            )
+        )
     widths = [max(len(str(r[c])) for r in (header, *rows)) for c in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(r, widths)).rstrip() for r in (header, *rows)]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(r, widths)).rstrip() for r in (header, *rows)
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     devices = sorted({r.device for r in results if r.device})
     lines.append("")
@@ -194,16 +235,29 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: fewer rounds, smaller sizes")
     ap.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (default: all cores, 2 on the course machine, or 1 when the machine is busy)")
-    ap.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), help="benchmarks to run")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: all cores, 2 on the course machine, or 1 when the machine is busy)",
+    )
+    ap.add_argument(
+        "--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), help="benchmarks to run"
+    )
     ap.add_argument("--no-profile", action="store_true", help="no torch.profiler evidence for missed targets")
-    ap.add_argument("--course-time", action="store_true", help="also time `python -m socialalign_lib.course` (minutes)")
+    ap.add_argument(
+        "--course-time", action="store_true", help="also time `python -m socialalign_lib.course` (minutes)"
+    )
     ap.add_argument("--test-time", action="store_true", help="also time `pytest -q` (minutes)")
     ap.add_argument("--out", default=str(DEFAULT_CSV), help=f"CSV path (default {DEFAULT_CSV})")
     args = ap.parse_args(argv)
-    options = dict(device=args.device, threads=args.threads, profile=not args.no_profile,
-                   course_time=args.course_time, test_time=args.test_time)
+    options = dict(
+        device=args.device,
+        threads=args.threads,
+        profile=not args.no_profile,
+        course_time=args.course_time,
+        test_time=args.test_time,
+    )
     cfg = BenchConfig.quick(**options) if args.quick else BenchConfig(**options)
     return cfg, list(args.only), Path(args.out)
 

@@ -37,7 +37,9 @@ STEP_TARGET = 1.3
 MFU_AIM = 0.30
 
 
-def make_train_step(model: nn.Module, batch: dict[str, torch.Tensor], use_spans: bool, lr: float = 1e-4) -> Callable[[], float]:
+def make_train_step(
+    model: nn.Module, batch: dict[str, torch.Tensor], use_spans: bool, lr: float = 1e-4
+) -> Callable[[], float]:
     """One optimizer step of `model` on `batch`; returns the loss. Spans are passed only to PAC-LoRA."""
     inputs = {name: value for name, value in batch.items() if name != SPANS_KWARG}
     if use_spans:
@@ -82,40 +84,76 @@ def bench_train_step(
     """
     pac = with_pac_lora(base, cfg)
     lora = with_lora(base, cfg)
-    steps = {"pac": make_train_step(pac, batch, use_spans=True), "lora": make_train_step(lora, batch, use_spans=False)}
-    values = interleave({key: timed(fn, device, repeats) for key, fn in steps.items()}, rounds, warmup=cfg.warmup)
+    steps = {
+        "pac": make_train_step(pac, batch, use_spans=True),
+        "lora": make_train_step(lora, batch, use_spans=False),
+    }
+    values = interleave(
+        {key: timed(fn, device, repeats) for key, fn in steps.items()}, rounds, warmup=cfg.warmup
+    )
     ratio = paired_ratio(values, "pac", "lora")
     pac_s, lora_s = statistics.median(values["pac"]), statistics.median(values["lora"])
     tokens = int(batch["attention_mask"].sum())
     rows_, seq = batch["input_ids"].shape
-    how = (f"batch {rows_}x{seq} ({tokens} tokens), n={cfg.n_experts} r={cfg.r}, 7 projections, AdamW; "
-           f"median of {rounds} interleaved rounds x {repeats} steps, per-round ratios {spread(per_round_ratios(values, 'pac', 'lora'))}")
+    how = (
+        f"batch {rows_}x{seq} ({tokens} tokens), n={cfg.n_experts} r={cfg.r}, 7 projections, AdamW; "
+        f"median of {rounds} interleaved rounds x {repeats} steps, per-round ratios {spread(per_round_ratios(values, 'pac', 'lora'))}"
+    )
     notes = how
     met = ratio <= STEP_TARGET
     if not met and cfg.profile:
-        notes += (f". PROFILE pac: {profile_ops(steps['pac'], device).text()}"
-                  f". PROFILE lora: {profile_ops(steps['lora'], device).text()}")
+        notes += (
+            f". PROFILE pac: {profile_ops(steps['pac'], device).text()}"
+            f". PROFILE lora: {profile_ops(steps['lora'], device).text()}"
+        )
     results = [
-        Result("train_step", f"pac_over_lora_step_time[{name}]", ratio, "x", f"<= {STEP_TARGET}", met, label, notes),
-        Result("train_step", f"pac_step_ms[{name}]", pac_s * 1e3, "ms", device=label, notes="median per step"),
-        Result("train_step", f"lora_step_ms[{name}]", lora_s * 1e3, "ms", device=label, notes="median per step"),
+        Result(
+            "train_step",
+            f"pac_over_lora_step_time[{name}]",
+            ratio,
+            "x",
+            f"<= {STEP_TARGET}",
+            met,
+            label,
+            notes,
+        ),
+        Result(
+            "train_step", f"pac_step_ms[{name}]", pac_s * 1e3, "ms", device=label, notes="median per step"
+        ),
+        Result(
+            "train_step", f"lora_step_ms[{name}]", lora_s * 1e3, "ms", device=label, notes="median per step"
+        ),
     ]
 
     n_params = linear_params(lora)
     mfu = 6 * n_params * tokens / pac_s / peak_flops
     config = getattr(base, "config", None)
-    notes = (f"6*N*tokens/time/peak, N={n_params / 1e6:.2f}M linear params (LM head + LoRA-sized adapter), "
-             f"{tokens} tokens, PAC-LoRA step {pac_s * 1e3:.0f} ms, peak {peak_flops / 1e9:.0f} GFLOP/s; "
-             f"frozen base (4N): {mfu * 4 / 6:.1%}")
+    notes = (
+        f"6*N*tokens/time/peak, N={n_params / 1e6:.2f}M linear params (LM head + LoRA-sized adapter), "
+        f"{tokens} tokens, PAC-LoRA step {pac_s * 1e3:.0f} ms, peak {peak_flops / 1e9:.0f} GFLOP/s; "
+        f"frozen base (4N): {mfu * 4 / 6:.1%}"
+    )
     met_mfu = (mfu >= MFU_AIM) if mfu_target else None
     if mfu_target and not met_mfu and cfg.profile and config is not None:
         d, k = config.hidden_size, config.intermediate_size
         dtype = next(base.parameters()).dtype
         bound = shape_bound_flops(rows_ * seq, d, k, device, dtype)
-        notes += (f". BOUND: the model's largest matmul [{rows_ * seq}x{d}]@[{d}x{k}] alone reaches "
-                  f"{bound / 1e9:.0f} GFLOP/s = {bound / peak_flops:.0%} of peak; "
-                  f"PROFILE pac: {profile_ops(steps['pac'], device).text()}")
-    results.append(Result("mfu", f"train_step_mfu[{name}]", 100 * mfu, "%",
-                          f">= {MFU_AIM:.0%} (aim)" if mfu_target else "", met_mfu, label, notes))
+        notes += (
+            f". BOUND: the model's largest matmul [{rows_ * seq}x{d}]@[{d}x{k}] alone reaches "
+            f"{bound / 1e9:.0f} GFLOP/s = {bound / peak_flops:.0%} of peak; "
+            f"PROFILE pac: {profile_ops(steps['pac'], device).text()}"
+        )
+    results.append(
+        Result(
+            "mfu",
+            f"train_step_mfu[{name}]",
+            100 * mfu,
+            "%",
+            f">= {MFU_AIM:.0%} (aim)" if mfu_target else "",
+            met_mfu,
+            label,
+            notes,
+        )
+    )
     del pac, lora, steps
     return results

@@ -23,10 +23,17 @@ TEST_TARGET_S = 10 * 60
 
 def timed_command(args: Sequence[str], timeout_s: float) -> tuple[float, int, str]:
     """Run `args` in the repository root; returns (seconds, exit status, last output line)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     start = time.perf_counter()
     try:
-        proc = subprocess.run(list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(
+            list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
+        )
     except subprocess.TimeoutExpired:
         return time.perf_counter() - start, -1, f"killed after {timeout_s:.0f} s"
     lines = (proc.stdout + proc.stderr).strip().splitlines()
@@ -39,10 +46,26 @@ def bench_wall_time(label: str, course: bool, tests: bool) -> list[Result]:
     if course:
         jobs.append(("course_wall_time", [sys.executable, "-m", "socialalign_lib.course"], COURSE_TARGET_S))
     if tests:
-        jobs.append(("test_wall_time", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], TEST_TARGET_S))
+        jobs.append(
+            (
+                "test_wall_time",
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                TEST_TARGET_S,
+            )
+        )
     results = []
     for figure, args, target in jobs:
         seconds, status, last = timed_command(args, timeout_s=4 * target)
-        results.append(Result("wall_time", figure, seconds, "s", f"<= {target}", status == 0 and seconds <= target,
-                              label, f"`{' '.join(args[1:])}` exit {status}: {last}"))
+        results.append(
+            Result(
+                "wall_time",
+                figure,
+                seconds,
+                "s",
+                f"<= {target}",
+                status == 0 and seconds <= target,
+                label,
+                f"`{' '.join(args[1:])}` exit {status}: {last}",
+            )
+        )
     return results

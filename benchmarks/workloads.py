@@ -76,8 +76,11 @@ def load_course_workload(
     prompts = []
     for record in records:
         example = build_chat_example(tokenizer, record)
-        prompts.append(Prompt(example["input_ids"][: example["prompt_length"]],
-                              [example["user_span"], example["news_span"]]))
+        prompts.append(
+            Prompt(
+                example["input_ids"][: example["prompt_length"]], [example["user_span"], example["news_span"]]
+            )
+        )
     return CourseWorkload(model, tokenizer, examples, records, prompts)
 
 
@@ -94,8 +97,8 @@ def prompt_batch(prompts: list[Prompt], pad_id: int, device: str) -> dict[str, t
     ids = torch.full((len(prompts), seq), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), seq), dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        ids[row, seq - len(prompt.ids):] = torch.as_tensor(prompt.ids)
-        mask[row, seq - len(prompt.ids):] = 1
+        ids[row, seq - len(prompt.ids) :] = torch.as_tensor(prompt.ids)
+        mask[row, seq - len(prompt.ids) :] = 1
     spans = torch.tensor([p.spans for p in prompts], dtype=torch.long)
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), SPANS_KWARG: spans.to(device)}
 
@@ -128,13 +131,20 @@ def random_qwen2(
 
 
 def pac_config(cfg: BenchConfig) -> PacLoraConfig:
-    return PacLoraConfig(n_experts=cfg.n_experts, r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout)
+    return PacLoraConfig(
+        n_experts=cfg.n_experts, r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout
+    )
 
 
 def lora_config(cfg: BenchConfig) -> LoraConfig:
     """peft LoRA with PAC-LoRA's rank, alpha, dropout and target modules."""
-    return LoraConfig(r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(DEFAULT_TARGET_MODULES),
+        task_type="CAUSAL_LM",
+    )
 
 
 def with_pac_lora(base: nn.Module, cfg: BenchConfig, copy_base: bool = True) -> PeftModel:

@@ -41,15 +41,30 @@ from transformers import TrainerCallback
 
 from . import paths
 
-__all__ = ["CURVE_FILE", "CheckpointPlan", "LearningCurve", "build_checkpoints", "mean_curve", "plot_learning_curve",
-           "stale_checkpoints"]
+__all__ = [
+    "CURVE_FILE",
+    "CheckpointPlan",
+    "LearningCurve",
+    "build_checkpoints",
+    "mean_curve",
+    "plot_learning_curve",
+    "stale_checkpoints",
+]
 
 CURVE_FILE = "03_learning_curve.csv"
 #: (method, prompt variant) of every trained row of notebook 06's table (``evaluation.TABLE_METHODS``).
-TRAINED_SPECS: tuple[tuple[str, str], ...] = (("lora", "full"), ("pac_lora", "full"), ("pac_lora", "without_persona"),
-                                              ("pac_lora", "without_history"))
-_NAMES = {("lora", "full"): "LoRA", ("pac_lora", "full"): "PAC-LoRA",
-          ("pac_lora", "without_persona"): "PAC-LoRA w/o persona", ("pac_lora", "without_history"): "PAC-LoRA w/o history"}
+TRAINED_SPECS: tuple[tuple[str, str], ...] = (
+    ("lora", "full"),
+    ("pac_lora", "full"),
+    ("pac_lora", "without_persona"),
+    ("pac_lora", "without_history"),
+)
+_NAMES = {
+    ("lora", "full"): "LoRA",
+    ("pac_lora", "full"): "PAC-LoRA",
+    ("pac_lora", "without_persona"): "PAC-LoRA w/o persona",
+    ("pac_lora", "without_history"): "PAC-LoRA w/o history",
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,11 @@ class CheckpointPlan:
     curve_every: int = 50
     curve_watch: int = 120  # records of each test split whose sentiment accuracy the curve also follows
     curve_specs: tuple[tuple[str, str], ...] = (("lora", "full"), ("pac_lora", "full"))
-    curve_seeds: tuple[int, ...] = (0, 1, 2)  # seeds whose LoRA and PAC-LoRA runs also record the learning curve
+    curve_seeds: tuple[int, ...] = (
+        0,
+        1,
+        2,
+    )  # seeds whose LoRA and PAC-LoRA runs also record the learning curve
 
 
 class LearningCurve(TrainerCallback):
@@ -74,8 +93,15 @@ class LearningCurve(TrainerCallback):
     ``watch`` (e.g. a sample of each test split: watched, never used to choose the budget — the curves show
     whether what the validation split rewards carries over to unseen users and unseen topics)."""
 
-    def __init__(self, records: Any, labeller: Any, every: int, tokenizer: Any, gen: Any | None = None,
-                 watch: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        records: Any,
+        labeller: Any,
+        every: int,
+        tokenizer: Any,
+        gen: Any | None = None,
+        watch: dict[str, Any] | None = None,
+    ) -> None:
         self.records, self.labeller, self.every, self.tokenizer = records, labeller, every, tokenizer
         self.gen = gen
         self.watch = watch or {}
@@ -85,7 +111,9 @@ class LearningCurve(TrainerCallback):
         from socialalign_lib.generate.decode import generate_replies
         from socialalign_lib.generate.sampling import GenerationConfig
 
-        replies = generate_replies(model, self.tokenizer, records, self.gen or GenerationConfig(seed=0), progress=False)
+        replies = generate_replies(
+            model, self.tokenizer, records, self.gen or GenerationConfig(seed=0), progress=False
+        )
         pred = self.labeller.predict(replies["generated"].fillna("").astype(str).tolist())
         return float(np.mean(np.asarray(pred) == np.asarray(replies["sentiment"])))
 
@@ -97,8 +125,11 @@ class LearningCurve(TrainerCallback):
         # fork_rng: measuring must not change what is measured - sampling replies would otherwise advance the global
         # RNG that dropout draws from next, and a run with a curve would train to other weights than one without
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            row = {"step": step, "val_loss": float(reply_loss(model, self.tokenizer, self.records)),
-                   "val_sent_acc": self._accuracy(model, self.records)}
+            row = {
+                "step": step,
+                "val_loss": float(reply_loss(model, self.tokenizer, self.records)),
+                "val_sent_acc": self._accuracy(model, self.records),
+            }
             for name, records in self.watch.items():
                 row[f"{name}_sent_acc"] = self._accuracy(model, records)
         self.rows.append(row)
@@ -141,31 +172,46 @@ def stale_checkpoints(plan: CheckpointPlan | None = None, data: Any | None = Non
             cfg = _config(plan, method, variant, seed)
             folder = default_output_dir(cfg, plan.size, seed)
             if not (folder / STATE_FILE).exists():
-                problems.append(f"{_NAMES[method, variant]} seed {seed}: no committed run (expected "
-                                f"{folder.relative_to(paths.ROOT) if folder.is_relative_to(paths.ROOT) else folder})")
+                problems.append(
+                    f"{_NAMES[method, variant]} seed {seed}: no committed run (expected "
+                    f"{folder.relative_to(paths.ROOT) if folder.is_relative_to(paths.ROOT) else folder})"
+                )
                 continue
             state = read_finished_state(folder)
             if state.get("run_hash") != run_hash(cfg, train[variant]):
-                problems.append(f"{_NAMES[method, variant]} seed {seed}: {folder.name} was trained on other data, "
-                                "base model or config than the current code gives")
+                problems.append(
+                    f"{_NAMES[method, variant]} seed {seed}: {folder.name} was trained on other data, "
+                    "base model or config than the current code gives"
+                )
     return problems
 
 
-def _probe(plan: CheckpointPlan, data: Any, labeller: Any, method: str, variant: str, seed: int, cfg: Any
-           ) -> LearningCurve | None:
+def _probe(
+    plan: CheckpointPlan, data: Any, labeller: Any, method: str, variant: str, seed: int, cfg: Any
+) -> LearningCurve | None:
     """The learning-curve callback of a run that records one (``plan.curve_seeds`` × ``plan.curve_specs``), else None."""
     if seed not in plan.curve_seeds or (method, variant) not in plan.curve_specs:
         return None
     from transformers import AutoTokenizer
 
-    watch = {s: data.split(s, variant).shuffle(seed=0).select(range(min(plan.curve_watch, len(data.split(s, variant)))))
-             for s in ("test_user", "test_topic")}
-    return LearningCurve(data.split("validation", variant), labeller, plan.curve_every,
-                         AutoTokenizer.from_pretrained(cfg.base_model), watch=watch)
+    watch = {
+        s: data.split(s, variant)
+        .shuffle(seed=0)
+        .select(range(min(plan.curve_watch, len(data.split(s, variant)))))
+        for s in ("test_user", "test_topic")
+    }
+    return LearningCurve(
+        data.split("validation", variant),
+        labeller,
+        plan.curve_every,
+        AutoTokenizer.from_pretrained(cfg.base_model),
+        watch=watch,
+    )
 
 
-def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | None = None, progress: bool = True
-                      ) -> pd.DataFrame:
+def build_checkpoints(
+    plan: CheckpointPlan | None = None, only: Sequence[str] | None = None, progress: bool = True
+) -> pd.DataFrame:
     """Train every run of ``plan`` into ``data/checkpoints`` (replacing a stale folder), on one torch thread;
     write the learning curves to ``figures/03_learning_curve.csv``. ``only``: names of :data:`TRAINED_SPECS` rows
     (e.g. ``["LoRA"]``) to rebuild. Returns the curve rows."""
@@ -199,8 +245,14 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             t0 = time.perf_counter()
-            train_socialllm(cfg, train, folder, progress=progress, callbacks=[probe] if probe else None,
-                            write_committed=True)
+            train_socialllm(
+                cfg,
+                train,
+                folder,
+                progress=progress,
+                callbacks=[probe] if probe else None,
+                write_committed=True,
+            )
             for extra in ("replies", "generations"):
                 shutil.rmtree(folder / extra, ignore_errors=True)
             print(f"{name} seed {seed}: trained in {time.perf_counter() - t0:.0f} s → {folder}")
@@ -221,7 +273,9 @@ def build_checkpoints(plan: CheckpointPlan | None = None, only: Sequence[str] | 
     return out
 
 
-def verify(plan: CheckpointPlan | None = None, spec: tuple[str, str] = ("lora", "full"), seed: int = 0) -> bool:
+def verify(
+    plan: CheckpointPlan | None = None, spec: tuple[str, str] = ("lora", "full"), seed: int = 0
+) -> bool:
     """Retrain one committed run in a temporary folder, exactly as ``make checkpoints`` did (one thread, and the same
     learning-curve callback when the run records one), and compare the adapter's sha256 with the committed one."""
     import tempfile
@@ -238,12 +292,16 @@ def verify(plan: CheckpointPlan | None = None, spec: tuple[str, str] = ("lora", 
     committed = read_finished_state(default_output_dir(cfg, plan.size, seed))
     probe = _probe(plan, data, build_labeller("ngram", world=data.world), *spec, seed, cfg)
     with tempfile.TemporaryDirectory() as tmp:
-        train_socialllm(cfg, data.split("train", spec[1]), Path(tmp) / "run", callbacks=[probe] if probe else None)
+        train_socialllm(
+            cfg, data.split("train", spec[1]), Path(tmp) / "run", callbacks=[probe] if probe else None
+        )
         fresh = read_finished_state(Path(tmp) / "run")
     a, b = fresh.get("adapter_sha256") or {}, committed.get("adapter_sha256") or {}
     differ = sorted(f for f in set(a) | set(b) if a.get(f) != b.get(f))
-    print(f"{_NAMES[spec]} seed {seed}: adapter {'DIFFERS from' if differ else 'identical to'} the committed one"
-          + (f" ({', '.join(differ)})" if differ else ""))
+    print(
+        f"{_NAMES[spec]} seed {seed}: adapter {'DIFFERS from' if differ else 'identical to'} the committed one"
+        + (f" ({', '.join(differ)})" if differ else "")
+    )
     return not differ
 
 
@@ -277,14 +335,23 @@ def plot_learning_curve(curve: pd.DataFrame, majority: float | None = None):
             if col in g:
                 ax_a.plot(g["step"], g[col], ls=ls, marker="o", ms=3, color=color, label=f"{name} · {split}")
                 if split == "val":
-                    ax_a.fill_between(g["step"], g[f"{col}_min"], g[f"{col}_max"], color=color, alpha=0.15, lw=0)
+                    ax_a.fill_between(
+                        g["step"], g[f"{col}_min"], g[f"{col}_max"], color=color, alpha=0.15, lw=0
+                    )
     if majority is not None:
         ax_a.axhline(majority, color="grey", ls="--", lw=1, label="majority class (val)")
     n = int(mean["n_seeds"].max())
-    ax_l.set(xlabel="optimizer step (batch 8)", ylabel="validation loss (nats / reply token)",
-             title=f"Reply loss on held-out replies (mean of {n} seeds, band: min–max)")
-    ax_a.set(xlabel="optimizer step (batch 8)", ylabel="sentiment accuracy",
-             title="Sentiment of one sampled reply (val: chooses the budget)", ylim=(0, 1))
+    ax_l.set(
+        xlabel="optimizer step (batch 8)",
+        ylabel="validation loss (nats / reply token)",
+        title=f"Reply loss on held-out replies (mean of {n} seeds, band: min–max)",
+    )
+    ax_a.set(
+        xlabel="optimizer step (batch 8)",
+        ylabel="sentiment accuracy",
+        title="Sentiment of one sampled reply (val: chooses the budget)",
+        ylim=(0, 1),
+    )
     ax_l.legend(fontsize=8)
     ax_a.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -293,8 +360,12 @@ def plot_learning_curve(curve: pd.DataFrame, majority: float | None = None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the course's committed adapters (data/checkpoints).")
-    ap.add_argument("--check", action="store_true", help="only list stale or missing committed runs (exit 1 if any)")
-    ap.add_argument("--verify", action="store_true", help="retrain LoRA seed 0 and compare with the committed bytes")
+    ap.add_argument(
+        "--check", action="store_true", help="only list stale or missing committed runs (exit 1 if any)"
+    )
+    ap.add_argument(
+        "--verify", action="store_true", help="retrain LoRA seed 0 and compare with the committed bytes"
+    )
     ap.add_argument("--only", nargs="*", help=f"rebuild only these rows: {sorted(_NAMES.values())}")
     ap.add_argument("--seeds", type=int, nargs="*", default=list(CheckpointPlan.seeds))
     args = ap.parse_args(argv)

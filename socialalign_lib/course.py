@@ -50,8 +50,9 @@ def _timed_out_cell(path: Path, message: str) -> tuple[int, str] | None:
     return None
 
 
-def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path = EXECUTED_DIR,
-                     timeout: int | None = None) -> Path:
+def execute_notebook(
+    path: Path, parameters: dict | None = None, out_dir: Path = EXECUTED_DIR, timeout: int | None = None
+) -> Path:
     """Execute one notebook with papermill (cwd = notebooks/) and return the executed copy's path.
 
     ``timeout``: seconds per cell (default ``$SOCIALALIGN_CELL_TIMEOUT`` or 1800). A failing or timed-out cell
@@ -72,17 +73,28 @@ def execute_notebook(path: Path, parameters: dict | None = None, out_dir: Path =
     os.environ["SOCIALALIGN_HEADLESS"] = "1"
     os.environ[SUMMARY_DIR_ENV] = str(out_dir)
     try:
-        pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
-                            kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+        pm.execute_notebook(
+            str(path),
+            str(out),
+            parameters=parameters or {},
+            cwd=str(path.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
     except PapermillExecutionError as exc:
         first = (exc.source.strip().splitlines() or [""])[0]
-        raise NotebookRunError(f"{path.name}: cell {exc.cell_index} ({first!r}) raised {exc.ename}: {exc.evalue} "
-                               f"(executed copy: {out})") from exc
+        raise NotebookRunError(
+            f"{path.name}: cell {exc.cell_index} ({first!r}) raised {exc.ename}: {exc.evalue} "
+            f"(executed copy: {out})"
+        ) from exc
     except TimeoutError as exc:  # nbclient's CellTimeoutError: its message quotes the cell, not its index
         where = _timed_out_cell(path, str(exc))
         cell = f"cell {where[0]} ({where[1]!r})" if where else "a cell"
-        raise NotebookRunError(f"{path.name}: {cell} timed out after {timeout} s (SOCIALALIGN_CELL_TIMEOUT "
-                               f"raises the limit; executed copy: {out})") from exc
+        raise NotebookRunError(
+            f"{path.name}: {cell} timed out after {timeout} s (SOCIALALIGN_CELL_TIMEOUT "
+            f"raises the limit; executed copy: {out})"
+        ) from exc
     except RuntimeError as exc:  # e.g. nbclient's DeadKernelError (out of memory)
         raise NotebookRunError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
     finally:
@@ -106,8 +118,14 @@ def record_runtime(notebook: str, seconds: float, size: str, path: Path = RUNTIM
         with path.open(encoding="utf-8", newline="") as handle:
             rows = {r["notebook"]: r for r in csv.DictReader(handle)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    rows[notebook] = {"notebook": notebook, "seconds": f"{seconds:.0f}", "size": size,
-                      "cores": str(os.cpu_count()), "load_average": f"{load:.1f}", "date": time.strftime("%Y-%m-%d")}
+    rows[notebook] = {
+        "notebook": notebook,
+        "seconds": f"{seconds:.0f}",
+        "size": size,
+        "cores": str(os.cpu_count()),
+        "load_average": f"{load:.1f}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
     fields = ["notebook", "seconds", "size", "cores", "load_average", "date"]
     lines = [",".join(fields)] + [",".join(rows[k][f] for f in fields) for k in sorted(rows)]
     write_text(path, "\n".join(lines) + "\n")
@@ -127,8 +145,9 @@ def read_runtimes(path: Path = RUNTIMES_CSV) -> dict[str, dict[str, str]]:
         return {r["notebook"]: r for r in csv.DictReader(handle)}
 
 
-def sync_runtimes(path: Path = RUNTIMES_CSV, notebooks_dir: Path = NOTEBOOKS_DIR,
-                  readme: Path = ROOT / "README.md") -> list[Path]:
+def sync_runtimes(
+    path: Path = RUNTIMES_CSV, notebooks_dir: Path = NOTEBOOKS_DIR, readme: Path = ROOT / "README.md"
+) -> list[Path]:
     """Quote the measured course-size runtimes where readers look: the runtime line under each notebook's title
     and the README's runtime table (its total too). Only the numbers change; returns the files rewritten.
     ``make course`` calls it after a full run, so the quotes never drift from the CSV."""
@@ -171,20 +190,27 @@ def _headline_table(csv: Path) -> str:
     import pandas as pd
 
     table = pd.read_csv(csv, index_col=0)
-    head = "| row | " + " | ".join(f"{m} · {s}" for s, m in _HEADLINE) + " |\n|---|" + "---:|" * len(_HEADLINE)
+    head = (
+        "| row | " + " | ".join(f"{m} · {s}" for s, m in _HEADLINE) + " |\n|---|" + "---:|" * len(_HEADLINE)
+    )
     lines = [head]
     for method, row in table.iterrows():
         cells = []
         for split, metric in _HEADLINE:
             v = row.get(f"{split}/{metric}")
             lo, hi = row.get(f"{split}/{metric}_low"), row.get(f"{split}/{metric}_high")
-            cells.append("—" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if not pd.isna(lo) else f"{v:.3f}")
+            cells.append(
+                "—" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if not pd.isna(lo) else f"{v:.3f}"
+            )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def sync_results(readme: Path = ROOT / "README.md", executed: Path = EXECUTED_DIR,
-                 results_csv: Path = ROOT / "figures" / "06_results.csv") -> bool:
+def sync_results(
+    readme: Path = ROOT / "README.md",
+    executed: Path = EXECUTED_DIR,
+    results_csv: Path = ROOT / "figures" / "06_results.csv",
+) -> bool:
     """Write the README's "What you will see" block from the committed run: notebook 06's table (sentiment accuracy
     and crowd JS with CIs) and each notebook's reading as the notebook printed it (``reference.record_reading``),
     so the README says only what the code computed. Returns True when the README changed."""
@@ -196,20 +222,28 @@ def sync_results(readme: Path = ROOT / "README.md", executed: Path = EXECUTED_DI
         return False
     parts = [RESULTS_BEGIN, ""]
     if results_csv.exists():
-        parts += ["Notebook 06's table, means over the committed seeds with 95% bootstrap intervals "
-                  f"(`{results_csv.relative_to(ROOT) if results_csv.is_relative_to(ROOT) else results_csv}`; all metrics "
-                  "in the CSV):", "", _headline_table(results_csv), ""]
+        parts += [
+            "Notebook 06's table, means over the committed seeds with 95% bootstrap intervals "
+            f"(`{results_csv.relative_to(ROOT) if results_csv.is_relative_to(ROOT) else results_csv}`; all metrics "
+            "in the CSV):",
+            "",
+            _headline_table(results_csv),
+            "",
+        ]
     for path in sorted(executed.glob("[0-9][0-9]_summary.json")):
         summary = read_summary(path) or {}
         if summary.get("reading"):
             nb = next(iter(sorted(executed.glob(f"{summary['notebook']}_*.ipynb"))), None)
-            parts += [f"**{nb.stem if nb else summary['notebook']}** ({summary.get('date', '')}, size "
-                      f"{summary.get('size')}): {summary['reading'].strip()}", ""]
+            parts += [
+                f"**{nb.stem if nb else summary['notebook']}** ({summary.get('date', '')}, size "
+                f"{summary.get('size')}): {summary['reading'].strip()}",
+                "",
+            ]
     parts.append(RESULTS_END)
     block = "\n".join(parts)
     text = readme.read_text(encoding="utf-8")
     if RESULTS_BEGIN in text and RESULTS_END in text:
-        new = text[: text.index(RESULTS_BEGIN)] + block + text[text.index(RESULTS_END) + len(RESULTS_END):]
+        new = text[: text.index(RESULTS_BEGIN)] + block + text[text.index(RESULTS_END) + len(RESULTS_END) :]
     else:
         return False
     if new != text:
@@ -220,12 +254,21 @@ def sync_results(readme: Path = ROOT / "README.md", executed: Path = EXECUTED_DI
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default=None, help="world size injected into every notebook (default: each notebook's own)")
+    ap.add_argument(
+        "--size", default=None, help="world size injected into every notebook (default: each notebook's own)"
+    )
     ap.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 03")
-    ap.add_argument("--cell-timeout", type=int, default=None,
-                    help="seconds one cell may run (default $SOCIALALIGN_CELL_TIMEOUT or 1800)")
-    ap.add_argument("--sync-runtimes", action="store_true",
-                    help="only copy figures/course_runtimes.csv into the notebooks' runtime lines and the README")
+    ap.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=None,
+        help="seconds one cell may run (default $SOCIALALIGN_CELL_TIMEOUT or 1800)",
+    )
+    ap.add_argument(
+        "--sync-runtimes",
+        action="store_true",
+        help="only copy figures/course_runtimes.csv into the notebooks' runtime lines and the README",
+    )
     args = ap.parse_args(argv)
     if args.sync_runtimes:
         print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change")
@@ -245,8 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         record_runtime(path.stem, seconds, args.size or "course")
         print(f"[course] {path.name} done in {seconds:.0f} s", flush=True)
     print(f"[course] all notebooks executed in {time.time() - total:.0f} s; figures in figures/", flush=True)
-    if not args.only and not args.size:  # a full course-size run: quote its runtimes and results in the README
-        print("[course] runtimes quoted in:", [str(p) for p in sync_runtimes()] or "nothing to change", flush=True)
+    if (
+        not args.only and not args.size
+    ):  # a full course-size run: quote its runtimes and results in the README
+        print(
+            "[course] runtimes quoted in:",
+            [str(p) for p in sync_runtimes()] or "nothing to change",
+            flush=True,
+        )
         print("[course] README results", "updated" if sync_results() else "unchanged", flush=True)
     return 0
 

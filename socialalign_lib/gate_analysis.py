@@ -21,10 +21,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-SIDES: dict[str, str] = {"gate_a": "gate A (analyzing experts, from the news)",
-                         "gate_b": "gate B (writing experts, from the user)"}
-PERSONA_ATTRIBUTES: tuple[str, ...] = ("archetype", "emotional_baseline", "personality", "top_interest",
-                                       "length_class", "contrarian")
+SIDES: dict[str, str] = {
+    "gate_a": "gate A (analyzing experts, from the news)",
+    "gate_b": "gate B (writing experts, from the user)",
+}
+PERSONA_ATTRIBUTES: tuple[str, ...] = (
+    "archetype",
+    "emotional_baseline",
+    "personality",
+    "top_interest",
+    "length_class",
+    "contrarian",
+)
 
 
 def gate_matrix(frame: pd.DataFrame, side: str) -> np.ndarray:
@@ -101,8 +109,9 @@ class GateSeparation:
         return dict(self.__dict__)
 
 
-def gate_separation(frame: pd.DataFrame, side: str, group: str, cluster: str, permutations: int = 999,
-                    seed: int = 0) -> GateSeparation:
+def gate_separation(
+    frame: pd.DataFrame, side: str, group: str, cluster: str, permutations: int = 999, seed: int = 0
+) -> GateSeparation:
     """Does ``side``'s gate differ between the groups in column ``group`` more than chance?
 
     Each cluster (value of column ``cluster``, e.g. ``topic_id``) must carry one group (e.g. its ``category``);
@@ -121,29 +130,45 @@ def gate_separation(frame: pd.DataFrame, side: str, group: str, cluster: str, pe
     cluster_group = frame.groupby(cluster)[group].first().reindex(clusters).to_numpy()
     observed = eta_squared(gates, cluster_group[cluster_index])
     rng = np.random.default_rng(seed)
-    null = np.array([eta_squared(gates, rng.permutation(cluster_group)[cluster_index]) for _ in range(permutations)])
+    null = np.array(
+        [eta_squared(gates, rng.permutation(cluster_group)[cluster_index]) for _ in range(permutations)]
+    )
     null_mean = float(null.mean())
     return GateSeparation(
-        eta2=observed, null_mean=null_mean, null_q95=float(np.quantile(null, 0.95)),
+        eta2=observed,
+        null_mean=null_mean,
+        null_q95=float(np.quantile(null, 0.95)),
         p_value=float((1 + (null >= observed - 1e-12).sum()) / (1 + permutations)),
         excess=observed / null_mean if null_mean > 0 else float("inf"),
         spread=float((gates.max(axis=1) - gates.min(axis=1)).mean()),
-        n_groups=int(len(np.unique(cluster_group))), n_clusters=int(len(clusters)))
+        n_groups=int(len(np.unique(cluster_group))),
+        n_clusters=int(len(clusters)),
+    )
 
 
-def separation_table(frames: Mapping[str, pd.DataFrame], tests: Mapping[str, tuple[str, str, str]],
-                     permutations: int = 999, seed: int = 0) -> pd.DataFrame:
+def separation_table(
+    frames: Mapping[str, pd.DataFrame],
+    tests: Mapping[str, tuple[str, str, str]],
+    permutations: int = 999,
+    seed: int = 0,
+) -> pd.DataFrame:
     """:func:`gate_separation` for several models × tests: ``tests`` maps a name to ``(side, group, cluster)``."""
     rows = []
     for model, frame in frames.items():
         for name, (side, group, cluster) in tests.items():
-            rows.append({"model": model, "test": name,
-                         **gate_separation(frame, side, group, cluster, permutations, seed).as_dict()})
+            rows.append(
+                {
+                    "model": model,
+                    "test": name,
+                    **gate_separation(frame, side, group, cluster, permutations, seed).as_dict(),
+                }
+            )
     return pd.DataFrame(rows).set_index(["model", "test"])
 
 
-def plot_gate_heatmap(means: pd.DataFrame, title: str, ylabel: str, ax: plt.Axes | None = None,
-                      p_value: float | None = None) -> plt.Figure:
+def plot_gate_heatmap(
+    means: pd.DataFrame, title: str, ylabel: str, ax: plt.Axes | None = None, p_value: float | None = None
+) -> plt.Figure:
     """Heatmap of :func:`mean_gates_by`: one row per group (labelled with its count), one column per expert.
 
     The numbers are the mean gate weights; the colour is the weight minus the uniform 1/n on a **fixed** scale
@@ -168,7 +193,10 @@ def plot_gate_heatmap(means: pd.DataFrame, title: str, ylabel: str, ax: plt.Axes
         for j in range(n):
             ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7)
     ax.set_ylabel(ylabel)
-    ax.set_title(title + ("" if p_value is None else f"\n(groups differ beyond chance? permutation p = {p_value:.3f})"),
-                 fontsize=10)
+    ax.set_title(
+        title
+        + ("" if p_value is None else f"\n(groups differ beyond chance? permutation p = {p_value:.3f})"),
+        fontsize=10,
+    )
     fig.colorbar(image, ax=ax, label=f"mean weight − uniform 1/{n}")
     return fig

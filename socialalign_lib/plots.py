@@ -10,7 +10,12 @@ from pathlib import Path
 
 import matplotlib
 
-if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "nbagg", "widget", "ipympl"):
+if matplotlib.get_backend().lower() not in (
+    "module://matplotlib_inline.backend_inline",
+    "nbagg",
+    "widget",
+    "ipympl",
+):
     matplotlib.use("Agg")  # headless by default; notebooks keep their inline backend
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,7 +24,6 @@ from .paths import FIGURES_DIR
 
 DPI = 130
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c"}
-
 
 
 def _use_cjk_font() -> None:
@@ -35,7 +39,13 @@ def _use_cjk_font() -> None:
             font_manager.fontManager.addfont(str(font))
     except Exception:  # noqa: BLE001 - fonts are cosmetic
         pass
-    plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "SimHei", "DejaVu Sans"]
+    plt.rcParams["font.sans-serif"] = [
+        "Noto Sans CJK SC",
+        "Noto Sans CJK JP",
+        "WenQuanYi Zen Hei",
+        "SimHei",
+        "DejaVu Sans",
+    ]
     plt.rcParams["axes.unicode_minus"] = False
 
 
@@ -51,9 +61,18 @@ def label_colors(labels: tuple[str, ...] | list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------ glyph-safe text
 
 EMOJI_CODES: dict[str, str] = {
-    "👍": "[赞]", "🎉": "[庆祝]", "❤": "[心]", "😄": "[哈哈]",
-    "😡": "[怒]", "😭": "[泪]", "🙄": "[白眼]", "💢": "[怒骂]",
-    "🤔": "[思考]", "👀": "[围观]", "😶": "[闭嘴]", "🍉": "[吃瓜]",
+    "👍": "[赞]",
+    "🎉": "[庆祝]",
+    "❤": "[心]",
+    "😄": "[哈哈]",
+    "😡": "[怒]",
+    "😭": "[泪]",
+    "🙄": "[白眼]",
+    "💢": "[怒骂]",
+    "🤔": "[思考]",
+    "👀": "[围观]",
+    "😶": "[闭嘴]",
+    "🍉": "[吃瓜]",
 }
 """Unicode emoji → the Weibo-style ``[名称]`` emoticon code a figure shows instead (the world's pictographs,
 ``world.lexicon.EMOJI``, and ❤ without its variation selector). Why: the CJK font has no emoji, and a colour
@@ -64,11 +83,11 @@ GENERIC_EMOJI_CODE = "[表情]"
 
 # A pictograph (emoji blocks, or the symbol blocks when an emoji modifier follows) with its modifiers: skin
 # tones, variation selectors, keycap, and ZWJ-joined further pictographs ("👨‍👩‍👧" is one emoji).
-_PICTO = "\U0001F000-\U0001FAFF"
-_SYMBOL = "\u2300-\u23FF\u2600-\u27BF\u2B00-\u2BFF"
-_GLUE = "\U0001F3FB-\U0001F3FF\uFE0E\uFE0F\u20E3"
-_EMOJI_SEQ = re.compile(f"([{_PICTO}{_SYMBOL}])(?:[{_GLUE}]|\u200D[{_PICTO}{_SYMBOL}])*")
-_STRAY = re.compile(f"[{_GLUE}\u200D\U000E0020-\U000E007F\uFFFD]")
+_PICTO = "\U0001f000-\U0001faff"
+_SYMBOL = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff"
+_GLUE = "\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u20e3"
+_EMOJI_SEQ = re.compile(f"([{_PICTO}{_SYMBOL}])(?:[{_GLUE}]|\u200d[{_PICTO}{_SYMBOL}])*")
+_STRAY = re.compile(f"[{_GLUE}\u200d\U000e0020-\U000e007f\ufffd]")
 
 
 def figure_text(text: str) -> str:
@@ -80,7 +99,7 @@ def figure_text(text: str) -> str:
         base = m.group(1)
         if base in EMOJI_CODES:
             return EMOJI_CODES[base]
-        if "\U0001F000" <= base <= "\U0001FAFF" or m.group(0) != base:
+        if "\U0001f000" <= base <= "\U0001faff" or m.group(0) != base:
             return GENERIC_EMOJI_CODE
         return base
 
@@ -161,8 +180,12 @@ def _raise_missing(name: str, missing: dict[str, list[str]], caught: list[warnin
         else:  # not ours: let it through
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if lost:
-        texts = [t for t, chars in missing.items() if set(chars) & lost] or ["(seen in matplotlib's warnings)"]
-        shown = "; ".join(repr(t[:60]) for t in texts[:5]) + (f" and {len(texts) - 5} more" if len(texts) > 5 else "")
+        texts = [t for t, chars in missing.items() if set(chars) & lost] or [
+            "(seen in matplotlib's warnings)"
+        ]
+        shown = "; ".join(repr(t[:60]) for t in texts[:5]) + (
+            f" and {len(texts) - 5} more" if len(texts) > 5 else ""
+        )
         raise MissingGlyphError(
             f"figure {name!r}: no font has {_char_names(lost)} (they would be drawn as empty boxes) in {shown}. "
             "Pass data text through plots.figure_text (emoji → [名称] codes, U+FFFD dropped)."
@@ -204,9 +227,15 @@ def save_figure(fig: plt.Figure, name: str, figures_dir: str | Path | None = Non
     return path
 
 
-def stacked_distributions(dists: dict[str, list[float]], labels: tuple[str, ...], title: str,
-                          order: list[str] | None = None, ax: plt.Axes | None = None,
-                          xlabel: str = "topic", names: dict[str, str] | None = None) -> plt.Figure:
+def stacked_distributions(
+    dists: dict[str, list[float]],
+    labels: tuple[str, ...],
+    title: str,
+    order: list[str] | None = None,
+    ax: plt.Axes | None = None,
+    xlabel: str = "topic",
+    names: dict[str, str] | None = None,
+) -> plt.Figure:
     """One stacked bar per key (topic), segments = label shares. Sorted by the first label's share by default.
     ``names``: display names for the keys (e.g. hashtag and category instead of a topic id)."""
     keys = order or sorted(dists, key=lambda k: -dists[k][0])
@@ -250,8 +279,9 @@ def score_vs_chance(table, title: str, xlabel: str = "score", ax: plt.Axes | Non
     return fig
 
 
-def split_overview(records, labels: tuple[str, ...] | list[str], order: list[str] | None = None,
-                   n_variants: int = 1) -> plt.Figure:
+def split_overview(
+    records, labels: tuple[str, ...] | list[str], order: list[str] | None = None, n_variants: int = 1
+) -> plt.Figure:
     """What each dataset split holds: replies (one case each), its users and topics split into those seen in
     ``train`` and those new to it (the point of test_user / test_topic / test_both), and the reply sentiment.
 
@@ -270,8 +300,11 @@ def split_overview(records, labels: tuple[str, ...] | list[str], order: list[str
     axes[0].bar(x, cases, color="#4c72b0")
     for xi, n in zip(x, cases):
         axes[0].text(xi, n, str(n), ha="center", va="bottom", fontsize=8)
-    axes[0].set(ylabel="replies (cases)", title="Replies per split" + (
-        f"\n(records: each × {n_variants} prompt variants)" if n_variants > 1 else ""))
+    axes[0].set(
+        ylabel="replies (cases)",
+        title="Replies per split"
+        + (f"\n(records: each × {n_variants} prompt variants)" if n_variants > 1 else ""),
+    )
     width = 0.38
     for k, (what, col) in enumerate((("users", "user_id"), ("topics", "topic_id"))):
         ids = [set(records.loc[records["split"] == s, col]) for s in order]
@@ -280,8 +313,16 @@ def split_overview(records, labels: tuple[str, ...] | list[str], order: list[str
         xs = x + (k - 0.5) * width
         color = "#55a868" if what == "users" else "#c44e52"
         axes[1].bar(xs, old, width, color=color, label=f"{what} seen in train")
-        axes[1].bar(xs, new, width, bottom=old, color="white", edgecolor=color, hatch="///",
-                    label=f"{what} new to train")
+        axes[1].bar(
+            xs,
+            new,
+            width,
+            bottom=old,
+            color="white",
+            edgecolor=color,
+            hatch="///",
+            label=f"{what} new to train",
+        )
         for xi, o, n in zip(xs, old, new):
             axes[1].text(xi, o + n, str(o + n), ha="center", va="bottom", fontsize=7)
     axes[1].set(ylabel="distinct users / topics", title="Users and topics per split")

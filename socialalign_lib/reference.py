@@ -1,4 +1,4 @@
-""""What you should see": a run's key numbers next to the committed reference run's.
+""" "What you should see": a run's key numbers next to the committed reference run's.
 
 A notebook calls :func:`show_expected` after a key result::
 
@@ -90,8 +90,9 @@ def read_summary(path: Path) -> dict[str, Any] | None:
     return summary
 
 
-def reference_numbers(notebook: str, keys: list[str] | None = None,
-                      folder: str | Path | None = None) -> dict[str, Number]:
+def reference_numbers(
+    notebook: str, keys: list[str] | None = None, folder: str | Path | None = None
+) -> dict[str, Number]:
     """The committed reference run's numbers for ``notebook`` (all, or ``keys``; a missing key maps to None).
 
     Read from ``notebooks/executed/NN_summary.json``, which only ``make course`` writes."""
@@ -123,14 +124,23 @@ def _write_summary(path: Path, key: tuple[str, Path], size: str | None) -> Path:
     from socialalign_lib.data.write import write_json
 
     reading = _READINGS.get(key)
-    return write_json(path, {"notebook": key[0], "size": size, "date": time.strftime("%Y-%m-%d"),
-                             "written_by": "make course (socialalign_lib.reference)",
-                             "numbers": _THIS_RUN.setdefault(key, {}), **({"reading": reading} if reading else {})},
-                      sort_keys=False)
+    return write_json(
+        path,
+        {
+            "notebook": key[0],
+            "size": size,
+            "date": time.strftime("%Y-%m-%d"),
+            "written_by": "make course (socialalign_lib.reference)",
+            "numbers": _THIS_RUN.setdefault(key, {}),
+            **({"reading": reading} if reading else {}),
+        },
+        sort_keys=False,
+    )
 
 
-def record_numbers(numbers: Mapping[str, Number], notebook: str, size: str | None,
-                   folder: str | Path | None = None) -> Path | None:
+def record_numbers(
+    numbers: Mapping[str, Number], notebook: str, size: str | None, folder: str | Path | None = None
+) -> Path | None:
     """Add ``numbers`` to this run's summary file in ``folder`` (default ``$SOCIALALIGN_SUMMARY_DIR``; nothing is
     written when neither is set). The file holds every number this process recorded for the notebook."""
     found = _summary_target(notebook, folder)
@@ -139,11 +149,14 @@ def record_numbers(numbers: Mapping[str, Number], notebook: str, size: str | Non
     path, key = found
     # JSON has no NaN / infinity (the project's writer refuses them): a number that is not finite is recorded as None
     _THIS_RUN.setdefault(key, {}).update(
-        {name: None if isinstance(v, float) and not math.isfinite(v) else v for name, v in numbers.items()})
+        {name: None if isinstance(v, float) and not math.isfinite(v) else v for name, v in numbers.items()}
+    )
     return _write_summary(path, key, size)
 
 
-def record_reading(text: str, notebook: str, size: str | None, folder: str | Path | None = None) -> Path | None:
+def record_reading(
+    text: str, notebook: str, size: str | None, folder: str | Path | None = None
+) -> Path | None:
     """Record the notebook's computed reading of its result (markdown printed from this run's numbers) in its
     summary file, like :func:`record_numbers`: the README's "What you will see" quotes it verbatim
     (``course.sync_results``), so the README never says what a run did not print."""
@@ -157,14 +170,23 @@ def record_reading(text: str, notebook: str, size: str | None, folder: str | Pat
 
 def _difference(this: Number, ref: Number) -> float | None:
     numeric = (int, float)
-    if isinstance(this, bool) or isinstance(ref, bool) or not isinstance(this, numeric) or not isinstance(ref, numeric):
+    if (
+        isinstance(this, bool)
+        or isinstance(ref, bool)
+        or not isinstance(this, numeric)
+        or not isinstance(ref, numeric)
+    ):
         return None
     return float(this) - float(ref)
 
 
-def expected_table(numbers: Mapping[str, Any], notebook: str, size: str | None = None,
-                   tol: float | Mapping[str, float] | None = None,
-                   reference_dir: str | Path | None = None) -> pd.DataFrame:
+def expected_table(
+    numbers: Mapping[str, Any],
+    notebook: str,
+    size: str | None = None,
+    tol: float | Mapping[str, float] | None = None,
+    reference_dir: str | Path | None = None,
+) -> pd.DataFrame:
     """The comparison :func:`show_expected` shows, without showing or recording anything.
 
     Columns: ``this run``, ``reference run``, ``difference`` (numbers only) and, with ``tol`` (one absolute
@@ -187,12 +209,20 @@ def expected_table(numbers: Mapping[str, Any], notebook: str, size: str | None =
             elif row["difference"] is None:
                 row["as expected"] = this == other
             else:
-                row["as expected"] = bool(abs(row["difference"]) <= limit or
-                                          (isinstance(this, float) and math.isnan(this) and math.isnan(float(other))))
+                row["as expected"] = bool(
+                    abs(row["difference"]) <= limit
+                    or (isinstance(this, float) and math.isnan(this) and math.isnan(float(other)))
+                )
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.attrs.update({"reference_size": ref.get("size"), "reference_date": ref.get("date"),
-                        "comparable": comparable, "has_reference": bool(ref)})
+    table.attrs.update(
+        {
+            "reference_size": ref.get("size"),
+            "reference_date": ref.get("date"),
+            "comparable": comparable,
+            "has_reference": bool(ref),
+        }
+    )
     return table
 
 
@@ -207,9 +237,14 @@ def _shown(value: Any) -> str:
     return f"{value:.4g}"
 
 
-def show_expected(numbers: Mapping[str, Any], notebook: str, size: str | None = None,
-                  look_for: str | None = None, tol: float | Mapping[str, float] | None = None,
-                  reference_dir: str | Path | None = None) -> pd.DataFrame:
+def show_expected(
+    numbers: Mapping[str, Any],
+    notebook: str,
+    size: str | None = None,
+    look_for: str | None = None,
+    tol: float | Mapping[str, float] | None = None,
+    reference_dir: str | Path | None = None,
+) -> pd.DataFrame:
     """Show this run's ``numbers`` beside the committed reference run's, say what to look for, record them.
 
     ``notebook``: ``"06"`` or the notebook's name; ``size``: the run's world size (a reference of another size is
@@ -220,11 +255,15 @@ def show_expected(numbers: Mapping[str, Any], notebook: str, size: str | None = 
     record_numbers({name: _plain(value, name) for name, value in numbers.items()}, notebook, size)
     attrs = table.attrs
     if not attrs["has_reference"]:
-        note = (f"No reference run yet ({summary_path(notebook, reference_dir)} is missing): `make course` "
-                "writes it.")
+        note = (
+            f"No reference run yet ({summary_path(notebook, reference_dir)} is missing): `make course` "
+            "writes it."
+        )
     elif not attrs["comparable"]:
-        note = (f"The reference run is at size {attrs['reference_size']!r} ({attrs['reference_date']}), this run at "
-                f"{size!r}: the numbers are not comparable; run at {attrs['reference_size']!r} to check them.")
+        note = (
+            f"The reference run is at size {attrs['reference_size']!r} ({attrs['reference_date']}), this run at "
+            f"{size!r}: the numbers are not comparable; run at {attrs['reference_size']!r} to check them."
+        )
     else:
         note = f"Reference: the committed `make course` run of {attrs['reference_date']} (size {attrs['reference_size']!r})."
     try:

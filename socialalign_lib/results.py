@@ -47,31 +47,65 @@ __all__ = [
     "save_results",
 ]
 
-MICRO_METRICS: tuple[str, ...] = ("sent_acc", "sent_f1", "rouge-1", "rouge-2", "rouge-l", "bleu", "distinct-1",
-                                  "distinct-2", "len_ratio", "persona")
+MICRO_METRICS: tuple[str, ...] = (
+    "sent_acc",
+    "sent_f1",
+    "rouge-1",
+    "rouge-2",
+    "rouge-l",
+    "bleu",
+    "distinct-1",
+    "distinct-2",
+    "len_ratio",
+    "persona",
+)
 MACRO_METRICS: tuple[str, ...] = ("js", "kl", "tv", "js_true")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"js", "kl", "tv", "js_true"})
-TABLE_METRICS: tuple[str, ...] = ("sent_acc", "sent_f1", "rouge-l", "bleu", "distinct-2", "persona", "js", "js_true")
+TABLE_METRICS: tuple[str, ...] = (
+    "sent_acc",
+    "sent_f1",
+    "rouge-l",
+    "bleu",
+    "distinct-2",
+    "persona",
+    "js",
+    "js_true",
+)
 """The columns the rendered figure shows (the CSV keeps every metric). KL is left out of the headline: the plug-in
 KL(real ‖ pred) of crowds of a few dozen replies is dominated by labels a sampled crowd happens to miss (the ε
 floor), and it ranks the oracle below smoother priors (see ``figures/06_results.csv`` for its values)."""
-METHOD_ORDER: tuple[str, ...] = ("base (zero-shot)", "LoRA", "PAC-LoRA", "PAC-LoRA w/o persona",
-                                 "PAC-LoRA w/o history", "PAC-LoRA uniform gates", "majority class", "uniform",
-                                 "category prior", "news prior", "topic's training crowd", "persona-blind oracle",
-                                 "oracle (true p(s|u,t))", "oracle argmax")
+METHOD_ORDER: tuple[str, ...] = (
+    "base (zero-shot)",
+    "LoRA",
+    "PAC-LoRA",
+    "PAC-LoRA w/o persona",
+    "PAC-LoRA w/o history",
+    "PAC-LoRA uniform gates",
+    "majority class",
+    "uniform",
+    "category prior",
+    "news prior",
+    "topic's training crowd",
+    "persona-blind oracle",
+    "oracle (true p(s|u,t))",
+    "oracle argmax",
+)
 """Row order of the table (methods not in this list follow, in order of appearance)."""
 SPLITS: tuple[str, ...] = ("test_user", "test_topic")
 
 
 # --------------------------------------------------------------------------------------------- micro
-def _boot_mean(values: np.ndarray, n_boot: int, alpha: float, rng: np.random.Generator) -> tuple[float, float]:
+def _boot_mean(
+    values: np.ndarray, n_boot: int, alpha: float, rng: np.random.Generator
+) -> tuple[float, float]:
     idx = rng.integers(0, len(values), size=(n_boot, len(values)))
     low, high = np.quantile(values[idx].mean(axis=1), [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
 
 
-def _boot_macro_f1(gold: np.ndarray, pred: np.ndarray, k: int, n_boot: int, alpha: float,
-                   rng: np.random.Generator) -> tuple[float, float]:
+def _boot_macro_f1(
+    gold: np.ndarray, pred: np.ndarray, k: int, n_boot: int, alpha: float, rng: np.random.Generator
+) -> tuple[float, float]:
     """Bootstrap CI of macro-F1 (sklearn's definition, ``zero_division=0``), vectorised: per replicate and class,
     F1 = 2·TP / (2·TP + FP + FN), 0 when the class is absent from both gold and prediction."""
     idx = rng.integers(0, len(gold), size=(n_boot, len(gold)))
@@ -83,20 +117,40 @@ def _boot_macro_f1(gold: np.ndarray, pred: np.ndarray, k: int, n_boot: int, alph
     return float(low), float(high)
 
 
-def _sentiment_rows(gold: Sequence[str], pred: Sequence[str], labels: list[str], n_boot: int, alpha: float,
-                    rng: np.random.Generator) -> list[dict[str, float]]:
+def _sentiment_rows(
+    gold: Sequence[str],
+    pred: Sequence[str],
+    labels: list[str],
+    n_boot: int,
+    alpha: float,
+    rng: np.random.Generator,
+) -> list[dict[str, float]]:
     """``sent_acc`` and ``sent_f1`` rows with their bootstrap CIs (over replies)."""
     correct = np.array([g == p for g, p in zip(gold, pred)], dtype=float)
     gi, pi = np.array([labels.index(x) for x in gold]), np.array([labels.index(x) for x in pred])
-    return [{"metric": "sent_acc", "value": metrics.accuracy(gold, pred, labels),
-             **dict(zip(("low", "high"), _boot_mean(correct, n_boot, alpha, rng)))},
-            {"metric": "sent_f1", "value": metrics.macro_f1(gold, pred, labels),
-             **dict(zip(("low", "high"), _boot_macro_f1(gi, pi, len(labels), n_boot, alpha, rng)))}]
+    return [
+        {
+            "metric": "sent_acc",
+            "value": metrics.accuracy(gold, pred, labels),
+            **dict(zip(("low", "high"), _boot_mean(correct, n_boot, alpha, rng))),
+        },
+        {
+            "metric": "sent_f1",
+            "value": metrics.macro_f1(gold, pred, labels),
+            **dict(zip(("low", "high"), _boot_macro_f1(gi, pi, len(labels), n_boot, alpha, rng))),
+        },
+    ]
 
 
-def micro_metrics(labelled: pd.DataFrame, labels: Sequence[str] = SENTIMENTS,
-                  histories: Mapping[str, Sequence[str]] | None = None, gold_col: str = "sentiment",
-                  n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> list[dict[str, float]]:
+def micro_metrics(
+    labelled: pd.DataFrame,
+    labels: Sequence[str] = SENTIMENTS,
+    histories: Mapping[str, Sequence[str]] | None = None,
+    gold_col: str = "sentiment",
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> list[dict[str, float]]:
     """Micro metrics of one method's replies (a frame from ``macro.label_replies``), as rows
     ``{metric, value, low, high}``.
 
@@ -128,11 +182,20 @@ def micro_metrics(labelled: pd.DataFrame, labels: Sequence[str] = SENTIMENTS,
 
     rows += _sentiment_rows(gold, pred, labels, n_boot, alpha, rng)
 
-    rouge = np.array([[s[k] for k in metrics.ROUGE_KEYS] for s in (metrics.rouge_f1(h, r, "char")
-                                                                   for h, r in zip(gen, ref))])  # [n, 3]
+    rouge = np.array(
+        [
+            [s[k] for k in metrics.ROUGE_KEYS]
+            for s in (metrics.rouge_f1(h, r, "char") for h, r in zip(gen, ref))
+        ]
+    )  # [n, 3]
     for j, key in enumerate(metrics.ROUGE_KEYS):
-        rows.append({"metric": key, "value": float(rouge[:, j].mean()),
-                     **dict(zip(("low", "high"), _boot_mean(rouge[:, j], n_boot, alpha, rng)))})
+        rows.append(
+            {
+                "metric": key,
+                "value": float(rouge[:, j].mean()),
+                **dict(zip(("low", "high"), _boot_mean(rouge[:, j], n_boot, alpha, rng))),
+            }
+        )
     nonempty = [(h, r) for h, r in zip(gen, ref) if h.strip()]
     bleu = metrics.corpus_bleu([h for h, _ in nonempty], [r for _, r in nonempty]) if nonempty else 0.0
     rows.append({"metric": "bleu", "value": bleu, "low": nan, "high": nan})
@@ -145,17 +208,34 @@ def micro_metrics(labelled: pd.DataFrame, labels: Sequence[str] = SENTIMENTS,
         missing_users = sorted(set(labelled["user_id"]) - set(histories))
         if missing_users:
             raise KeyError(f"no history for user(s) {missing_users[:5]}")
-        scores = np.array([metrics.persona_consistency(h, histories[u]) for h, u in zip(gen, labelled["user_id"])])
-        rows.append({"metric": "persona", "value": float(scores.mean()),
-                     **dict(zip(("low", "high"), _boot_mean(scores, n_boot, alpha, rng)))})
+        scores = np.array(
+            [metrics.persona_consistency(h, histories[u]) for h, u in zip(gen, labelled["user_id"])]
+        )
+        rows.append(
+            {
+                "metric": "persona",
+                "value": float(scores.mean()),
+                **dict(zip(("low", "high"), _boot_mean(scores, n_boot, alpha, rng))),
+            }
+        )
     return rows
 
 
 # --------------------------------------------------------------------------------------------- one method
-def _macro_rows(real_df: pd.DataFrame, pred_df: pd.DataFrame, labels: Sequence[str], truth: pd.DataFrame | None,
-                n_boot: int, alpha: float, seed: int) -> list[dict[str, float]]:
+def _macro_rows(
+    real_df: pd.DataFrame,
+    pred_df: pd.DataFrame,
+    labels: Sequence[str],
+    truth: pd.DataFrame | None,
+    n_boot: int,
+    alpha: float,
+    seed: int,
+) -> list[dict[str, float]]:
     div = mean_divergences(real_df, pred_df, labels, n_boot=n_boot, alpha=alpha, seed=seed)
-    rows = [{"metric": m, "value": div[m], "low": div[f"{m}_low"], "high": div[f"{m}_high"]} for m in ("js", "kl", "tv")]
+    rows = [
+        {"metric": m, "value": div[m], "low": div[f"{m}_low"], "high": div[f"{m}_high"]}
+        for m in ("js", "kl", "tv")
+    ]
     if truth is not None:
         t = mean_divergences(None, pred_df, labels, truth=truth, n_boot=n_boot, alpha=alpha, seed=seed)
         rows.append({"metric": "js_true", "value": t["js"], "low": t["js_low"], "high": t["js_high"]})
@@ -171,10 +251,19 @@ def _long(method: str, split: str, seed: int, n: int, rows: list[dict[str, float
     return out[["method", "split", "seed", "metric", "value", "low", "high", "n"]]
 
 
-def evaluate_replies(method: str, labelled: pd.DataFrame, labels: Sequence[str] = SENTIMENTS,
-                     splits: Sequence[str] = SPLITS, histories: Mapping[str, Sequence[str]] | None = None,
-                     world=None, real: str = "labeller", seed: int = 0, n_boot: int = 1000,
-                     alpha: float = 0.05, gold_col: str = "sentiment") -> pd.DataFrame:
+def evaluate_replies(
+    method: str,
+    labelled: pd.DataFrame,
+    labels: Sequence[str] = SENTIMENTS,
+    splits: Sequence[str] = SPLITS,
+    histories: Mapping[str, Sequence[str]] | None = None,
+    world=None,
+    real: str = "labeller",
+    seed: int = 0,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    gold_col: str = "sentiment",
+) -> pd.DataFrame:
     """All metrics of one method's labelled replies, per split, in the long format.
 
     Micro sentiment scores compare with ``gold_col`` (the dataset's label; on unlabelled real data pass
@@ -198,19 +287,36 @@ def evaluate_replies(method: str, labelled: pd.DataFrame, labels: Sequence[str] 
     return pd.concat(parts, ignore_index=True)
 
 
-def evaluate_crowd(method: str, real_df: pd.DataFrame, pred_df: pd.DataFrame, split: str,
-                   labels: Sequence[str] = SENTIMENTS, truth: pd.DataFrame | None = None, seed: int = 0,
-                   n_boot: int = 1000, alpha: float = 0.05) -> pd.DataFrame:
+def evaluate_crowd(
+    method: str,
+    real_df: pd.DataFrame,
+    pred_df: pd.DataFrame,
+    split: str,
+    labels: Sequence[str] = SENTIMENTS,
+    truth: pd.DataFrame | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Macro metrics only, for a method that predicts a crowd but writes no replies (the category prior, the
     oracle): rows in the long format of :func:`evaluate_replies`; micro metrics are absent (shown as "—")."""
     rows = _macro_rows(real_df, pred_df, labels, truth, n_boot, alpha, seed)
     return _long(method, split, seed, len(real_df), rows)
 
 
-def evaluate_labels(method: str, labelled: pd.DataFrame, pred: Sequence[str | None],
-                    labels: Sequence[str] = SENTIMENTS, splits: Sequence[str] = SPLITS, world=None,
-                    real: str = "labeller", seed: int = 0, n_boot: int = 1000, alpha: float = 0.05,
-                    gold_col: str = "sentiment") -> pd.DataFrame:
+def evaluate_labels(
+    method: str,
+    labelled: pd.DataFrame,
+    pred: Sequence[str | None],
+    labels: Sequence[str] = SENTIMENTS,
+    splits: Sequence[str] = SPLITS,
+    world=None,
+    real: str = "labeller",
+    seed: int = 0,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    gold_col: str = "sentiment",
+) -> pd.DataFrame:
     """Sentiment accuracy / macro-F1 and the macro metrics of a label predictor (``baselines``): ``pred`` holds one
     label per row of ``labelled`` (the same evaluation cases as the LLM rows, whose real crowd is reused). Rows
     whose prediction is None are left out (e.g. the topic's training crowd on unseen topics); a split left empty
@@ -227,8 +333,9 @@ def evaluate_labels(method: str, labelled: pd.DataFrame, pred: Sequence[str | No
         if len(sub) == 0:
             continue
         rng = np.random.default_rng(seed)
-        rows = _sentiment_rows(sub[gold_col].astype(str).tolist(), sub[PRED_COL].astype(str).tolist(), labels,
-                               n_boot, alpha, rng)
+        rows = _sentiment_rows(
+            sub[gold_col].astype(str).tolist(), sub[PRED_COL].astype(str).tolist(), labels, n_boot, alpha, rng
+        )
         real_df, pred_df = crowd_frames(sub, real, gold_col=gold_col)
         truth = true_crowd(world, sub) if world is not None else None
         rows += _macro_rows(real_df, pred_df, labels, truth, n_boot, alpha, seed)
@@ -242,8 +349,9 @@ def _method_order(methods: Sequence[str]) -> list[str]:
     return [m for m in METHOD_ORDER if m in seen] + [m for m in seen if m not in METHOD_ORDER]
 
 
-def results_table(long: pd.DataFrame, splits: Sequence[str] | None = None,
-                  metrics_: Sequence[str] | None = None) -> pd.DataFrame:
+def results_table(
+    long: pd.DataFrame, splits: Sequence[str] | None = None, metrics_: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Wide table: one row per method (in :data:`METHOD_ORDER`), columns ``(split, metric, stat)`` with stat in
     ``value`` / ``low`` / ``high`` / ``seed_sd``, plus a ``seeds`` column ("0,1,2").
 
@@ -253,17 +361,27 @@ def results_table(long: pd.DataFrame, splits: Sequence[str] | None = None,
     need = {"method", "split", "seed", "metric", "value", "low", "high"}
     if not need <= set(long.columns):
         raise ValueError(f"long results need columns {sorted(need)}, got {list(long.columns)}")
-    splits = list(splits) if splits is not None else [s for s in SPLITS if s in set(long["split"])] + sorted(
-        set(long["split"]) - set(SPLITS))
+    splits = (
+        list(splits)
+        if splits is not None
+        else [s for s in SPLITS if s in set(long["split"])] + sorted(set(long["split"]) - set(SPLITS))
+    )
     known = [m for m in (*MICRO_METRICS, *MACRO_METRICS) if m in set(long["metric"])]
     metrics_ = list(metrics_) if metrics_ is not None else known + sorted(set(long["metric"]) - set(known))
     g = long.groupby(["method", "split", "metric"])
-    agg = pd.DataFrame({"value": g["value"].mean(), "low": g["low"].mean(), "high": g["high"].mean(),
-                        "seed_sd": g["value"].std(ddof=1)})
+    agg = pd.DataFrame(
+        {
+            "value": g["value"].mean(),
+            "low": g["low"].mean(),
+            "high": g["high"].mean(),
+            "seed_sd": g["value"].std(ddof=1),
+        }
+    )
     wide = agg.unstack(["split", "metric"])  # columns (stat, split, metric)
     wide.columns = wide.columns.reorder_levels([1, 2, 0])
-    cols = pd.MultiIndex.from_product([splits, metrics_, ["value", "low", "high", "seed_sd"]],
-                                      names=["split", "metric", "stat"])
+    cols = pd.MultiIndex.from_product(
+        [splits, metrics_, ["value", "low", "high", "seed_sd"]], names=["split", "metric", "stat"]
+    )
     wide = wide.reindex(index=_method_order(long["method"]), columns=cols)
     wide.index.name = "method"
     seeds = long.groupby("method")["seed"].agg(lambda s: ",".join(str(x) for x in sorted(set(s))))
@@ -273,8 +391,10 @@ def results_table(long: pd.DataFrame, splits: Sequence[str] | None = None,
 
 def _flat(wide: pd.DataFrame) -> pd.DataFrame:
     out = wide.copy()
-    out.columns = ["seeds" if c[2] == "seeds" else f"{c[0]}/{c[1]}" + ("" if c[2] == "value" else f"_{c[2]}")
-                   for c in wide.columns]
+    out.columns = [
+        "seeds" if c[2] == "seeds" else f"{c[0]}/{c[1]}" + ("" if c[2] == "value" else f"_{c[2]}")
+        for c in wide.columns
+    ]
     return out
 
 
@@ -295,9 +415,13 @@ def _n_seeds(ids: object) -> str:
     return str(n) if n else "—"
 
 
-def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRICS, title: str = "",
-                       reference_rows: Sequence[str] = ("oracle (true p(s|u,t))",),
-                       best: Mapping[tuple[str, str], set[str]] | None = None) -> plt.Figure:
+def plot_results_table(
+    wide: pd.DataFrame,
+    metrics_: Sequence[str] = TABLE_METRICS,
+    title: str = "",
+    reference_rows: Sequence[str] = ("oracle (true p(s|u,t))",),
+    best: Mapping[tuple[str, str], set[str]] | None = None,
+) -> plt.Figure:
     """Render the wide table as a figure: one block per split, cells "value [low, high]" (3 decimals), "—" where a
     method has no such metric, the number of seeds averaged in the last column (``n_seeds``; the seed ids are in
     the CSV's ``seeds`` column: a lone seed id "0" in a figure read as "0 seeds"); the best value per column (ignoring
@@ -306,19 +430,27 @@ def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRI
     the best from the runner-up); a (split, metric) absent from it shades nothing."""
     splits = [s for s in dict.fromkeys(wide.columns.get_level_values(0)) if s]
     metrics_ = [m for m in metrics_ if any((s, m, "value") in wide.columns for s in splits)]
-    header = ["method"] + [f"{m} {'↓' if m in LOWER_IS_BETTER else ('≈1' if m == 'len_ratio' else '↑')}"
-                           for m in metrics_] + ["n_seeds"]
+    header = (
+        ["method"]
+        + [f"{m} {'↓' if m in LOWER_IS_BETTER else ('≈1' if m == 'len_ratio' else '↑')}" for m in metrics_]
+        + ["n_seeds"]
+    )
     seeds = wide[("", "", "seeds")] if ("", "", "seeds") in wide.columns else pd.Series("", index=wide.index)
-    fig, axes = plt.subplots(len(splits), 1, figsize=(1.45 * len(metrics_) + 3.4,
-                                                      (0.42 * len(wide) + 0.8) * len(splits)))
+    fig, axes = plt.subplots(
+        len(splits), 1, figsize=(1.45 * len(metrics_) + 3.4, (0.42 * len(wide) + 0.8) * len(splits))
+    )
     for ax, split in zip(np.atleast_1d(axes), splits):
         ax.axis("off")
         cells, best_cells = [], []
         if best is not None:
             marks = {m: set(best.get((split, m), set())) for m in metrics_}
         else:
-            marks = {m: _best(wide[(split, m, "value")].drop(list(reference_rows), errors="ignore"), m)
-                     if (split, m, "value") in wide.columns else set() for m in metrics_}
+            marks = {
+                m: _best(wide[(split, m, "value")].drop(list(reference_rows), errors="ignore"), m)
+                if (split, m, "value") in wide.columns
+                else set()
+                for m in metrics_
+            }
         for method in wide.index:
             row = [method]
             for m in metrics_:
@@ -345,7 +477,9 @@ def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRI
         shading = "green = best, separated from the runner-up by a paired test"
     else:
         shading = "no green: in no column does a paired test separate the best from the runner-up"
-    fig.suptitle(title or f"Results: micro metrics and macro divergences (95% bootstrap CI; {shading})", fontsize=10)
+    fig.suptitle(
+        title or f"Results: micro metrics and macro divergences (95% bootstrap CI; {shading})", fontsize=10
+    )
     fig.tight_layout()
     return fig
 
@@ -353,17 +487,25 @@ def plot_results_table(wide: pd.DataFrame, metrics_: Sequence[str] = TABLE_METRI
 def plot_metric_bars(wide: pd.DataFrame, metric: str = "js", title: str = "") -> plt.Figure:
     """One panel per split: each method's ``metric`` (mean over seeds) as a horizontal bar with its 95% CI, methods
     in table order, so a reader sees at a glance which differences are larger than the intervals."""
-    splits = [s for s in dict.fromkeys(wide.columns.get_level_values(0)) if s and (s, metric, "value") in wide.columns]
+    splits = [
+        s
+        for s in dict.fromkeys(wide.columns.get_level_values(0))
+        if s and (s, metric, "value") in wide.columns
+    ]
     if not splits:
         raise ValueError(f"the table has no metric {metric!r}")
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits) + 1.5, 0.38 * len(wide) + 1.3), sharey=True)
+    fig, axes = plt.subplots(
+        1, len(splits), figsize=(4.2 * len(splits) + 1.5, 0.38 * len(wide) + 1.3), sharey=True
+    )
     for ax, split in zip(np.atleast_1d(axes), splits):
         v, lo, hi = (wide[(split, metric, s)].to_numpy(float) for s in ("value", "low", "high"))
         y = np.arange(len(wide))
         err = np.vstack([v - lo, hi - v])
         ok = ~np.isnan(v)
         ax.barh(y[ok], v[ok], color="#4c72b0", alpha=0.8)
-        ax.errorbar(v[ok], y[ok], xerr=np.nan_to_num(err[:, ok]).clip(0), fmt="none", ecolor="black", capsize=3, lw=1)
+        ax.errorbar(
+            v[ok], y[ok], xerr=np.nan_to_num(err[:, ok]).clip(0), fmt="none", ecolor="black", capsize=3, lw=1
+        )
         ax.set_yticks(y)
         ax.set_yticklabels(list(wide.index))
         ax.invert_yaxis()
@@ -374,8 +516,13 @@ def plot_metric_bars(wide: pd.DataFrame, metric: str = "js", title: str = "") ->
     return fig
 
 
-def save_results(wide: pd.DataFrame, name: str, figures_dir: str | Path | None = None,
-                 title: str = "", best: Mapping[tuple[str, str], set[str]] | None = None) -> tuple[Path, Path]:
+def save_results(
+    wide: pd.DataFrame,
+    name: str,
+    figures_dir: str | Path | None = None,
+    title: str = "",
+    best: Mapping[tuple[str, str], set[str]] | None = None,
+) -> tuple[Path, Path]:
     """Write ``<name>.csv`` (flat numeric columns ``<split>/<metric>[_low|_high|_seed_sd]`` and ``seeds``) and
     ``<name>.png`` (:func:`plot_results_table`, ``best`` as there) into ``figures_dir``; return both paths."""
     fig = plot_results_table(wide, title=title, best=best)
@@ -384,4 +531,3 @@ def save_results(wide: pd.DataFrame, name: str, figures_dir: str | Path | None =
     csv = png.with_suffix(".csv")
     _flat(wide).to_csv(csv, float_format="%.6g")
     return csv, png
-

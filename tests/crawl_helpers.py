@@ -11,8 +11,17 @@ from socialalign_lib.collect.store import FILES
 
 def mock_crawl_config(base_url: str, out_dir: Path, timeout_s: float, **kw) -> CrawlConfig:
     """No rate limit, millisecond backoff, no progress bar or fsync; ``kw`` overrides any field."""
-    base = dict(base_url=base_url, out_dir=out_dir, cookie=None, rate_per_s=None, timeout_s=timeout_s,
-                backoff_base_s=0.001, backoff_max_s=0.005, progress=False, fsync=False)
+    base = dict(
+        base_url=base_url,
+        out_dir=out_dir,
+        cookie=None,
+        rate_per_s=None,
+        timeout_s=timeout_s,
+        backoff_base_s=0.001,
+        backoff_max_s=0.005,
+        progress=False,
+        fsync=False,
+    )
     return CrawlConfig(**{**base, **kw})
 
 

@@ -32,19 +32,39 @@ def main(data_dir: str, out_dir: str, max_steps: int = 6) -> None:
 
     out = Path(out_dir)
     records = load_from_disk(data_dir)
-    cfg = SocialLLMConfig(method="pac_lora", n_experts=3, r=4, alpha=8, dropout=0.0, device="cpu", sft=SFTConfig(
-        max_steps=max_steps, per_device_train_batch_size=2, learning_rate=5e-3, warmup_ratio=0.0, logging_steps=1,
-        save_steps=10_000, lr_scheduler_type="constant", seed=0))
+    cfg = SocialLLMConfig(
+        method="pac_lora",
+        n_experts=3,
+        r=4,
+        alpha=8,
+        dropout=0.0,
+        device="cpu",
+        sft=SFTConfig(
+            max_steps=max_steps,
+            per_device_train_batch_size=2,
+            learning_rate=5e-3,
+            warmup_ratio=0.0,
+            logging_steps=1,
+            save_steps=10_000,
+            lr_scheduler_type="constant",
+            seed=0,
+        ),
+    )
 
     run = train_socialllm(cfg, records, output_dir=None, progress=False)
-    group = {"initialized": dist.is_initialized(), "backend": dist.get_backend() if dist.is_initialized() else None,
-             "rank": dist.get_rank() if dist.is_initialized() else 0,
-             "world_size": dist.get_world_size() if dist.is_initialized() else 1}
+    group = {
+        "initialized": dist.is_initialized(),
+        "backend": dist.get_backend() if dist.is_initialized() else None,
+        "rank": dist.get_rank() if dist.is_initialized() else 0,
+        "world_size": dist.get_world_size() if dist.is_initialized() else 1,
+    }
 
     from socialalign_lib.models import load_base_model
 
     base, tok = load_base_model(cfg.base_model, device="cpu")
-    probe = SpanCollator(tok.pad_token_id)(tokenize_dataset(records.select(range(4)), tok, ChatConfig()).to_list())
+    probe = SpanCollator(tok.pad_token_id)(
+        tokenize_dataset(records.select(range(4)), tok, ChatConfig()).to_list()
+    )
     spans = probe.pop(SPAN_KEY)
 
     def loss(model, **extra) -> float:
@@ -60,8 +80,9 @@ def main(data_dir: str, out_dir: str, max_steps: int = 6) -> None:
     trained = {k: v.detach().cpu() for k, v in run.model.named_parameters() if "pac_" in k}
     rank = group["rank"]
     torch.save({"init": init, "trained": trained}, out / f"rank{rank}.pt")
-    (out / f"rank{rank}.json").write_text(json.dumps({**group, "probe_loss_before": before, "probe_loss_after": after,
-                                                      "history": run.history}))
+    (out / f"rank{rank}.json").write_text(
+        json.dumps({**group, "probe_loss_before": before, "probe_loss_after": after, "history": run.history})
+    )
 
 
 if __name__ == "__main__":

@@ -22,19 +22,34 @@ import pytest
 LIB = Path(__file__).resolve().parents[1] / "socialalign_lib"
 
 LAYERS: dict[str, int] = {
-    "": 0, "__init__": 0, "runtime": 0, "paths": 0, "logsafe": 0, "plots": 0, "reference": 0,
+    "": 0,
+    "__init__": 0,
+    "runtime": 0,
+    "paths": 0,
+    "logsafe": 0,
+    "plots": 0,
+    "reference": 0,
     "data": 1,
-    "collect": 2, "sentiment": 2, "metrics": 2,
+    "collect": 2,
+    "sentiment": 2,
+    "metrics": 2,
     "crowd": 3,
     "world": 4,
     "build": 5,
-    "models": 6, "pac_lora": 6,
+    "models": 6,
+    "pac_lora": 6,
     "train": 7,
     "generate": 8,
-    "experiments": 9, "popularity": 9, "gate_analysis": 9,
-    "popalm": 10, "results": 10,
-    "checkpoints": 11, "explore": 11, "course": 11,
-    "cliargs": 12, "cli": 12,
+    "experiments": 9,
+    "popularity": 9,
+    "gate_analysis": 9,
+    "popalm": 10,
+    "results": 10,
+    "checkpoints": 11,
+    "explore": 11,
+    "course": 11,
+    "cliargs": 12,
+    "cli": 12,
     "__main__": 13,
 }
 #: Module-level imports that point up a layer on purpose.
@@ -168,19 +183,26 @@ def test_simulator_free_stages_never_import_the_world_or_what_sits_on_top(stage)
             continue
         for dep in _imports(name, path, module_level=False):
             if _stage(dep) in FORBIDDEN_THERE and not any(
-                    name.startswith(a) and dep.startswith(b) for a, b in FUNCTION_LOCAL_OK):
+                name.startswith(a) and dep.startswith(b) for a, b in FUNCTION_LOCAL_OK
+            ):
                 bad.append(f"{name} → {dep}")
     assert bad == []
 
 
 def test_no_library_module_imports_a_deprecated_path():
-    users = [f"{name} → {dep}" for name, path in MODULES.items() if name not in SHIMS
-             for dep in _imports(name, path, module_level=False) & SHIMS]
+    users = [
+        f"{name} → {dep}"
+        for name, path in MODULES.items()
+        if name not in SHIMS
+        for dep in _imports(name, path, module_level=False) & SHIMS
+    ]
     assert users == []
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):
     """The graph reader is not blind: a relative import two levels up resolves to the module it names."""
     probe = LIB / "generate" / "decode.py"
-    assert "socialalign_lib.build.records" in _imports("socialalign_lib.generate.decode", probe, module_level=True)
+    assert "socialalign_lib.build.records" in _imports(
+        "socialalign_lib.generate.decode", probe, module_level=True
+    )
     assert "socialalign_lib.pac_lora" in GRAPH["socialalign_lib.generate.decode"]

@@ -13,7 +13,9 @@ LABELS = ["negative", "neutral", "positive"]
 
 
 def test_news_prior_reads_the_tone_of_unseen_news():
-    news = [f"{c}市{w}，市民{x}" for c in "甲乙丙丁戊己" for w, x in (("发生事故", "愤怒"), ("获得大奖", "点赞"))]
+    news = [
+        f"{c}市{w}，市民{x}" for c in "甲乙丙丁戊己" for w, x in (("发生事故", "愤怒"), ("获得大奖", "点赞"))
+    ]
     labels = ["negative" if "事故" in n else "positive" for n in news]
     prior = baselines.NewsPrior(LABELS).fit(news, labels)
     p = prior.predict_proba(["庚市发生事故，市民愤怒", "庚市获得大奖，市民点赞"])
@@ -23,7 +25,9 @@ def test_news_prior_reads_the_tone_of_unseen_news():
 
 
 def test_majority_and_uniform():
-    assert baselines.majority_labels(["neutral", "positive", "positive", "neutral"], 3) == ["neutral"] * 3  # tie: sorted
+    assert (
+        baselines.majority_labels(["neutral", "positive", "positive", "neutral"], 3) == ["neutral"] * 3
+    )  # tie: sorted
     draws = baselines.uniform_labels(3000, LABELS, seed=1)
     freq = pd.Series(draws).value_counts(normalize=True)
     assert set(freq.index) == set(LABELS) and (abs(freq - 1 / 3) < 0.04).all()
@@ -36,7 +40,9 @@ def test_topic_crowd_is_none_for_unseen_topics():
 
 
 def test_world_rows(tiny_world):
-    pairs = pd.DataFrame([{"topic_id": r.topic_id, "user_id": r.post.user_id} for r in tiny_world.responses[:60]])
+    pairs = pd.DataFrame(
+        [{"topic_id": r.topic_id, "user_id": r.post.user_id} for r in tiny_world.responses[:60]]
+    )
     argmax = baselines.oracle_argmax_labels(tiny_world, pairs)
     labels = list(tiny_world.labels)
     for (t, u), lab in zip(zip(pairs.topic_id, pairs.user_id), argmax):
@@ -53,18 +59,30 @@ def test_oracle_labels_and_oracle_crowd_draw_the_same_labels(tiny_world):
     pairs = pd.DataFrame([{"topic_id": r.topic_id, "user_id": r.post.user_id} for r in tiny_world.responses])
     for seed in range(3):
         assert oracle_crowd(tiny_world, pairs, seed)["sentiment"].tolist() == baselines.oracle_labels(
-            tiny_world, pairs, seed)
+            tiny_world, pairs, seed
+        )
+
 
 def _frame(pred, gold, topics, split="test_topic"):
     n = len(pred)
-    return pd.DataFrame({"case_id": [f"c{i}" for i in range(n)], "topic_id": topics, "user_id": [f"u{i}" for i in range(n)],
-                         "split": split, "sentiment": gold, PRED_COL: pred, REAL_COL: gold})
+    return pd.DataFrame(
+        {
+            "case_id": [f"c{i}" for i in range(n)],
+            "topic_id": topics,
+            "user_id": [f"u{i}" for i in range(n)],
+            "split": split,
+            "sentiment": gold,
+            PRED_COL: pred,
+            REAL_COL: gold,
+        }
+    )
 
 
 def test_evaluate_labels_drops_missing_predictions():
     ref = _frame(["positive"] * 4, ["positive", "negative", "positive", "neutral"], ["a", "a", "b", "b"])
-    long = results.evaluate_labels("x", ref, ["positive", None, "positive", "positive"], LABELS,
-                                   splits=["test_topic"], n_boot=50)
+    long = results.evaluate_labels(
+        "x", ref, ["positive", None, "positive", "positive"], LABELS, splits=["test_topic"], n_boot=50
+    )
     acc = long.set_index("metric").loc["sent_acc"]
     assert acc["n"] == 3 and acc["value"] == pytest.approx(2 / 3)
     assert {"js", "kl", "tv", "sent_f1"} <= set(long.metric)
@@ -79,7 +97,9 @@ def test_paired_best_separates_only_real_differences():
     assert res["best"] == "good" and res["separated"]
     noisy = {"a": base + rng.normal(0, 0.05, 200), "b": base + rng.normal(0, 0.05, 200)}
     assert not comparisons.paired_best(noisy, lower_is_better=True)["separated"]
-    assert "cannot be told apart" in comparisons.describe_best(comparisons.paired_best(noisy, True), "js", "s")
+    assert "cannot be told apart" in comparisons.describe_best(
+        comparisons.paired_best(noisy, True), "js", "s"
+    )
 
 
 def test_best_marks_and_compare_on_frames():
@@ -92,6 +112,8 @@ def test_best_marks_and_compare_on_frames():
     marks, text = comparisons.best_marks(frames, ["test_topic"], ["A", "B"])
     assert marks["test_topic", "sent_acc"] == {"A"} and marks["test_topic", "js"] == {"A"}
     d = comparisons.compare(frames, "A", "B", "test_topic", "sent_acc")
-    assert d["diff"] > 0.5 and "A is better than B" in comparisons.describe_difference(d, "A", "B", "sent_acc")
+    assert d["diff"] > 0.5 and "A is better than B" in comparisons.describe_difference(
+        d, "A", "B", "sent_acc"
+    )
     d = comparisons.compare(frames, "A", "B", "test_topic", "js")
     assert "A is better than B" in comparisons.describe_difference(d, "A", "B", "js")

@@ -37,8 +37,13 @@ MINIMAL = dict(
     train_batch=2,
     train_rounds=1,
     train_repeats=1,
-    large_shape=ModelShape(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                           intermediate_size=128),
+    large_shape=ModelShape(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+    ),
     large_batch=1,
     large_rounds=1,
     decode_batches=(1, 2),
@@ -57,13 +62,24 @@ def expected_figures(large: str, decode_batches, gen_batches) -> set[str]:
     """Every row a run with these sizes must write (written out independently of the code under test)."""
     figures = {"matmul_peak"}
     for model in ("course", large):
-        figures |= {f"pac_over_lora_step_time[{model}]", f"pac_step_ms[{model}]", f"lora_step_ms[{model}]",
-                    f"train_step_mfu[{model}]"}
+        figures |= {
+            f"pac_over_lora_step_time[{model}]",
+            f"pac_step_ms[{model}]",
+            f"lora_step_ms[{model}]",
+            f"train_step_mfu[{model}]",
+        }
         for b in decode_batches if model == "course" else decode_batches[:1]:
-            figures |= {f"pac_over_lora_decode_tokens_per_s[{model},b{b}]", f"pac_decode_tokens_per_s[{model},b{b}]"}
-        figures |= {f"linear_weight_bytes_float32[{model}]", f"linear_weight_bytes_nf4[{model}]",
-                    f"nf4_over_float32_linear_bytes[{model}]", f"nf4_over_float32_model_bytes[{model}]",
-                    f"nf4_over_float32_step_time[{model}]"}
+            figures |= {
+                f"pac_over_lora_decode_tokens_per_s[{model},b{b}]",
+                f"pac_decode_tokens_per_s[{model},b{b}]",
+            }
+        figures |= {
+            f"linear_weight_bytes_float32[{model}]",
+            f"linear_weight_bytes_nf4[{model}]",
+            f"nf4_over_float32_linear_bytes[{model}]",
+            f"nf4_over_float32_model_bytes[{model}]",
+            f"nf4_over_float32_step_time[{model}]",
+        }
     figures |= {f"replies_per_minute[course,b{b}]" for b in gen_batches}
     return figures
 
@@ -110,8 +126,15 @@ def _course_linear_shapes() -> list[tuple[int, int, bool]]:
     config = json.loads((EMBEDDED_MODEL / "config.json").read_text(encoding="utf-8"))
     d, ffn = config["hidden_size"], config["intermediate_size"]
     kv = config["num_key_value_heads"] * d // config["num_attention_heads"]
-    layer = [(d, d, True), (d, kv, True), (d, kv, True), (d, d, False), (d, ffn, False), (d, ffn, False),
-             (ffn, d, False)]
+    layer = [
+        (d, d, True),
+        (d, kv, True),
+        (d, kv, True),
+        (d, d, False),
+        (d, ffn, False),
+        (d, ffn, False),
+        (ffn, d, False),
+    ]
     return layer * config["num_hidden_layers"]
 
 
@@ -139,6 +162,7 @@ def test_interleave_alternates_order_and_pairs_rounds():
         def run() -> float:
             calls.append(name)
             return next(clock[name])
+
         return run
 
     values = interleave({"a": measure("a"), "b": measure("b")}, rounds=3, warmup=1)
@@ -157,7 +181,9 @@ def test_profile_ops_finds_the_matmul():
 
 
 def test_parse_args_quick_and_default(tmp_path):
-    cfg, only, out = parse_args(["--quick", "--threads", "1", "--only", "train", "quant", "--out", str(tmp_path / "b.csv")])
+    cfg, only, out = parse_args(
+        ["--quick", "--threads", "1", "--only", "train", "quant", "--out", str(tmp_path / "b.csv")]
+    )
     assert cfg == BenchConfig.quick(threads=1)
     assert only == ["train", "quant"] and out == tmp_path / "b.csv"
     cfg, only, _ = parse_args(["--course-time"])
@@ -170,8 +196,19 @@ def test_parse_args_quick_and_default(tmp_path):
 def test_table_lists_every_figure_with_its_note(minimal_rows):
     from benchmarks.common import Result
 
-    results = [Result(r["benchmark"], r["figure"], float(r["value"]), r["unit"], r["target"],
-                      None if r["met"] == "" else r["met"] == "yes", r["device"], r["notes"]) for r in minimal_rows]
+    results = [
+        Result(
+            r["benchmark"],
+            r["figure"],
+            float(r["value"]),
+            r["unit"],
+            r["target"],
+            None if r["met"] == "" else r["met"] == "yes",
+            r["device"],
+            r["notes"],
+        )
+        for r in minimal_rows
+    ]
     table = format_table(results)
     for i, result in enumerate(results, start=1):
         assert result.figure in table
@@ -207,9 +244,12 @@ def test_contention_row_times_a_notebook_alone_and_beside_hogs(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("figures_dir = None", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import time\nt = time.process_time()\n"
-                                          "while time.process_time() - t < 2: pass")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("figures_dir = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import time\nt = time.process_time()\nwhile time.process_time() - t < 2: pass"
+        ),
+    ]
     path = tmp_path / "77_spin.ipynb"
     nbformat.write(nb, path)
     (row,) = bench_contention("cpu: test", path, parameters={}, hogs=2)

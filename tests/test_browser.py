@@ -77,11 +77,18 @@ def test_chart_check_tells_a_drawn_chart_from_a_blank_one_and_one_without_text(t
 
     data = tiny_course
     v = topic_view(data.world, data.world.topics[1].topic_id)
-    bars = distribution_bars({"true p(s|topic)": v["true_distribution"], "observed": v["empirical_distribution"]},
-                             f"#{v['hashtag']}# [{v['category']}]", pyplot=False)
+    bars = distribution_bars(
+        {"true p(s|topic)": v["true_distribution"], "observed": v["empirical_distribution"]},
+        f"#{v['hashtag']}# [{v['category']}]",
+        pyplot=False,
+    )
     assert chart_problems(_png(bars)) == []
-    assert chart_problems(_png(persona_view_figure(persona_view(data, data.world.users[2].user_id),
-                                                   pyplot=False))) == []
+    assert (
+        chart_problems(
+            _png(persona_view_figure(persona_view(data, data.world.users[2].user_id), pyplot=False))
+        )
+        == []
+    )
     blank = Figure(figsize=(6, 2.2))
     assert "blank" in chart_problems(_png(blank))
     for ax in bars.axes:  # the same bars, every text gone
@@ -146,21 +153,39 @@ def jupyter_lab(root: Path, work: Path) -> Iterator[tuple[str, str]]:
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("SOCIALALIGN_HEADLESS", "MPLBACKEND")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
-                "JUPYTERLAB_WORKSPACES_DIR"):
+    for var in (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
+    ):
         (work / var.lower()).mkdir(parents=True, exist_ok=True)
         env[var] = str(work / var.lower())
     env.setdefault("HF_HUB_OFFLINE", "1")
     # no "get notified about Jupyter news?" toast over the explorers (and no news fetch)
     notification = work / "jupyterlab_settings_dir" / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True, exist_ok=True)
-    (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    (notification / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}'
+    )
     log = (work / "jupyter.log").open("w")
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
-           "--allow-root"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        "--allow-root",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     children: set[psutil.Process] = set()
@@ -168,10 +193,13 @@ def jupyter_lab(root: Path, work: Path) -> Iterator[tuple[str, str]]:
         deadline = time.monotonic() + 90
         while _get(f"{base}/api/status?token={token}", 2) != 200:
             if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited ({proc.returncode}): "
-                                   f"{(work / 'jupyter.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"JupyterLab exited ({proc.returncode}): {(work / 'jupyter.log').read_text()[-2000:]}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"JupyterLab did not answer on {base} within 90 s; log: {work / 'jupyter.log'}")
+                raise TimeoutError(
+                    f"JupyterLab did not answer on {base} within 90 s; log: {work / 'jupyter.log'}"
+                )
             time.sleep(0.5)
         yield base, token
     finally:
@@ -266,7 +294,9 @@ def _change_and_check(page, select, output, option_index: int, needle: str | Non
     before = output.locator("img").first.get_attribute("src") if output.locator("img").count() else ""
     select.select_option(index=option_index)
     handle = output.element_handle()
-    got = _wait_js(page, _CHART_ARRIVED, [handle, before, needle], CHANGE_TIMEOUT_S, f"the new chart of {what}")
+    got = _wait_js(
+        page, _CHART_ARRIVED, [handle, before, needle], CHANGE_TIMEOUT_S, f"the new chart of {what}"
+    )
     head, _, data = got["src"].partition(",")
     assert head == "data:image/png;base64", f"{what}: the chart is not an inline PNG ({head})"
     problems = chart_problems(base64.b64decode(data))
@@ -302,19 +332,28 @@ def test_explorers_render_every_dropdown_change_in_jupyterlab(tmp_path):
     nbdir.mkdir()
     figures = tmp_path / "figures"
     _notebook_copy("00_tour.ipynb", nbdir, {"size": "tiny", "figures_dir": str(figures)})
-    _notebook_copy("02_build_dataset.ipynb", nbdir, {"size": "tiny", "figures_dir": str(figures),
-                                                       "out_dir": str(tmp_path / "generated")})
+    _notebook_copy(
+        "02_build_dataset.ipynb",
+        nbdir,
+        {"size": "tiny", "figures_dir": str(figures), "out_dir": str(tmp_path / "generated")},
+    )
     shots = _shots_dir(tmp_path)
     errors: list[str] = []
     blocked: list[str] = []
     with jupyter_lab(nbdir, tmp_path / "jupyter") as (base, token), sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             _allow_only_loopback(context, blocked)
             page = context.new_page()
-            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on(
+                "console",
+                lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+            )
             page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
 
             # 00: world explorer, tab "topics" (a chart per topic) and tab "users" (text only)
@@ -325,10 +364,14 @@ def test_explorers_render_every_dropdown_change_in_jupyterlab(tmp_path):
             labels = select.locator("option").all_inner_texts()
             for step, index in enumerate((2, 4)):  # the first change after Run All, then another one
                 topic = world.topic(labels[index].split()[0])
-                got = _change_and_check(page, select, output, index, topic.news, f"world explorer change {step + 1}")
+                got = _change_and_check(
+                    page, select, output, index, topic.news, f"world explorer change {step + 1}"
+                )
                 assert f"{topic.news}" in got["text"]
                 if step == 0:
-                    cell.locator(".jp-Cell-outputArea").screenshot(path=str(shots / "explorer_world_browser.png"))
+                    cell.locator(".jp-Cell-outputArea").screenshot(
+                        path=str(shots / "explorer_world_browser.png")
+                    )
             cell.locator(".lm-TabBar-tab").nth(1).click()
             users = cell.locator(".jp-Cell-outputArea .widget-tab .widget-vbox").nth(1)
             user_select = users.locator("select").first
@@ -347,11 +390,17 @@ def test_explorers_render_every_dropdown_change_in_jupyterlab(tmp_path):
             user_labels = user_select.locator("option").all_inner_texts()
             user = world.user(user_labels[5].split()[0])
             got = _change_and_check(page, user_select, output, 5, None, "persona explorer change 1 (user)")
-            replied = {world.topic(r.topic_id).news for r in world.responses if r.post.user_id == user.user_id}
-            assert any(news in got["text"] for news in replied), "persona explorer: not the news of the new user"
+            replied = {
+                world.topic(r.topic_id).news for r in world.responses if r.post.user_id == user.user_id
+            }
+            assert any(news in got["text"] for news in replied), (
+                "persona explorer: not the news of the new user"
+            )
             cell.locator(".jp-Cell-outputArea").screenshot(path=str(shots / "explorer_persona_browser.png"))
             topic_labels = topic_select.locator("option").all_inner_texts()
-            index = next(i for i, lab in enumerate(topic_labels) if world.topic(lab.split()[0]).news not in got["text"])
+            index = next(
+                i for i, lab in enumerate(topic_labels) if world.topic(lab.split()[0]).news not in got["text"]
+            )
             news = world.topic(topic_labels[index].split()[0]).news
             _change_and_check(page, topic_select, output, index, news, "persona explorer change 2 (news)")
             page.wait_for_timeout(500)  # late console messages of the last render

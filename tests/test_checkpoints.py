@@ -22,8 +22,14 @@ def test_committed_checkpoints_are_current():
 def tiny_plan(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CHECKPOINTS_DIR", tmp_path / "checkpoints")
     monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path / "figures")
-    return CheckpointPlan(size="tiny", seeds=(0,), specs=(("lora", "full"),), curve_every=4,
-                          curve_specs=(("lora", "full"),), curve_seeds=(0,))
+    return CheckpointPlan(
+        size="tiny",
+        seeds=(0,),
+        specs=(("lora", "full"),),
+        curve_every=4,
+        curve_specs=(("lora", "full"),),
+        curve_seeds=(0,),
+    )
 
 
 @pytest.mark.slow
@@ -41,7 +47,9 @@ def test_build_find_and_refuse_stale(tiny_plan, tmp_path):
     assert default_output_dir(cfg, "tiny", 0, committed=False).is_relative_to(paths.OUTPUTS_DIR)
 
     # stale: the same config on another world's records is reported, and training into the folder is refused
-    other_world = CheckpointPlan(size="tiny", world_seed=1, seeds=(0,), specs=(("lora", "full"),), curve_specs=())
+    other_world = CheckpointPlan(
+        size="tiny", world_seed=1, seeds=(0,), specs=(("lora", "full"),), curve_specs=()
+    )
     problems = stale_checkpoints(other_world)
     assert len(problems) == 1 and "trained on other data" in problems[0]
     from socialalign_lib.build.pipeline import course_data
@@ -69,11 +77,16 @@ def test_learning_curve_does_not_change_the_trained_weights(tiny_course, tmp_pat
             return super()._accuracy(model, records)
 
     cfg = socialllm_config("lora", "tiny", seed=0)
-    probe = DrawingCurve(tiny_course.split("validation"), build_labeller("ngram", world=tiny_course.world), 3,
-                          AutoTokenizer.from_pretrained(cfg.base_model))
+    probe = DrawingCurve(
+        tiny_course.split("validation"),
+        build_labeller("ngram", world=tiny_course.world),
+        3,
+        AutoTokenizer.from_pretrained(cfg.base_model),
+    )
     plain = train_socialllm(cfg, tiny_course.split("train"), tmp_path / "plain", progress=False).output_dir
-    probed = train_socialllm(cfg, tiny_course.split("train"), tmp_path / "probed", progress=False,
-                             callbacks=[probe]).output_dir
+    probed = train_socialllm(
+        cfg, tiny_course.split("train"), tmp_path / "probed", progress=False, callbacks=[probe]
+    ).output_dir
     assert len(probe.rows) == 4  # steps 0, 3, 6 and the last (8)
     assert read_finished_state(plain)["adapter_sha256"] == read_finished_state(probed)["adapter_sha256"]
 
@@ -110,8 +123,15 @@ def test_replies_of_another_run_are_never_reused(tiny_course, tmp_path):
     stale = replies_path(folder, "test_topic", "full", 0)
     stale.parent.mkdir(parents=True)
     stale.write_text('{"case_id": "old"}\n')
-    write_json(folder / STATE_FILE, {"format": "socialalign-socialllm/1", "run_hash": "another model",
-                                     "finished": True, "config": cfg.to_dict()})
+    write_json(
+        folder / STATE_FILE,
+        {
+            "format": "socialalign-socialllm/1",
+            "run_hash": "another model",
+            "finished": True,
+            "config": cfg.to_dict(),
+        },
+    )
     train_socialllm(cfg, tiny_course.split("train"), folder, progress=False)
     assert not stale.exists()
     again = replies_path(folder, "test_topic", "full", 0)

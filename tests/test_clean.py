@@ -58,14 +58,17 @@ def official_clean_text(text: str) -> str:
 # ------------------------------------------------------------------------------------------------- HTML
 
 
-@pytest.mark.parametrize(("html", "expected"), [
-    (MBLOG_HTML, "今天的#星光大赏#"),
-    (COMMENT_HTML, "好美[笑cry]"),
-    (VIDEO_HTML, "看哭了 致敬！"),
-    (LINK_HTML, "详情戳 & 转给@张三"),
-    (LONG_HTML, "这件事情说来话长，首先"),
-    ('<i class="wbicon">L</i>张三的微博视频', ""),
-])
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (MBLOG_HTML, "今天的#星光大赏#"),
+        (COMMENT_HTML, "好美[笑cry]"),
+        (VIDEO_HTML, "看哭了 致敬！"),
+        (LINK_HTML, "详情戳 & 转给@张三"),
+        (LONG_HTML, "这件事情说来话长，首先"),
+        ('<i class="wbicon">L</i>张三的微博视频', ""),
+    ],
+)
 def test_mobile_api_html(html, expected):
     assert clean_text(html) == expected
 
@@ -82,26 +85,35 @@ def test_html_only_when_it_looks_like_html():
 # ---------------------------------------------------------------------------------------- official list
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    # upstream's own example (utils/clean_text.py __main__)
-    ("张艺谋去看王者之夜了，不会真要拍电竞电影吧？dream一个了～贺峻霖家粉丝好勇啊哈哈哈哈哈哈哈～（cr水印）"
-     "#张艺谋现身王者共创之夜#苏酿酿呀的微博视频",
-     "张艺谋去看王者之夜了，不会真要拍电竞电影吧？dream一个了~贺峻霖家粉丝好勇啊哈哈哈哈哈哈哈~（cr水印）#张艺谋现身王者共创之夜#"),
-    ("太燃了\n央视新闻的微博直播", "太燃了"),
-    ("好看 L央视频的微博视频", "好看"),
-    ("#热门视频# 这只猫成精了", "这只猫成精了"),
-    ("转发原文 微博正文 网页链接", "转发原文"),
-    ("一段很长的文字……全文", "一段很长的文字"),
-    ("说得对//不能再对", "说得对不能再对"),
-    ("  多余的   空白\n\t都收起来  ", "多余的 空白 都收起来"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # upstream's own example (utils/clean_text.py __main__)
+        (
+            "张艺谋去看王者之夜了，不会真要拍电竞电影吧？dream一个了～贺峻霖家粉丝好勇啊哈哈哈哈哈哈哈～（cr水印）"
+            "#张艺谋现身王者共创之夜#苏酿酿呀的微博视频",
+            "张艺谋去看王者之夜了，不会真要拍电竞电影吧？dream一个了~贺峻霖家粉丝好勇啊哈哈哈哈哈哈哈~（cr水印）#张艺谋现身王者共创之夜#",
+        ),
+        ("太燃了\n央视新闻的微博直播", "太燃了"),
+        ("好看 L央视频的微博视频", "好看"),
+        ("#热门视频# 这只猫成精了", "这只猫成精了"),
+        ("转发原文 微博正文 网页链接", "转发原文"),
+        ("一段很长的文字……全文", "一段很长的文字"),
+        ("说得对//不能再对", "说得对不能再对"),
+        ("  多余的   空白\n\t都收起来  ", "多余的 空白 都收起来"),
+    ],
+)
 def test_official_strip_list(text, expected):
     assert clean_text(text) == expected
 
 
 def test_official_preset_matches_upstream_on_examples():
     cfg = CleanConfig.official()
-    for text in ["abc\n全文", "看这个//@张三:好 http://t.cn/A6x", "#热门视频#\n李四的微博视频 网页链接 ＡＢＣ"]:
+    for text in [
+        "abc\n全文",
+        "看这个//@张三:好 http://t.cn/A6x",
+        "#热门视频#\n李四的微博视频 网页链接 ＡＢＣ",
+    ]:
         assert clean_text(text, cfg) == official_clean_text(text)
     # where ours differs on purpose: real dots only, and URLs survive the '//' rule
     assert clean_text("abc\n全文") == "abc 全文"
@@ -109,8 +121,13 @@ def test_official_preset_matches_upstream_on_examples():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("#/\n .全文的微博视频直播网页链接正文热门张三ab@ \t")) | st.characters(),
-               max_size=60))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("#/\n .全文的微博视频直播网页链接正文热门张三ab@ \t"))
+        | st.characters(),
+        max_size=60,
+    )
+)
 def test_official_preset_equals_upstream(text):
     assert clean_text(text, CleanConfig.official()) == official_clean_text(text)
 
@@ -134,15 +151,20 @@ def test_mentions():
 def test_repost_chain():
     text = "哈哈哈太真实了//@吃瓜群众:笑死 //@新浪新闻: #某话题# 原文"
     assert clean_text(text, CleanConfig(repost_chain="own")) == "哈哈哈太真实了"
-    assert clean_text(text) == "哈哈哈太真实了@吃瓜群众:笑死 @新浪新闻: #某话题# 原文"  # upstream: only '//' goes
+    assert (
+        clean_text(text) == "哈哈哈太真实了@吃瓜群众:笑死 @新浪新闻: #某话题# 原文"
+    )  # upstream: only '//' goes
     assert clean_text("//@张三:转发理由", CleanConfig.for_model()) == ""
 
 
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("keep", "笑死我了[笑cry][doge][允悲] 第[1]条"),
-    ("strip", "笑死我了 第[1]条"),
-    ("name", "笑死我了笑哭狗头允悲 第[1]条"),
-])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("keep", "笑死我了[笑cry][doge][允悲] 第[1]条"),
+        ("strip", "笑死我了 第[1]条"),
+        ("name", "笑死我了笑哭狗头允悲 第[1]条"),
+    ],
+)
 def test_emoji_codes(mode, expected):
     assert clean_text("笑死我了[笑cry][doge][允悲] 第[1]条", CleanConfig(emoji_codes=mode)) == expected
 
@@ -158,11 +180,14 @@ def test_unicode_emoji():
     assert clean_text(text, CleanConfig(emoji="strip")) == "冲鸭 加油 家人"
 
 
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("keep", "#山姆10天翻车3次# 这也太离谱了 #食品安全#"),
-    ("strip", "这也太离谱了"),
-    ("text", "山姆10天翻车3次 这也太离谱了 食品安全"),
-])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("keep", "#山姆10天翻车3次# 这也太离谱了 #食品安全#"),
+        ("strip", "这也太离谱了"),
+        ("text", "山姆10天翻车3次 这也太离谱了 食品安全"),
+    ],
+)
 def test_hashtags(mode, expected):
     assert clean_text("#山姆10天翻车3次# 这也太离谱了 #食品安全#", CleanConfig(hashtags=mode)) == expected
 
@@ -170,7 +195,10 @@ def test_hashtags(mode, expected):
 def test_width_normalisation():
     text = "ＡＰＰ更新了！版本Ｖ１．２，速度＋５０％？＃科技＃　好"
     assert clean_text(text) == "APP更新了！版本V1.2，速度+50%？#科技# 好"
-    assert clean_text(text, CleanConfig(keep_fullwidth="", replacement_marks="keep")) == "APP更新了!版本V1.2,速度+50%?#科技# 好"
+    assert (
+        clean_text(text, CleanConfig(keep_fullwidth="", replacement_marks="keep"))
+        == "APP更新了!版本V1.2,速度+50%?#科技# 好"
+    )
     # while '?' marks lost emoji, a real '？' is never folded into one
     assert clean_text(text, CleanConfig(keep_fullwidth="")) == "APP更新了!版本V1.2,速度+50%？#科技# 好"
     assert clean_text(text, CleanConfig(width="none")) == text.replace("\u3000", " ")
@@ -191,14 +219,20 @@ def test_config_is_validated():
 # ------------------------------------------------------------------------------------ real-export artefacts
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("太好了?? 支持国产?", "太好了 支持国产"),           # '?' where GBK had no emoji
-    ("?哈哈哈\ufffd真的笑死", "哈哈哈真的笑死"),             # U+FFFD, a leading '?'
-    ("谁来管管 #食品安全#? 太难了[怒]??", "谁来管管 #食品安全# 太难了[怒]"),  # after a hashtag, an emoticon code
-    ("真的吗？好吧", "真的吗？好吧"),                         # a Chinese question mark is words, kept
-    ("what? 这也行", "what? 这也行"),                        # after ASCII: a real question mark
-    ("详情见 http://t.cn/A6x?from=1 好", "详情见 好"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("太好了?? 支持国产?", "太好了 支持国产"),  # '?' where GBK had no emoji
+        ("?哈哈哈\ufffd真的笑死", "哈哈哈真的笑死"),  # U+FFFD, a leading '?'
+        (
+            "谁来管管 #食品安全#? 太难了[怒]??",
+            "谁来管管 #食品安全# 太难了[怒]",
+        ),  # after a hashtag, an emoticon code
+        ("真的吗？好吧", "真的吗？好吧"),  # a Chinese question mark is words, kept
+        ("what? 这也行", "what? 这也行"),  # after ASCII: a real question mark
+        ("详情见 http://t.cn/A6x?from=1 好", "详情见 好"),
+    ],
+)
 def test_replacement_marks_are_stripped(text, expected):
     assert clean_text(text) == expected
 
@@ -208,20 +242,26 @@ def test_replacement_marks_keep_mode_and_official_preset_keep_them():
     assert clean_text("太好了??", CleanConfig.official()) == "太好了??"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("公平正义是我们党追求的价值。O网页链接", "公平正义是我们党追求的价值。"),
-    ("请戳链接了解更多详情?O网页链接 或者直接扫码报名", "请戳链接了解更多详情 或者直接扫码报名"),
-    ("我先开动啦～L迪丽热巴轻盈小秘密 ", "我先开动啦~"),                               # video card title
-    ("送你上热搜 L佟丽娅的秒拍视频", "送你上热搜"),
-    ("打造电影脸！L易烫YCC的秒拍视频#日常化妆教程#", "打造电影脸！#日常化妆教程#"),
-    ("油价又涨了，看这篇 O北京发布：关于调整成品油价格的通知 #油价# [怒]", "油价又涨了，看这篇 #油价# [怒]"),
-    ("说得太对了?展开全文c", "说得太对了"),
-    # not cards: inside a word, too short, or followed by more of the writer's words
-    ("我是O型血，你呢", "我是O型血，你呢"),
-    ("买了件衣服，L码", "买了件衣服，L码"),
-    ("OK 没问题", "OK 没问题"),
-    ("看了 L张三的新片 真好看，推荐", "看了 L张三的新片 真好看，推荐"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("公平正义是我们党追求的价值。O网页链接", "公平正义是我们党追求的价值。"),
+        ("请戳链接了解更多详情?O网页链接 或者直接扫码报名", "请戳链接了解更多详情 或者直接扫码报名"),
+        ("我先开动啦～L迪丽热巴轻盈小秘密 ", "我先开动啦~"),  # video card title
+        ("送你上热搜 L佟丽娅的秒拍视频", "送你上热搜"),
+        ("打造电影脸！L易烫YCC的秒拍视频#日常化妆教程#", "打造电影脸！#日常化妆教程#"),
+        (
+            "油价又涨了，看这篇 O北京发布：关于调整成品油价格的通知 #油价# [怒]",
+            "油价又涨了，看这篇 #油价# [怒]",
+        ),
+        ("说得太对了?展开全文c", "说得太对了"),
+        # not cards: inside a word, too short, or followed by more of the writer's words
+        ("我是O型血，你呢", "我是O型血，你呢"),
+        ("买了件衣服，L码", "买了件衣服，L码"),
+        ("OK 没问题", "OK 没问题"),
+        ("看了 L张三的新片 真好看，推荐", "看了 L张三的新片 真好看，推荐"),
+    ],
+)
 def test_card_icons_and_titles_are_stripped(text, expected):
     assert clean_text(text) == expected
 
@@ -240,12 +280,55 @@ _CONFIGS = [
     CleanConfig(width="nfkc", emoji_codes="name", emoji="strip", hashtags="text", keep_newlines=True),
     CleanConfig(hashtags="strip", emoji_codes="strip", mentions="strip", urls="keep", keep_fullwidth=""),
 ]
-_WEIBOISH = st.sampled_from([
-    "#", "##", "@", "//", "//@", "[", "]", "[笑cry]", "[doge]", "网页链接", "微博正文", "#热门视频#", "全文", "...",
-    "…", "的微博视频", "L", "\n", " ", "\u3000", "，", "！", "＃", "＠", "／", "ＡＢ", "http://", "t.cn/", "x",
-    "张三", "<br>", "<a href='x'>", "</a>", '<span class="surl-text">', "</span>", "&amp;", "<img alt='[哈哈]'>",
-    "🔥", "👍🏻", "\u200d", "\ufe0f", "①", "回复", ":", "：",
-])
+_WEIBOISH = st.sampled_from(
+    [
+        "#",
+        "##",
+        "@",
+        "//",
+        "//@",
+        "[",
+        "]",
+        "[笑cry]",
+        "[doge]",
+        "网页链接",
+        "微博正文",
+        "#热门视频#",
+        "全文",
+        "...",
+        "…",
+        "的微博视频",
+        "L",
+        "\n",
+        " ",
+        "\u3000",
+        "，",
+        "！",
+        "＃",
+        "＠",
+        "／",
+        "ＡＢ",
+        "http://",
+        "t.cn/",
+        "x",
+        "张三",
+        "<br>",
+        "<a href='x'>",
+        "</a>",
+        '<span class="surl-text">',
+        "</span>",
+        "&amp;",
+        "<img alt='[哈哈]'>",
+        "🔥",
+        "👍🏻",
+        "\u200d",
+        "\ufe0f",
+        "①",
+        "回复",
+        ":",
+        "：",
+    ]
+)
 _TEXT = st.lists(_WEIBOISH | st.text(max_size=3), max_size=25).map("".join) | st.text(max_size=80)
 
 
@@ -270,7 +353,10 @@ def test_never_crashes_on_arbitrary_unicode(text):
 
 
 def test_extract_hashtags():
-    assert extract_hashtags("#山姆10天翻车3次# 太离谱 #食品安全# #山姆10天翻车3次#") == ["山姆10天翻车3次", "食品安全"]
+    assert extract_hashtags("#山姆10天翻车3次# 太离谱 #食品安全# #山姆10天翻车3次#") == [
+        "山姆10天翻车3次",
+        "食品安全",
+    ]
     assert extract_hashtags(MBLOG_HTML) == ["星光大赏"]
     assert extract_hashtags("＃全角话题＃ 和 C# 还有 F#") == ["全角话题"]
     assert extract_hashtags("") == []
@@ -296,9 +382,12 @@ def test_no_other_hashtag_regex_in_the_library():
 
     root = Path(__file__).parents[1] / "socialalign_lib"
     looks_like_one = re.compile(r"""r?["']\^?\(?#\(?\[\^#""")  # a regex literal starting "#[^#" or "#([^#"
-    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
-                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-                 if looks_like_one.search(line) and "HASHTAG = re.compile" not in line and "_OFFICIAL_HASH" not in line]
+    offenders = [
+        f"{p.relative_to(root)}:{i}"
+        for p in root.rglob("*.py")
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if looks_like_one.search(line) and "HASHTAG = re.compile" not in line and "_OFFICIAL_HASH" not in line
+    ]
     assert offenders == []
 
 
@@ -363,23 +452,34 @@ def test_packaged_lists_hold_the_official_words():
     assert len(lists["exclude_texts"]) == len(set(lists["exclude_texts"]))  # de-duplicated on load
 
 
-@pytest.mark.parametrize(("post", "reason"), [
-    (_post(50, "打卡成功 #肖战超话#", ["肖战超话"]), "topic: 肖战"),
-    (_post(51, "冲冲冲 #原神超话#", ["原神超话"]), "topic: 超话"),
-    (_post(52, "说得好@新浪新闻 #城市公园开放#", ["城市公园开放"]), "text: @"),
-    (_post(53, "说得好//@新浪新闻:原文 #城市公园开放#", ["城市公园开放"]), "text: @"),
-    (_post(54, "【重磅】消息来了 #城市公园开放#", ["城市公园开放"]), "text: 【"),
-    (_post(55, "转发这条给需要的人 #城市公园开放#", ["城市公园开放"]), "text: 转发"),
-    (_post(56, "大家快来投票 #城市公园开放#", ["城市公园开放"]), "text: 投票"),
-    (_post(57, "我是小明同学，今天很开心 #城市公园开放#", ["城市公园开放"]), "screen_name: 小明同学"),
-    (_post(58, "今天的晚饭很好吃 #晚饭#", ["晚饭"]), "short_topic: 晚饭"),
-    (_post(59, "#城市公园开放# #秋天的第一杯奶茶#", ["城市公园开放", "秋天的第一杯奶茶"]), "only_hashtags"),
-    (_post(60, "网页链接", ["城市公园开放"]), "empty_text"),
-    (_post(61, "今天去公园散步了，心情很好", []), "empty_topics"),
-    (_post(62, "哈哈 #城市公园开放#", ["城市公园开放"], _post(99, "抽奖啦", ["抽奖"])), "retweet_topic: 抽奖"),
-    (_post(63, "哈哈 #城市公园开放#", ["城市公园开放"], _post(99, "来看演唱会", ["城市公园开放"])),
-     "retweet_text: 演唱会"),
-])
+@pytest.mark.parametrize(
+    ("post", "reason"),
+    [
+        (_post(50, "打卡成功 #肖战超话#", ["肖战超话"]), "topic: 肖战"),
+        (_post(51, "冲冲冲 #原神超话#", ["原神超话"]), "topic: 超话"),
+        (_post(52, "说得好@新浪新闻 #城市公园开放#", ["城市公园开放"]), "text: @"),
+        (_post(53, "说得好//@新浪新闻:原文 #城市公园开放#", ["城市公园开放"]), "text: @"),
+        (_post(54, "【重磅】消息来了 #城市公园开放#", ["城市公园开放"]), "text: 【"),
+        (_post(55, "转发这条给需要的人 #城市公园开放#", ["城市公园开放"]), "text: 转发"),
+        (_post(56, "大家快来投票 #城市公园开放#", ["城市公园开放"]), "text: 投票"),
+        (_post(57, "我是小明同学，今天很开心 #城市公园开放#", ["城市公园开放"]), "screen_name: 小明同学"),
+        (_post(58, "今天的晚饭很好吃 #晚饭#", ["晚饭"]), "short_topic: 晚饭"),
+        (
+            _post(59, "#城市公园开放# #秋天的第一杯奶茶#", ["城市公园开放", "秋天的第一杯奶茶"]),
+            "only_hashtags",
+        ),
+        (_post(60, "网页链接", ["城市公园开放"]), "empty_text"),
+        (_post(61, "今天去公园散步了，心情很好", []), "empty_topics"),
+        (
+            _post(62, "哈哈 #城市公园开放#", ["城市公园开放"], _post(99, "抽奖啦", ["抽奖"])),
+            "retweet_topic: 抽奖",
+        ),
+        (
+            _post(63, "哈哈 #城市公园开放#", ["城市公园开放"], _post(99, "来看演唱会", ["城市公园开放"])),
+            "retweet_text: 演唱会",
+        ),
+    ],
+)
 def test_each_history_rule(post, reason):
     kept, dropped = filter_history([*GOOD, post], "小明同学")
     assert [p.post_id for p, _ in dropped] == [post.post_id]
@@ -388,7 +488,9 @@ def test_each_history_rule(post, reason):
 
 
 def test_hot_video_topic_is_ignored_and_text_cleaned():
-    post = _post(70, "今天去公园散步了，心情很好 #城市公园开放#\n小明的微博视频 网页链接", ["城市公园开放", "热门视频"])
+    post = _post(
+        70, "今天去公园散步了，心情很好 #城市公园开放#\n小明的微博视频 网页链接", ["城市公园开放", "热门视频"]
+    )
     res = filter_history([*GOOD, post], "某人")
     assert res.dropped == []
     assert res.kept[-1].text == "今天去公园散步了，心情很好 #城市公园开放#"
@@ -409,8 +511,11 @@ def test_target_post_removed_before_counting():
 
 
 def test_rules_are_parameters():
-    posts = [*GOOD, _post(90, "今天的晚饭很好吃 #晚饭#", ["晚饭"]), _post(91, "@好友 一起吃饭 #城市公园开放#",
-                                                                    ["城市公园开放"])]
+    posts = [
+        *GOOD,
+        _post(90, "今天的晚饭很好吃 #晚饭#", ["晚饭"]),
+        _post(91, "@好友 一起吃饭 #城市公园开放#", ["城市公园开放"]),
+    ]
     relaxed = HistoryFilter(max_short_topic=0, exclude_texts=(), require_topics=False)
     assert len(filter_history(posts, "小明", relaxed).kept) == len(posts)
     user = User("u1", "小明", posts)

@@ -23,8 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 # few steps, short replies: the numbers must match, not be good
-TRAIN = ["--max-steps", "3", "--per-device-train-batch-size", "4", "--logging-steps", "1", "--save-steps", "2",
-         "--learning-rate", "5e-3"]
+TRAIN = [
+    "--max-steps",
+    "3",
+    "--per-device-train-batch-size",
+    "4",
+    "--logging-steps",
+    "1",
+    "--save-steps",
+    "2",
+    "--learning-rate",
+    "5e-3",
+]
 GEN = ["--batch-size", "4", "--max-new-tokens", "12"]
 COMMON = ["--threads", "1", "--no-progress"]
 
@@ -39,7 +49,6 @@ def run(*argv: str) -> dict:
         code = cli.main([*argv, *COMMON])
     assert code == 0, out.getvalue()
     return json.loads(out.getvalue().strip().splitlines()[-1])
-
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +89,13 @@ def test_delegated_commands_show_their_own_help(name, capsys):
 
 
 def test_python_dash_m_lists_the_commands():
-    proc = subprocess.run([sys.executable, "-m", "socialalign_lib", "--help"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "socialalign_lib", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     for name in cli.COMMANDS:
         assert name in proc.stdout
@@ -90,8 +104,10 @@ def test_python_dash_m_lists_the_commands():
 def test_config_file_values_sit_between_defaults_and_options(tmp_path):
     parser, args = cli.command_parser("build")
     cfg = tmp_path / "build.toml"
-    cfg.write_text('size = "tiny"\nvariants = ["full"]\nk1 = 1.2\n[data.retrieval]\nk = 7\n[build]\nout_dir = "x"\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        'size = "tiny"\nvariants = ["full"]\nk1 = 1.2\n[data.retrieval]\nk = 7\n[build]\nout_dir = "x"\n',
+        encoding="utf-8",
+    )
     c = args.build(parser.parse_args(["--config", str(cfg), "--k", "3"]))
     data = c["data"]
     assert (data.size, data.variants, data.retrieval.k1, data.retrieval.k) == ("tiny", ("full",), 1.2, 3)
@@ -111,11 +127,27 @@ def test_config_file_values_sit_between_defaults_and_options(tmp_path):
 
 def test_the_shipped_paper_config_is_the_official_run():
     parser, args = cli.command_parser("train")
-    c = args.build(parser.parse_args(["--config", str(ROOT / "configs" / "paper" / "train_pac_lora_qwen7b.toml"),
-                                      "--dataset", "d", "--learning-rate", "1e-5"]))
+    c = args.build(
+        parser.parse_args(
+            [
+                "--config",
+                str(ROOT / "configs" / "paper" / "train_pac_lora_qwen7b.toml"),
+                "--dataset",
+                "d",
+                "--learning-rate",
+                "1e-5",
+            ]
+        )
+    )
     model, sft = c["model"], c["model"].sft
     assert (model.base_model, model.method, model.n_experts, model.r, model.alpha, model.max_length) == (
-        "Qwen/Qwen2.5-7B-Instruct", "pac_lora", 3, 8, 16, 1024)
+        "Qwen/Qwen2.5-7B-Instruct",
+        "pac_lora",
+        3,
+        8,
+        16,
+        1024,
+    )
     assert (sft.num_train_epochs, sft.max_steps, sft.lr_scheduler_type, sft.bf16) == (2, -1, "cosine", True)
     assert sft.per_device_train_batch_size * sft.gradient_accumulation_steps == 16
     # the official method: per-token routing on the official spans, bf16 weights, no quantisation
@@ -124,15 +156,26 @@ def test_the_shipped_paper_config_is_the_official_run():
     assert model.peft_config().routing == "token"
     assert sft.learning_rate == 1e-5 and c["train"].dataset == "d"  # the command line wins over the file
     # our QLoRA variant is a separate file, and says what it is
-    q = args.build(parser.parse_args(["--config", str(ROOT / "configs" / "paper" / "train_pac_lora_qwen7b_qlora.toml"),
-                                      "--dataset", "d"]))["model"]
+    q = args.build(
+        parser.parse_args(
+            [
+                "--config",
+                str(ROOT / "configs" / "paper" / "train_pac_lora_qwen7b_qlora.toml"),
+                "--dataset",
+                "d",
+            ]
+        )
+    )["model"]
     assert (q.routing, q.load_in_4bit, q.chat_config().spans) == ("sequence", True, "record")
 
 
 def test_same_field_name_in_two_groups_needs_a_table(tmp_path):
     parser, args = cli.command_parser("persona")
     flags = {o.dest: o.flag for o in args.options}
-    assert flags["openai.temperature"] == "--openai.temperature" and flags["hf.temperature"] == "--hf.temperature"
+    assert (
+        flags["openai.temperature"] == "--openai.temperature"
+        and flags["hf.temperature"] == "--hf.temperature"
+    )
     cfg = tmp_path / "p.toml"
     cfg.write_text("temperature = 0.5\n", encoding="utf-8")
     with pytest.raises(ConfigFileError, match="ambiguous"):
@@ -164,9 +207,12 @@ def test_build_in_two_processes_renders_the_same_records(course):
     from socialalign_lib.build.records.dataset import build_dataset
 
     variants = ("full", "without_history")
-    one = build_dataset(course.world, course.config.retrieval, personas_of(course.personas), variants=variants)
-    two = build_dataset(course.world, course.config.retrieval, personas_of(course.personas), variants=variants,
-                        num_proc=2)
+    one = build_dataset(
+        course.world, course.config.retrieval, personas_of(course.personas), variants=variants
+    )
+    two = build_dataset(
+        course.world, course.config.retrieval, personas_of(course.personas), variants=variants, num_proc=2
+    )
     assert {s: d.to_list() for s, d in two.items()} == {s: d.to_list() for s, d in one.items()}
 
 
@@ -179,8 +225,17 @@ def test_persona_then_build_from_its_file_equals_the_notebooks_path(tmp_path, co
     again = run("persona", "--size", "tiny", "--out-dir", str(tmp_path / "personas"))
     assert again["backend_calls"] == 0 and again["cache_hits"] == again["users"]  # resumed from the cache
 
-    run("build", "--size", "tiny", "--variants", "full", "--personas", str(tmp_path / "personas"),
-        "--out-dir", str(tmp_path / "data"))
+    run(
+        "build",
+        "--size",
+        "tiny",
+        "--variants",
+        "full",
+        "--personas",
+        str(tmp_path / "personas"),
+        "--out-dir",
+        str(tmp_path / "data"),
+    )
     saved = load_from_disk(str(tmp_path / "data" / "dataset"))
     for split in course.dataset:
         assert saved[split].to_list() == course.split(split, "full").to_list(), split
@@ -191,14 +246,25 @@ def test_build_from_the_official_socialalign_file_into_one_split(tmp_path):
     from socialalign_lib.data.read import read_jsonl
 
     official = ROOT / "tests" / "fixtures" / "socialalign" / "SocialWeibo_sample.json"
-    summary = run("build", "--cases", str(official), "--split", "test_topic", "--variants", "full",
-                  "--out-dir", str(tmp_path))
+    summary = run(
+        "build",
+        "--cases",
+        str(official),
+        "--split",
+        "test_topic",
+        "--variants",
+        "full",
+        "--out-dir",
+        str(tmp_path),
+    )
     # only the full record has the history and persona a full prompt needs; nothing is invented for the others
     assert summary["counts"] == {"train": 0, "validation": 0, "test_user": 0, "test_topic": 1, "test_both": 0}
     rows = read_jsonl(tmp_path / "jsonl" / "test_topic.jsonl")
     source = load_socialalign_alpaca(official)
     assert rows[0]["instruction"] == source[0].instruction and rows[0]["output"] == source[0].output
-    assert {r["split"] for r in rows} == {"test_topic"} and read_jsonl(tmp_path / "jsonl" / "train.jsonl") == []
+    assert {r["split"] for r in rows} == {"test_topic"} and read_jsonl(
+        tmp_path / "jsonl" / "train.jsonl"
+    ) == []
     assert rows[0]["instruction"][slice(*rows[0]["news_span"])] == source[0].news
 
 
@@ -239,7 +305,9 @@ class _SlowOpenAI:
                 time.sleep(delay)
                 with fake.lock:
                     fake.active -= 1
-                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": fake.ANSWER}}]}).encode()
+                body = json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": fake.ANSWER}}]}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -263,8 +331,24 @@ def test_persona_against_an_openai_endpoint_keeps_a_bounded_number_of_requests_i
 
     server = _SlowOpenAI()
     try:
-        args = ("persona", "--backend", "openai", "--base-url", server.url, "--model", "qwen-test", "--no-require-key",
-                "--size", "tiny", "--limit", "12", "--max-workers", "4", "--out-dir", str(tmp_path))
+        args = (
+            "persona",
+            "--backend",
+            "openai",
+            "--base-url",
+            server.url,
+            "--model",
+            "qwen-test",
+            "--no-require-key",
+            "--size",
+            "tiny",
+            "--limit",
+            "12",
+            "--max-workers",
+            "4",
+            "--out-dir",
+            str(tmp_path),
+        )
         summary = run(*args)
         assert summary["ok"] == 12 and server.calls == 12
         assert 2 <= server.peak <= 4  # concurrent, and never more than --max-workers
@@ -287,8 +371,11 @@ def trained(built, course, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs")
     summary = run("train", "--dataset", str(built), "--output-dir", str(root / "cli"), *TRAIN)
-    cfg = SocialLLMConfig(sft=course_sft_config(max_steps=3, per_device_train_batch_size=4, logging_steps=1,
-                                                save_steps=2, learning_rate=5e-3))
+    cfg = SocialLLMConfig(
+        sft=course_sft_config(
+            max_steps=3, per_device_train_batch_size=4, logging_steps=1, save_steps=2, learning_rate=5e-3
+        )
+    )
     lib = train_socialllm(cfg, course.split("train"), root / "lib", progress=False)
     return summary, root / "cli", lib
 
@@ -318,8 +405,13 @@ def library_replies(trained, course):
     from socialalign_lib.generate.sampling import GenerationConfig
 
     _, _, lib = trained
-    return generate_replies(lib.model, lib.tokenizer, course.split("test_user"),
-                            GenerationConfig(batch_size=4, max_new_tokens=12), progress=False)
+    return generate_replies(
+        lib.model,
+        lib.tokenizer,
+        course.split("test_user"),
+        GenerationConfig(batch_size=4, max_new_tokens=12),
+        progress=False,
+    )
 
 
 def _replies(path: Path) -> pd.DataFrame:
@@ -330,7 +422,9 @@ def _replies(path: Path) -> pd.DataFrame:
 
 def test_generate_command_writes_the_library_replies(trained, built, library_replies):
     _, cli_dir, _ = trained
-    summary = run("generate", "--run-dir", str(cli_dir), "--dataset", str(built), "--split", "test_user", *GEN)
+    summary = run(
+        "generate", "--run-dir", str(cli_dir), "--dataset", str(built), "--split", "test_user", *GEN
+    )
     out = Path(summary["out"])
     assert out == cli.default_replies_path(cli_dir, "test_user", "full", 0)
     assert summary["records"] == summary["generated_now"] == len(library_replies)
@@ -341,14 +435,25 @@ def test_generate_command_writes_the_library_replies(trained, built, library_rep
     assert len(set(got["generated"])) > 1  # sampled replies, not one string repeated
 
 
-def test_interrupted_generate_finishes_the_rest_without_duplicates(trained, built, library_replies, tmp_path,
-                                                                   monkeypatch):
+def test_interrupted_generate_finishes_the_rest_without_duplicates(
+    trained, built, library_replies, tmp_path, monkeypatch
+):
     import socialalign_lib.data.append as io_mod  # where the replies file's appends go through
 
     _, cli_dir, _ = trained
     out = tmp_path / "replies.jsonl"
-    base = ("generate", "--run-dir", str(cli_dir), "--dataset", str(built), "--split", "test_user", "--out", str(out),
-            *GEN)
+    base = (
+        "generate",
+        "--run-dir",
+        str(cli_dir),
+        "--dataset",
+        str(built),
+        "--split",
+        "test_user",
+        "--out",
+        str(out),
+        *GEN,
+    )
     n = len(library_replies)
 
     # 1) stop after 5 records on purpose
@@ -382,19 +487,38 @@ def test_interrupted_generate_finishes_the_rest_without_duplicates(trained, buil
     assert run(*base)["generated_now"] == 0
 
 
-def test_sharded_generate_then_evaluate_reports_the_library_metrics(trained, built, library_replies, tiny_world):
+def test_sharded_generate_then_evaluate_reports_the_library_metrics(
+    trained, built, library_replies, tiny_world
+):
     from socialalign_lib.crowd.distributions import label_replies
     from socialalign_lib.experiments import histories
     from socialalign_lib.results import micro_metrics
     from socialalign_lib.sentiment import train_world_labeller
 
     _, cli_dir, _ = trained
-    files = [run("generate", "--run-dir", str(cli_dir), "--dataset", str(built), "--split", "test_user",
-                 "--num-shards", "2", "--shard", str(i), *GEN)["out"] for i in (0, 1)]
+    files = [
+        run(
+            "generate",
+            "--run-dir",
+            str(cli_dir),
+            "--dataset",
+            str(built),
+            "--split",
+            "test_user",
+            "--num-shards",
+            "2",
+            "--shard",
+            str(i),
+            *GEN,
+        )["out"]
+        for i in (0, 1)
+    ]
     shards = [_replies(Path(f)) for f in files]
     assert set(shards[0]["case_id"]).isdisjoint(shards[1]["case_id"])
     both = pd.concat(shards).set_index("case_id").loc[library_replies["case_id"]]  # every case, once
-    assert both["generated"].tolist() == library_replies["generated"].tolist()  # a row's reply ignores its batch
+    assert (
+        both["generated"].tolist() == library_replies["generated"].tolist()
+    )  # a row's reply ignores its batch
 
     summary = run("evaluate", "--replies", *files, "--size", "tiny", "--n-boot", "50")
     table = pd.read_csv(summary["out"])
@@ -406,9 +530,12 @@ def test_sharded_generate_then_evaluate_reports_the_library_metrics(trained, bui
     assert "persona" in table["metric"].tolist()
     assert table["metric"].tolist() == expected["metric"].tolist()
     assert table["value"].tolist() == pytest.approx(expected["value"].tolist())
-    assert summary["metrics"]["test_user/rouge-1"] == pytest.approx(expected.set_index("metric").loc["rouge-1", "value"],
-                                                                    abs=1e-4)
+    assert summary["metrics"]["test_user/rouge-1"] == pytest.approx(
+        expected.set_index("metric").loc["rouge-1", "value"], abs=1e-4
+    )
 
     doubled = Path(files[0]).with_name("doubled.jsonl")
     doubled.write_text(Path(files[0]).read_text(encoding="utf-8") * 2, encoding="utf-8")
-    assert cli.main(["evaluate", "--replies", str(doubled), "--size", "tiny", *COMMON]) == 2  # duplicates refused
+    assert (
+        cli.main(["evaluate", "--replies", str(doubled), "--size", "tiny", *COMMON]) == 2
+    )  # duplicates refused

@@ -93,8 +93,12 @@ def test_reference_crawl_equals_the_world(world, tags, reference):
     for r in world.responses:
         if r.post.post_id in replies:
             got = replies[r.post.post_id]
-            assert (got.text, got.hashtags, got.likes, got.created_at) == (r.post.text, r.post.hashtags, r.post.likes,
-                                                                            r.post.created_at)
+            assert (got.text, got.hashtags, got.likes, got.created_at) == (
+                r.post.text,
+                r.post.hashtags,
+                r.post.likes,
+                r.post.created_at,
+            )
 
 
 def test_faulty_crawl_collects_exactly_the_same_records(world, tags, reference, tmp_path):
@@ -167,8 +171,24 @@ def test_sigkilled_crawl_resumes_byte_identical(world, tags, reference, tmp_path
     """A real SIGKILL of the CLI mid-crawl (with fsync on), then the same command again."""
     out = tmp_path / "sigkill"
     with MockWeiboServer(world, FaultConfig(**FAULTY)) as srv:
-        cmd = [sys.executable, "-m", "socialalign_lib.collect", "--base-url", srv.base_url, "--out-dir", str(out),
-               "--rate", "150", "--timeout", "0.25", "--backoff-base", "0.001", "--backoff-max", "0.005", "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "socialalign_lib.collect",
+            "--base-url",
+            srv.base_url,
+            "--out-dir",
+            str(out),
+            "--rate",
+            "150",
+            "--timeout",
+            "0.25",
+            "--backoff-base",
+            "0.001",
+            "--backoff-max",
+            "0.005",
+            "--no-progress",
+        ]
         for tag in tags:
             cmd += ["--hashtag", tag]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "WEIBO_COOKIE": ""}
@@ -181,9 +201,17 @@ def test_sigkilled_crawl_resumes_byte_identical(world, tags, reference, tmp_path
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()  # killed mid-crawl, not finished
-        rerun = subprocess.run(cmd[:cmd.index("--rate") + 1] + ["0"] + cmd[cmd.index("--rate") + 2:], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=60)
+        assert proc.returncode == -signal.SIGKILL, (
+            proc.stderr.read().decode()
+        )  # killed mid-crawl, not finished
+        rerun = subprocess.run(
+            cmd[: cmd.index("--rate") + 1] + ["0"] + cmd[cmd.index("--rate") + 2 :],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert rerun.returncode == 0, rerun.stderr
     assert files(out) == files(reference)
 
@@ -218,18 +246,32 @@ def test_unreadable_posts_are_skipped_and_missing_users_recorded(tmp_path):
     def handler(request):
         cid, page = request.url.params.get("containerid", ""), request.url.params.get("page")
         if cid.startswith("100103") and page == "1":
-            return httpx.Response(200, json={"ok": 1, "data": {"cards": [{"card_type": 9, "mblog": m} for m in (good, bad)]}})
+            return httpx.Response(
+                200, json={"ok": 1, "data": {"cards": [{"card_type": 9, "mblog": m} for m in (good, bad)]}}
+            )
         if cid.startswith("100505") and cid.endswith("u1"):
-            return httpx.Response(200, json={"ok": 1, "data": {"userInfo": {"id": "u1", "screen_name": "甲"}}})
+            return httpx.Response(
+                200, json={"ok": 1, "data": {"userInfo": {"id": "u1", "screen_name": "甲"}}}
+            )
         return httpx.Response(200, json={"ok": 0, "msg": "这里还没有内容"})
 
-    cfg = CrawlConfig(base_url="https://m.weibo.cn", out_dir=tmp_path, cookie=None, rate_per_s=None, progress=False,
-                      fsync=False, comment_posts=0)
+    cfg = CrawlConfig(
+        base_url="https://m.weibo.cn",
+        out_dir=tmp_path,
+        cookie=None,
+        rate_per_s=None,
+        progress=False,
+        fsync=False,
+        comment_posts=0,
+    )
     with WeiboClient(cfg, transport=httpx.MockTransport(handler), sleep=lambda s: None) as client:
         summary = crawl(cfg, ["话题"], client=client)
     assert (summary.posts, summary.skipped, summary.users, summary.failed) == (1, 1, 1, [])
     state = json.loads((tmp_path / "checkpoint.json").read_text())
-    assert state["users_done"] == ["u1", "u2"]  # u2's profile said ok: 0 (each time it was asked): done, no record
+    assert state["users_done"] == [
+        "u1",
+        "u2",
+    ]  # u2's profile said ok: 0 (each time it was asked): done, no record
 
 
 # --- the cookie ---------------------------------------------------------------------------------------------
@@ -259,8 +301,17 @@ def test_cookie_is_sent_but_never_logged_or_written(world, tags, tmp_path, caplo
 
 
 def _client(handler, sleeps: list[float], **kw) -> WeiboClient:
-    cfg = CrawlConfig(**{"base_url": "https://m.weibo.cn", "cookie": None, "rate_per_s": None, "retries": 4,
-                         "backoff_base_s": 1.0, "backoff_max_s": 6.0, **kw})
+    cfg = CrawlConfig(
+        **{
+            "base_url": "https://m.weibo.cn",
+            "cookie": None,
+            "rate_per_s": None,
+            "retries": 4,
+            "backoff_base_s": 1.0,
+            "backoff_max_s": 6.0,
+            **kw,
+        }
+    )
     return WeiboClient(cfg, transport=httpx.MockTransport(handler), sleep=sleeps.append)
 
 
@@ -273,7 +324,9 @@ def test_retry_after_is_honoured_and_backoff_grows():
             return httpx.Response(429, headers={"Retry-After": "7"})
         if len(calls) <= 4:
             return httpx.Response(503)
-        return httpx.Response(200, json={"ok": 1, "data": {}}, headers={"Date": "Sat, 28 Dec 2019 12:00:00 GMT"})
+        return httpx.Response(
+            200, json={"ok": 1, "data": {}}, headers={"Date": "Sat, 28 Dec 2019 12:00:00 GMT"}
+        )
 
     with _client(handler, sleeps) as client:
         resp = client.profile("123")
@@ -287,8 +340,13 @@ def test_retry_after_is_honoured_and_backoff_grows():
 def test_retry_after_http_date_and_cap():
     sleeps: list[float] = []
     later = email_date(time.time() + 30)
-    responses = iter([httpx.Response(429, headers={"Retry-After": later}), httpx.Response(429, headers={"Retry-After": "99999"}),
-                      httpx.Response(200, json={"ok": 1})])
+    responses = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": later}),
+            httpx.Response(429, headers={"Retry-After": "99999"}),
+            httpx.Response(200, json={"ok": 1}),
+        ]
+    )
     with _client(lambda r: next(responses), sleeps, max_retry_after_s=60) as client:
         client.profile("1")
     assert 25 <= sleeps[0] <= 31 and sleeps[1] == 60
@@ -302,7 +360,10 @@ def email_date(ts: float) -> str:
 
 def test_non_retryable_status_and_giving_up():
     sleeps: list[float] = []
-    with _client(lambda r: httpx.Response(404), sleeps) as client, pytest.raises(FetchError, match="HTTP 404"):
+    with (
+        _client(lambda r: httpx.Response(404), sleeps) as client,
+        pytest.raises(FetchError, match="HTTP 404"),
+    ):
         client.profile("1")
     assert sleeps == []
     with _client(lambda r: httpx.Response(200, text="<html>验证码</html>"), sleeps) as client:
@@ -334,9 +395,15 @@ def test_timeouts_and_dropped_connections_are_retried():
 def test_rate_limit_and_request_budget():
     sleeps: list[float] = []
     clock = [100.0]
-    cfg = CrawlConfig(base_url="https://m.weibo.cn", cookie=None, rate_per_s=2.0, rate_jitter=0.0, max_requests=3)
-    client = WeiboClient(cfg, transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1})),
-                         sleep=lambda s: (sleeps.append(s), clock.__setitem__(0, clock[0] + s)), clock=lambda: clock[0])
+    cfg = CrawlConfig(
+        base_url="https://m.weibo.cn", cookie=None, rate_per_s=2.0, rate_jitter=0.0, max_requests=3
+    )
+    client = WeiboClient(
+        cfg,
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1})),
+        sleep=lambda s: (sleeps.append(s), clock.__setitem__(0, clock[0] + s)),
+        clock=lambda: clock[0],
+    )
     for _ in range(3):
         client.profile("1")
     assert sleeps == [0.5, 0.5]
@@ -348,9 +415,23 @@ def test_rate_limit_and_request_budget():
 # --- parsing ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw, value", [(551894, 551894), ("1.2万", 12000), ("100万+", 1_000_000), ("3亿", 300_000_000),
-                                        ("1,234", 1234), ("4.0824万", 40824), ("0", 0), ("", 0), (None, 0), ("转发", 0),
-                                        ("评论", 0), ("赞", 0)])
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        (551894, 551894),
+        ("1.2万", 12000),
+        ("100万+", 1_000_000),
+        ("3亿", 300_000_000),
+        ("1,234", 1234),
+        ("4.0824万", 40824),
+        ("0", 0),
+        ("", 0),
+        (None, 0),
+        ("转发", 0),
+        ("评论", 0),
+        ("赞", 0),
+    ],
+)
 def test_parse_count(raw, value):
     assert parse_count(raw) == value
 
@@ -368,16 +449,28 @@ def test_count_round_trip(n, seed):
 NOW = dt.datetime(2024, 3, 2, 10, 30, 0)
 
 
-@pytest.mark.parametrize("raw, iso", [
-    ("Sat Dec 28 20:00:00 +0800 2019", "2019-12-28T20:00:00"),
-    ("Sat Dec 28 12:00:00 +0000 2019", "2019-12-28T20:00:00"),
-    ("刚刚", "2024-03-02T10:30:00"), ("30秒前", "2024-03-02T10:29:30"), ("3分钟前", "2024-03-02T10:27:00"),
-    ("2小时前", "2024-03-02T08:30:00"), ("今天 08:05", "2024-03-02T08:05:00"), ("昨天 23:59", "2024-03-01T23:59:00"),
-    ("昨天", "2024-03-01T00:00:00"), ("2天前", "2024-02-29T10:30:00"), ("02-28", "2024-02-28T00:00:00"),
-    ("02-28 14:00", "2024-02-28T14:00:00"), ("2023-12-31", "2023-12-31T00:00:00"),
-    ("2023-12-31 23:01:02", "2023-12-31T23:01:02"), ("2023-12-31T23:01:02", "2023-12-31T23:01:02"),
-    ("12月31日 08:00", "2024-12-31T08:00:00"), ("2023年12月31日 08:00", "2023-12-31T08:00:00"),
-])
+@pytest.mark.parametrize(
+    "raw, iso",
+    [
+        ("Sat Dec 28 20:00:00 +0800 2019", "2019-12-28T20:00:00"),
+        ("Sat Dec 28 12:00:00 +0000 2019", "2019-12-28T20:00:00"),
+        ("刚刚", "2024-03-02T10:30:00"),
+        ("30秒前", "2024-03-02T10:29:30"),
+        ("3分钟前", "2024-03-02T10:27:00"),
+        ("2小时前", "2024-03-02T08:30:00"),
+        ("今天 08:05", "2024-03-02T08:05:00"),
+        ("昨天 23:59", "2024-03-01T23:59:00"),
+        ("昨天", "2024-03-01T00:00:00"),
+        ("2天前", "2024-02-29T10:30:00"),
+        ("02-28", "2024-02-28T00:00:00"),
+        ("02-28 14:00", "2024-02-28T14:00:00"),
+        ("2023-12-31", "2023-12-31T00:00:00"),
+        ("2023-12-31 23:01:02", "2023-12-31T23:01:02"),
+        ("2023-12-31T23:01:02", "2023-12-31T23:01:02"),
+        ("12月31日 08:00", "2024-12-31T08:00:00"),
+        ("2023年12月31日 08:00", "2023-12-31T08:00:00"),
+    ],
+)
 def test_parse_weibo_time(raw, iso):
     assert parse_weibo_time(raw, NOW) == iso
 
@@ -389,16 +482,25 @@ def test_parse_weibo_time_uses_china_time_for_aware_now_and_rejects_garbage():
         parse_weibo_time("很久以前", NOW)
 
 
-@given(st.datetimes(min_value=dt.datetime(2009, 8, 14), max_value=dt.datetime(2030, 1, 1)).map(lambda d: d.replace(microsecond=0)),
-       st.integers(0, 24 * 60), st.integers(0, 2**32))
+@given(
+    st.datetimes(min_value=dt.datetime(2009, 8, 14), max_value=dt.datetime(2030, 1, 1)).map(
+        lambda d: d.replace(microsecond=0)
+    ),
+    st.integers(0, 24 * 60),
+    st.integers(0, 2**32),
+)
 def test_time_round_trip(when, minutes_later, seed):
     now = when + dt.timedelta(minutes=minutes_later)
     iso = when.strftime("%Y-%m-%dT%H:%M:%S")
     assert parse_weibo_time(format_weibo_time(iso, now, random.Random(seed)), now) == iso
 
 
-_PLAIN = st.lists(st.sampled_from(list("今天的新闻真不错@[]<>&;\"' \n赞哈abc123😄") + ["[赞]", "网页链接", "@好友", "&amp;"]),
-                  max_size=20).map("".join)
+_PLAIN = st.lists(
+    st.sampled_from(
+        list("今天的新闻真不错@[]<>&;\"' \n赞哈abc123😄") + ["[赞]", "网页链接", "@好友", "&amp;"]
+    ),
+    max_size=20,
+).map("".join)
 _SEGMENTS = st.lists(st.one_of(_PLAIN, st.sampled_from(["#话题#", "#北京新进展#", "#抽奖#"])), max_size=6)
 
 
@@ -415,25 +517,66 @@ def test_html_round_trip(segments):
 
 def test_formats_example_timeline_page():
     """The reconstructed timeline page of docs/formats.md#example-timeline-page - a grouped card, a repost, "100万+"."""
-    page = {"ok": 1, "data": {"cards": [
-        {"card_type": 9, "mblog": {
-            "id": "4454572602912349", "bid": "ImTGkcdDn", "mblogtype": 0, "created_at": "Sat Dec 28 20:00:00 +0800 2019",
-            "text": '今天的<a href="https://m.weibo.cn/search?containerid=231522type%3D1%26q%3D%23星光大赏%23">'
-                    '<span class="surl-text">#星光大赏#</span></a> ',
-            "source": "iPhone客户端", "user": {"id": 1669879400, "screen_name": "Dear-迪丽热巴"},
-            "reposts_count": "100万+", "comments_count": 182010, "attitudes_count": 551894, "isLongText": False}},
-        {"card_type": 11, "card_group": [{"card_type": 9, "mblog": {
-            "id": "4454081098040623", "created_at": "Fri Dec 27 11:20:00 +0800 2019", "text": "转发微博",
-            "user": {"id": 1669879400, "screen_name": "Dear-迪丽热巴"}, "reposts_count": 1000000,
-            "comments_count": 43523, "attitudes_count": 190840,
-            "retweeted_status": {"id": "4454028484570123", "created_at": "Fri Dec 27 08:00:00 +0800 2019", "text": "…",
-                                 "user": None, "reposts_count": "100万+", "comments_count": 3201,
-                                 "attitudes_count": 18389}}}]},
-        {"card_type": 58, "desc": "notice"},
-    ]}}
+    page = {
+        "ok": 1,
+        "data": {
+            "cards": [
+                {
+                    "card_type": 9,
+                    "mblog": {
+                        "id": "4454572602912349",
+                        "bid": "ImTGkcdDn",
+                        "mblogtype": 0,
+                        "created_at": "Sat Dec 28 20:00:00 +0800 2019",
+                        "text": '今天的<a href="https://m.weibo.cn/search?containerid=231522type%3D1%26q%3D%23星光大赏%23">'
+                        '<span class="surl-text">#星光大赏#</span></a> ',
+                        "source": "iPhone客户端",
+                        "user": {"id": 1669879400, "screen_name": "Dear-迪丽热巴"},
+                        "reposts_count": "100万+",
+                        "comments_count": 182010,
+                        "attitudes_count": 551894,
+                        "isLongText": False,
+                    },
+                },
+                {
+                    "card_type": 11,
+                    "card_group": [
+                        {
+                            "card_type": 9,
+                            "mblog": {
+                                "id": "4454081098040623",
+                                "created_at": "Fri Dec 27 11:20:00 +0800 2019",
+                                "text": "转发微博",
+                                "user": {"id": 1669879400, "screen_name": "Dear-迪丽热巴"},
+                                "reposts_count": 1000000,
+                                "comments_count": 43523,
+                                "attitudes_count": 190840,
+                                "retweeted_status": {
+                                    "id": "4454028484570123",
+                                    "created_at": "Fri Dec 27 08:00:00 +0800 2019",
+                                    "text": "…",
+                                    "user": None,
+                                    "reposts_count": "100万+",
+                                    "comments_count": 3201,
+                                    "attitudes_count": 18389,
+                                },
+                            },
+                        }
+                    ],
+                },
+                {"card_type": 58, "desc": "notice"},
+            ]
+        },
+    }
     a, b = [mblog_to_post(m) for m in cards_to_mblogs(page["data"]["cards"])]
-    assert (a.post_id, a.user_id, a.text, a.hashtags, a.reposts, a.likes) == ("4454572602912349", "1669879400", "今天的#星光大赏# ",
-                                                                             ["星光大赏"], 1_000_000, 551894)
+    assert (a.post_id, a.user_id, a.text, a.hashtags, a.reposts, a.likes) == (
+        "4454572602912349",
+        "1669879400",
+        "今天的#星光大赏# ",
+        ["星光大赏"],
+        1_000_000,
+        551894,
+    )
     assert a.created_at == "2019-12-28T20:00:00"
     assert b.retweet is not None and b.retweet.user_id == "" and b.retweet.reposts == 1_000_000
     with pytest.raises(ParseError, match="mblog 1: .*created_at"):
@@ -443,8 +586,10 @@ def test_formats_example_timeline_page():
 def test_mock_renders_the_hard_cases(world):
     """The mock really serves display counts, relative times, long-text cut-offs and reposts."""
     srv = MockWeiboServer(world)
-    raw = json.dumps([render_mblog(p, srv.now, long_text_chars=srv.long_text_chars) for p in srv.posts.values()],
-                     ensure_ascii=False)
+    raw = json.dumps(
+        [render_mblog(p, srv.now, long_text_chars=srv.long_text_chars) for p in srv.posts.values()],
+        ensure_ascii=False,
+    )
     for needle in ('万"', "今天", "全文", "retweeted_status", "surl-text", "url-icon"):
         assert needle in raw, needle
 
@@ -453,4 +598,7 @@ def test_plot_crawl_stats(world, tags, tmp_path):
     with MockWeiboServer(world, FaultConfig(**FAULTY)) as srv:
         summary = crawl(fast(srv.base_url, tmp_path, crawl_users=False), tags[:1])
     fig = plot_crawl_stats(summary.stats)
-    assert fig.axes[0].get_ylabel() == "failed HTTP attempts" and fig.axes[1].get_yticklabels()[0].get_text() == "200"
+    assert (
+        fig.axes[0].get_ylabel() == "failed HTTP attempts"
+        and fig.axes[1].get_yticklabels()[0].get_text() == "200"
+    )

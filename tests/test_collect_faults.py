@@ -35,8 +35,18 @@ from socialalign_lib.world import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_SLOW = {**FaultConfig().mix, "slow": 0.0}  # with a generous timeout a 'slow' fault only costs wall time
-FAST = ["--rate", "0", "--timeout", "10", "--backoff-base", "0.001", "--backoff-max", "0.005", "--no-progress",
-        "--no-fsync"]
+FAST = [
+    "--rate",
+    "0",
+    "--timeout",
+    "10",
+    "--backoff-base",
+    "0.001",
+    "--backoff-max",
+    "0.005",
+    "--no-progress",
+    "--no-fsync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +96,22 @@ def run_cli(argv: list[str], capsys) -> tuple[int, dict | None, str]:
 
 def pending(out: Path) -> dict:
     state = json.loads((out / "checkpoint.json").read_text(encoding="utf-8"))
-    return {"hashtags_open": [t for t, s in state["search"].items() if not s["done"]],
-            "users_open": [u for u in state["user_queue"] if u not in state["users_done"]]}
+    return {
+        "hashtags_open": [t for t, s in state["search"].items() if not s["done"]],
+        "users_open": [u for u in state["user_queue"] if u not in state["users_done"]],
+    }
 
 
 # --- 1. an expired login ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("expiry", ["ok-100", "302"])
-@pytest.mark.parametrize("after", [3, 7, 60])  # during the search, the comments, the users (116 requests in all)
-def test_expired_login_stops_keeps_the_unit_pending_and_resumes(world, tags, reference, tmp_path, capsys, expiry, after):
+@pytest.mark.parametrize(
+    "after", [3, 7, 60]
+)  # during the search, the comments, the users (116 requests in all)
+def test_expired_login_stops_keeps_the_unit_pending_and_resumes(
+    world, tags, reference, tmp_path, capsys, expiry, after
+):
     out = tmp_path / "crawl"
     with MockWeiboServer(world, FaultConfig(login_expires_after=after, login_expiry=expiry)) as srv:
         status, summary, err = run_cli(cli(srv, out, tags), capsys)
@@ -119,19 +135,27 @@ def test_client_reads_login_answers_as_login_required():
     sleeps: list[float] = []
     cfg = CrawlConfig(base_url="https://m.weibo.cn", cookie="SUB=abcdef123456", rate_per_s=None, retries=4)
     answers = {
-        "ok": httpx.Response(200, json={"ok": -100, "url": "https://passport.weibo.cn/signin/welcome?entry=mweibo"}),
-        "302": httpx.Response(302, headers={"Location": "https://passport.weibo.cn/signin/welcome?entry=mweibo&r=x"}),
+        "ok": httpx.Response(
+            200, json={"ok": -100, "url": "https://passport.weibo.cn/signin/welcome?entry=mweibo"}
+        ),
+        "302": httpx.Response(
+            302, headers={"Location": "https://passport.weibo.cn/signin/welcome?entry=mweibo&r=x"}
+        ),
         "login": httpx.Response(302, headers={"Location": "/login?backURL=%2F"}),
     }
     for name, answer in answers.items():
-        with WeiboClient(cfg, transport=httpx.MockTransport(lambda r, a=answer: a), sleep=sleeps.append) as client:
+        with WeiboClient(
+            cfg, transport=httpx.MockTransport(lambda r, a=answer: a), sleep=sleeps.append
+        ) as client:
             with pytest.raises(LoginRequired, match="login" if name != "ok" else "-100"):
                 client.timeline_page("1", 3)
             assert client.stats.requests == 1 and sleeps == []
     # another redirect is still a plain failure of this unit, not a login
     other = httpx.Response(302, headers={"Location": "https://m.weibo.cn/detail/1"})
-    with WeiboClient(cfg, transport=httpx.MockTransport(lambda r: other), sleep=sleeps.append) as client, \
-            pytest.raises(FetchError, match="HTTP 302"):
+    with (
+        WeiboClient(cfg, transport=httpx.MockTransport(lambda r: other), sleep=sleeps.append) as client,
+        pytest.raises(FetchError, match="HTTP 302"),
+    ):
         client.profile("1")
 
 
@@ -145,7 +169,9 @@ def test_transient_ok0_is_asked_again_and_nothing_is_lost(world, tags, reference
         summary = crawl(fast(srv.base_url, tmp_path / "crawl"), tags)
         served = srv.fault_counts()
     assert served["empty"] > 5, served
-    assert summary.complete and summary.stats.confirmations > 5  # the faults were met (116 requests without them)
+    assert (
+        summary.complete and summary.stats.confirmations > 5
+    )  # the faults were met (116 requests without them)
     assert files(tmp_path / "crawl") == files(reference)
 
 
@@ -156,7 +182,9 @@ def test_believing_a_transient_ok0_would_lose_records(world, tags, reference, tm
         summary = crawl(fast(srv.base_url, tmp_path / "crawl", end_confirmations=0), tags)
     assert summary.complete  # exit 0 ...
     got, want = files(tmp_path / "crawl"), files(reference)
-    assert sum(v.count(b"\n") for v in got.values()) < sum(v.count(b"\n") for v in want.values())  # ... records lost
+    assert sum(v.count(b"\n") for v in got.values()) < sum(
+        v.count(b"\n") for v in want.values()
+    )  # ... records lost
 
 
 def test_a_real_end_is_still_an_end(tmp_path):
@@ -168,8 +196,15 @@ def test_a_real_end_is_still_an_end(tmp_path):
         asked.append(cid[:6])
         return httpx.Response(200, json={"ok": 0, "msg": "这里还没有内容", "data": {"cards": []}})
 
-    cfg = CrawlConfig(base_url="https://m.weibo.cn", out_dir=tmp_path, cookie=None, rate_per_s=None, progress=False,
-                      fsync=False, end_confirmations=2)
+    cfg = CrawlConfig(
+        base_url="https://m.weibo.cn",
+        out_dir=tmp_path,
+        cookie=None,
+        rate_per_s=None,
+        progress=False,
+        fsync=False,
+        end_confirmations=2,
+    )
     with WeiboClient(cfg, transport=httpx.MockTransport(handler), sleep=lambda s: None) as client:
         summary = crawl(cfg, ["话题"], ["u1"], client=client)
     assert summary.complete and asked == ["100103"] * 3 + ["100505"] * 3
@@ -203,10 +238,14 @@ def test_ban_streak_needs_bans_without_a_success_between():
         if kind == "ok":
             return httpx.Response(200, json={"ok": 1, "data": {}})
         if kind == "captcha":
-            return httpx.Response(302, headers={"Location": "https://passport.weibo.com/visitor/visitor?entry=miniblog"})
+            return httpx.Response(
+                302, headers={"Location": "https://passport.weibo.com/visitor/visitor?entry=miniblog"}
+            )
         return httpx.Response(418)
 
-    cfg = CrawlConfig(base_url="https://m.weibo.cn", cookie=None, rate_per_s=None, retries=9, max_consecutive_bans=3)
+    cfg = CrawlConfig(
+        base_url="https://m.weibo.cn", cookie=None, rate_per_s=None, retries=9, max_consecutive_bans=3
+    )
     with WeiboClient(cfg, transport=httpx.MockTransport(handler), sleep=lambda s: None) as client:
         client.profile("1")
         client.profile("1")
@@ -221,11 +260,18 @@ def test_rate_0_is_refused_against_the_live_site(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(httpx.Client, "send", no_network)
     out = tmp_path / "live"
-    status = collect_main(["--base-url", "https://m.weibo.cn", "--rate", "0", "--hashtag", "话题", "--out-dir", str(out)])
+    status = collect_main(
+        ["--base-url", "https://m.weibo.cn", "--rate", "0", "--hashtag", "话题", "--out-dir", str(out)]
+    )
     err = capsys.readouterr().err
     assert status == 2 and "--rate 0" in err and "Traceback" not in err and not out.exists()
-    for host, allowed in [("http://127.0.0.1:8000", True), ("http://localhost:1", True), ("http://[::1]:1", True),
-                          ("http://192.168.1.2", False), ("https://m.weibo.cn.evil.example", False)]:
+    for host, allowed in [
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:1", True),
+        ("http://[::1]:1", True),
+        ("http://192.168.1.2", False),
+        ("https://m.weibo.cn.evil.example", False),
+    ]:
         cfg = CrawlConfig(base_url=host, cookie=None, rate_per_s=None)
         if allowed:
             WeiboClient(cfg).close()
@@ -256,8 +302,14 @@ def test_a_second_collect_on_the_same_output_is_refused(world, tags, reference, 
     with MockWeiboServer(world) as srv:
         argv = [sys.executable, "-m", "socialalign_lib.collect", *cli(srv, out, tags)]
         argv[argv.index("--rate") + 1] = "60"  # a few seconds long, so the second writer meets it mid-crawl
-        proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 30
         while not (out / "checkpoint.json").exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)
@@ -309,29 +361,39 @@ def test_cookie_ending_in_cr_works_and_never_shows_with_verbose(world, tags, tmp
         assert srv.cookie_requests == srv.stats["requests"] > 0  # the (stripped) cookie was sent every time
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.splitlines()[-1])["retries"] > 0
-    assert "DEBUG httpcore.http11" in proc.stderr and ", retry 1 in" in proc.stderr  # -v showed every debug log
+    assert (
+        "DEBUG httpcore.http11" in proc.stderr and ", retry 1 in" in proc.stderr
+    )  # -v showed every debug log
     for token in SECRET_PARTS:
         assert token not in proc.stdout + proc.stderr
         for path in out.iterdir():
             assert token.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.parametrize("bad", [SECRET.replace("; ", ";\n"), SECRET + "\x1bx", SECRET.replace("_T_WM", "_T_微")])
+@pytest.mark.parametrize(
+    "bad", [SECRET.replace("; ", ";\n"), SECRET + "\x1bx", SECRET.replace("_T_WM", "_T_微")]
+)
 def test_a_broken_cookie_is_refused_without_showing_it(tmp_path, capsys, monkeypatch, bad):
     monkeypatch.setenv("WEIBO_COOKIE", bad)
-    status = collect_main(["--base-url", "http://127.0.0.1:9", "--hashtag", "话题", "--out-dir", str(tmp_path / "o")])
+    status = collect_main(
+        ["--base-url", "http://127.0.0.1:9", "--hashtag", "话题", "--out-dir", str(tmp_path / "o")]
+    )
     err = capsys.readouterr().err
     assert status == 2 and "cookie (WEIBO_COOKIE)" in err and "Traceback" not in err
     assert all(token not in err for token in SECRET_PARTS)
-    assert CrawlConfig(cookie=f"  {SECRET}\r\n").cookie == SECRET and CrawlConfig(cookie=" \r\n").cookie is None
+    assert (
+        CrawlConfig(cookie=f"  {SECRET}\r\n").cookie == SECRET and CrawlConfig(cookie=" \r\n").cookie is None
+    )
 
 
 def test_cookie_is_redacted_from_every_logger(caplog):
     caplog.set_level(logging.DEBUG)
     cfg = CrawlConfig(base_url="https://m.weibo.cn", cookie=SECRET, rate_per_s=0.2)
     with WeiboClient(cfg, transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1}))):
-        logging.getLogger("httpcore.http11").debug("send_request_headers.failed exception=%r",
-                                                   ValueError(f"Illegal header value {SECRET.encode()!r}"))
+        logging.getLogger("httpcore.http11").debug(
+            "send_request_headers.failed exception=%r",
+            ValueError(f"Illegal header value {SECRET.encode()!r}"),
+        )
         logging.getLogger("httpx").info("headers %s", {"Cookie": SECRET})
         try:
             raise RuntimeError(f"cookie {SECRET}")

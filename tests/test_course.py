@@ -22,7 +22,9 @@ def _notebook(tmp_path, *sources: str):
 @pytest.mark.slow
 def test_timeout_names_notebook_and_cell(tmp_path):
     path = _notebook(tmp_path, "x = 1", "import time\ntime.sleep(30)")
-    with pytest.raises(NotebookRunError, match=r"99_probe\.ipynb: cell 1 \('import time'\) timed out after 3 s"):
+    with pytest.raises(
+        NotebookRunError, match=r"99_probe\.ipynb: cell 1 \('import time'\) timed out after 3 s"
+    ):
         execute_notebook(path, out_dir=tmp_path / "out", timeout=3)
 
 
@@ -34,7 +36,9 @@ def test_error_names_notebook_and_cell_and_kernel_waits_passively(tmp_path):
         "1 / 0",
     )
     os.environ["EXPECTED_POLICY"] = os.environ["OMP_WAIT_POLICY"]
-    with pytest.raises(NotebookRunError, match=r"99_probe\.ipynb: cell 1 \('1 / 0'\) raised ZeroDivisionError"):
+    with pytest.raises(
+        NotebookRunError, match=r"99_probe\.ipynb: cell 1 \('1 / 0'\) raised ZeroDivisionError"
+    ):
         execute_notebook(path, out_dir=tmp_path / "out", timeout=60)
 
 
@@ -47,7 +51,10 @@ def test_record_runtime_updates_one_row_per_notebook(tmp_path):
     record_runtime("00_tour", 40.4, "course", path)
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "notebook,seconds,size,cores,load_average,date"
-    assert [line.split(",")[:3] for line in lines[1:]] == [["00_tour", "40", "course"], ["01_collect", "5", "tiny"]]
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["00_tour", "40", "course"],
+        ["01_collect", "5", "tiny"],
+    ]
 
 
 def test_runtime_quotes_match_the_measured_csv():
@@ -89,7 +96,9 @@ def test_sync_runtimes_rewrites_only_the_numbers(tmp_path):
     (tmp_path / "runtimes.csv").write_text(csv_text.replace(row, row.replace(f",{seconds},", ",777,", 1)))
     changed = sync_runtimes(tmp_path / "runtimes.csv", nb_dir, tmp_path / "README.md")
     assert set(changed) == {nb_dir / source.name, tmp_path / "README.md"}
-    cell = next(c for c in nbformat.read(nb_dir / source.name, as_version=4).cells if c.get("id") == RUNTIME_CELL_ID)
+    cell = next(
+        c for c in nbformat.read(nb_dir / source.name, as_version=4).cells if c.get("id") == RUNTIME_CELL_ID
+    )
     assert "**Runtime: 777 s**" in cell.source
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert f"| `{source.stem}` | 777 |" in readme

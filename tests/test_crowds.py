@@ -34,27 +34,52 @@ def _write(path, rows):
 
 @pytest.fixture
 def export(tmp_path):
-    _write(tmp_path / "2024-03-01.csv", [
-        ("1", "#油价# neg 又涨了??"), ("2", "#油价# neg 扛不住 O网页链接"), ("3", "#油价# pos 换电车了"),
-        ("4", "#油价#"), ("5", "#航天# pos 骄傲"), ("6", "#航天##油价# neu 看看"),
-        ("7", "#油价# neg 转发抽奖"), ("8", "#油价# neg 转发抽奖"), ("9", "#油价# neg  转发抽奖"),
-    ])
-    _write(tmp_path / "2024-03-02.csv", [
-        ("1", "#油价# pos 降了"), ("2", "#油价# pos 终于"), ("3", "#油价# neu 还行"), ("10", "#春晚# neg 难看"),
-    ])
+    _write(
+        tmp_path / "2024-03-01.csv",
+        [
+            ("1", "#油价# neg 又涨了??"),
+            ("2", "#油价# neg 扛不住 O网页链接"),
+            ("3", "#油价# pos 换电车了"),
+            ("4", "#油价#"),
+            ("5", "#航天# pos 骄傲"),
+            ("6", "#航天##油价# neu 看看"),
+            ("7", "#油价# neg 转发抽奖"),
+            ("8", "#油价# neg 转发抽奖"),
+            ("9", "#油价# neg  转发抽奖"),
+        ],
+    )
+    _write(
+        tmp_path / "2024-03-02.csv",
+        [
+            ("1", "#油价# pos 降了"),
+            ("2", "#油价# pos 终于"),
+            ("3", "#油价# neu 还行"),
+            ("10", "#春晚# neg 难看"),
+        ],
+    )
     return load_daily_posts(tmp_path)
 
 
 def test_posts_frame_and_crowds(export):
     posts = crowds.posts_frame(export)
     by_id = posts.set_index("post_id")
-    assert by_id.loc["2024-03-01-L2", "clean"] == "#油价# neg 又涨了" and by_id.loc["2024-03-01-L2", "day"] == "2024-03-01"
+    assert (
+        by_id.loc["2024-03-01-L2", "clean"] == "#油价# neg 又涨了"
+        and by_id.loc["2024-03-01-L2", "day"] == "2024-03-01"
+    )
     assert by_id.loc["2024-03-01-L3", "clean"] == "#油价# neg 扛不住"
     assert posts["post_id"].tolist()[:2] == ["2024-03-01-L2", "2024-03-02-L2"]  # user 1's history, day order
-    assert set(posts.loc[posts.user_id == "1", "day"]) == {"2024-03-01", "2024-03-02"}  # one history, two days
+    assert set(posts.loc[posts.user_id == "1", "day"]) == {
+        "2024-03-01",
+        "2024-03-02",
+    }  # one history, two days
     per_tag = crowds.hashtag_crowds(posts)
     assert per_tag.groupby(["hashtag", "day"]).size().to_dict() == {
-        ("航天", "2024-03-01"): 2, ("油价", "2024-03-01"): 8, ("油价", "2024-03-02"): 3, ("春晚", "2024-03-02"): 1}
+        ("航天", "2024-03-01"): 2,
+        ("油价", "2024-03-01"): 8,
+        ("油价", "2024-03-02"): 3,
+        ("春晚", "2024-03-02"): 1,
+    }
     assert list(crowds.hashtag_crowds(posts, min_posts=2)["hashtag"].unique()) == ["油价", "航天"]
 
 
@@ -67,9 +92,12 @@ def test_duplicates_and_wordless_posts_are_dropped_and_counted(export):
     assert labelled.attrs == {"duplicates": 2, "no_words": 1}  # "#油价#" alone gets no label
     table = crowds.crowd_table(labelled, ["hashtag", "day"])
     oil = table.loc[("油价", "2024-03-01")]
-    assert oil["n"] == 5 and oil["negative"] == pytest.approx(3 / 5)  # with the bot and the prior: 6/7 would be
-    with_prior = crowds.crowd_table(crowds.label_posts(per_tag, PrefixLabeller(), no_words="prior"),
-                                    ["hashtag", "day"]).loc[("油价", "2024-03-01")]
+    assert oil["n"] == 5 and oil["negative"] == pytest.approx(
+        3 / 5
+    )  # with the bot and the prior: 6/7 would be
+    with_prior = crowds.crowd_table(
+        crowds.label_posts(per_tag, PrefixLabeller(), no_words="prior"), ["hashtag", "day"]
+    ).loc[("油价", "2024-03-01")]
     assert with_prior["n"] == 8
 
 
@@ -89,7 +117,8 @@ def test_compare_across_days_keeps_missing_crowds(export):
     assert 0 <= oil["js_low"] <= oil["js_high"] <= 1
     assert (oil["n_a"], oil["n_b"]) == (7, 3)  # 8 posts on day 1, one without words
     assert list(crowds.compare_across(labelled, pairs=[("2024-03-02", "2024-03-01")], n_boot=0)) == [
-        "2024-03-02 → 2024-03-01"]
+        "2024-03-02 → 2024-03-01"
+    ]
 
 
 def test_plots_take_display_names_and_mark_missing_crowds(export):
@@ -126,7 +155,9 @@ def test_committed_export_sample_is_reproducible_strict_and_small(tmp_path):
 
     root = Path(__file__).parents[1]
     sample = root / "data" / "weibo_export_sample"
-    spec = importlib.util.spec_from_file_location("make_export_sample", root / "tools" / "make_export_sample.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_export_sample", root / "tools" / "make_export_sample.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(out=tmp_path)
@@ -140,5 +171,6 @@ def test_committed_export_sample_is_reproducible_strict_and_small(tmp_path):
         raw.decode("utf-8")  # GB18030, as the real exports
     data = load_daily_posts(sample / "daily")
     assert sorted({p.created_at for u in data.users for p in u.history}) == module.DAYS
-    assert set(load_labelled_csv(sample / "emotions_labelled.csv", label_map=EMOTIONS_TO_POLARITY)["label"]) == {
-        "negative", "neutral", "positive"}
+    assert set(
+        load_labelled_csv(sample / "emotions_labelled.csv", label_map=EMOTIONS_TO_POLARITY)["label"]
+    ) == {"negative", "neutral", "positive"}

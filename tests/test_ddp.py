@@ -34,11 +34,26 @@ def records(tmp_path_factory):
 
 def test_two_process_ddp_pac_lora_replicas_agree_and_learn(records, tmp_path):
     steps, world = 6, 2
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}",
-           str(ROOT / "tests" / "ddp_train.py"), str(records), str(tmp_path), str(steps)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={world}",
+        str(ROOT / "tests" / "ddp_train.py"),
+        str(records),
+        str(tmp_path),
+        str(steps),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -52,13 +67,19 @@ def test_two_process_ddp_pac_lora_replicas_agree_and_learn(records, tmp_path):
     trained = [s["trained"] for s in states]
     assert trained[0].keys() == trained[1].keys()
     names = sorted(trained[0])
-    assert {k for n in names for k in ("pac_A", "pac_B", "pac_gate_A_in", "pac_gate_B_out") if f".{k}." in n} == {
-        "pac_A", "pac_B", "pac_gate_A_in", "pac_gate_B_out"}
+    assert {
+        k for n in names for k in ("pac_A", "pac_B", "pac_gate_A_in", "pac_gate_B_out") if f".{k}." in n
+    } == {"pac_A", "pac_B", "pac_gate_A_in", "pac_gate_B_out"}
     for n in names:
         assert torch.equal(trained[0][n], trained[1][n]), f"replicas differ in {n}"
-        assert not torch.equal(states[0]["init"][n], trained[0][n]), f"{n} never changed: no gradient reached it"
+        assert not torch.equal(states[0]["init"][n], trained[0][n]), (
+            f"{n} never changed: no gradient reached it"
+        )
     for x in logs:
         # 6 steps lower the reply loss of seen records by ~0.16 nats (1.94 -> 1.78) on the background-pre-trained base
         # model; an update that never reaches the weights leaves it unchanged
-        assert x["probe_loss_after"] < x["probe_loss_before"] - 0.08, (x["probe_loss_before"], x["probe_loss_after"])
+        assert x["probe_loss_after"] < x["probe_loss_before"] - 0.08, (
+            x["probe_loss_before"],
+            x["probe_loss_after"],
+        )
     assert logs[0]["probe_loss_after"] == logs[1]["probe_loss_after"]

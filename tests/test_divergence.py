@@ -218,9 +218,13 @@ def test_one_crowd_bootstrap_behind_compare_crowds_and_macro():
     from socialalign_lib.crowd.divergences import mean_divergences
 
     real, pred = _crowds()
-    counts = lambda df: pd.crosstab(df.topic_id, df.sentiment).reindex(columns=LABELS, fill_value=0).to_numpy(float)  # noqa: E731
+    counts = lambda df: (
+        pd.crosstab(df.topic_id, df.sentiment).reindex(columns=LABELS, fill_value=0).to_numpy(float)
+    )  # noqa: E731
     rng = np.random.default_rng(11)
-    boot = divergences(multinomial_replicates(counts(real), 300, rng), multinomial_replicates(counts(pred), 300, rng))
+    boot = divergences(
+        multinomial_replicates(counts(real), 300, rng), multinomial_replicates(counts(pred), 300, rng)
+    )
     per_topic = compare_crowds(real, pred, n_boot=300, seed=11)
     for name in ("kl", "js", "tv"):
         low, high = np.quantile(boot[name], [0.025, 0.975], axis=0)

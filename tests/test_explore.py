@@ -39,7 +39,9 @@ def test_widget_builds_headless_and_saves_static_view(world, tmp_path):
     assert (tmp_path / "00_world_explorer.png").exists()
 
 
-def test_under_a_headless_runner_explorers_show_the_static_view_and_build_no_widget(world, tmp_path, monkeypatch):
+def test_under_a_headless_runner_explorers_show_the_static_view_and_build_no_widget(
+    world, tmp_path, monkeypatch
+):
     """course.execute_notebook sets SOCIALALIGN_HEADLESS=1: nbclient can hang on widget comms (nbclient#312)."""
     import ipywidgets
     from IPython.display import Image
@@ -82,8 +84,12 @@ def test_persona_view_truth_retrieval_and_backend(course, user_index):
     assert ids and set(ids) <= own and len(ids) == min(course.config.retrieval.k, len(own))
     assert scores == sorted(scores, reverse=True) and scores[0] > 0
     # ... and exactly the history block of the dataset's record for this case
-    rec = next(r for s in course.dataset.values() for r in s
-               if r["user_id"] == user.user_id and r["topic_id"] == first.topic_id and r["variant"] == "full")
+    rec = next(
+        r
+        for s in course.dataset.values()
+        for r in s
+        if r["user_id"] == user.user_id and r["topic_id"] == first.topic_id and r["variant"] == "full"
+    )
     assert ids == rec["history_ids"]
     # the default backend is the pipeline's statistical persona
     stat = v["backends"]["statistical"]
@@ -102,8 +108,11 @@ def test_persona_view_scores_the_true_persona_perfectly_and_records_failures(cou
     def broken(u):
         raise PersonaBackendError("endpoint down")
 
-    backends = {"oracle": lambda u: Persona(**world.latent_users[u.user_id].true_persona()),
-                "missing": {}, "broken": broken}
+    backends = {
+        "oracle": lambda u: Persona(**world.latent_users[u.user_id].true_persona()),
+        "missing": {},
+        "broken": broken,
+    }
     v = persona_view(course, user.user_id, topic.topic_id, backends=backends)
     assert v["topic_id"] == topic.topic_id and v["news"] == topic.news
     assert v["backends"]["oracle"]["scores"] == dict.fromkeys(v["truth"]["attributes"], 1.0)
@@ -148,8 +157,11 @@ def crowd(world):
     from socialalign_lib.crowd.distributions import label_replies
     from socialalign_lib.sentiment import train_world_labeller
 
-    rows = [(r.topic_id, r.post.user_id, world.topic(r.topic_id).category, r.post.text, r.sentiment)
-            for r in world.responses if r.split == "test_topic"]
+    rows = [
+        (r.topic_id, r.post.user_id, world.topic(r.topic_id).category, r.post.text, r.sentiment)
+        for r in world.responses
+        if r.split == "test_topic"
+    ]
     df = pd.DataFrame(rows, columns=["topic_id", "user_id", "category", "reference", "sentiment"])
     df["generated"] = df.groupby("topic_id")["reference"].transform(lambda s: list(s.iloc[1:]) + [s.iloc[0]])
     df.loc[df.index[::3], "generated"] = "太离谱了，必须严查！"  # shift the generated crowd towards negative
@@ -169,13 +181,19 @@ def test_crowd_view_numbers_and_replies_are_the_topics_own(world, crowd):
         pred = [np.mean(rows["pred_sentiment"] == lab) for lab in world.labels]
         assert list(v["real_distribution"].values()) == pytest.approx(real)
         assert list(v["pred_distribution"].values()) == pytest.approx(pred)
-        assert v["js"] == pytest.approx(js_divergence(real, pred)) and v["kl"] == pytest.approx(kl_divergence(real, pred))
+        assert v["js"] == pytest.approx(js_divergence(real, pred)) and v["kl"] == pytest.approx(
+            kl_divergence(real, pred)
+        )
         assert v["js_ci"][0] <= v["js_ci"][1] and v["n_real"] == v["n_pred"] == len(rows)
-        assert list(v["true_distribution"].values()) == pytest.approx(true_crowd(world, rows).loc[tid, list(world.labels)])
+        assert list(v["true_distribution"].values()) == pytest.approx(
+            true_crowd(world, rows).loc[tid, list(world.labels)]
+        )
         assert v["news"] == world.topic(tid).news
         # every reply behind a bar exists, belongs to this topic and carries that bar segment's label
-        for side, text_col, label_col in (("real", "reference", "real_sentiment"),
-                                          ("generated", "generated", "pred_sentiment")):
+        for side, text_col, label_col in (
+            ("real", "reference", "real_sentiment"),
+            ("generated", "generated", "pred_sentiment"),
+        ):
             assert sum(v["counts"][side].values()) == len(rows)
             for lab, items in v["replies"][side].items():
                 assert len(items) == min(4, v["counts"][side][lab])
@@ -219,7 +237,9 @@ def socialllms():
     torch.manual_seed(0)
     base = load_base_model(EMBEDDED_MODEL, device="cpu")
     lora_base, tokenizer = load_base_model(EMBEDDED_MODEL, device="cpu")
-    lora = get_peft_model(lora_base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora = get_peft_model(
+        lora_base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     pac = get_pac_model(load_base_model(EMBEDDED_MODEL, device="cpu")[0], PacLoraConfig(init_weights=False))
     return {"base (zero-shot)": base, "LoRA": (lora.eval(), tokenizer), "PAC-LoRA": (pac.eval(), tokenizer)}
 
@@ -246,14 +266,36 @@ def test_generation_view_swaps_persona_and_takes_typed_news(course, socialllms):
     other = next(u.user_id for u in course.world.users if u.user_id != case["user_id"])
     pac = {"PAC-LoRA": socialllms["PAC-LoRA"]}
     own = generation_view(course, pac, case["user_id"], case["topic_id"], do_sample=False, max_new_tokens=6)
-    swapped = generation_view(course, pac, case["user_id"], case["topic_id"], persona_user_id=other,
-                              do_sample=False, max_new_tokens=6)
+    swapped = generation_view(
+        course,
+        pac,
+        case["user_id"],
+        case["topic_id"],
+        persona_user_id=other,
+        do_sample=False,
+        max_new_tokens=6,
+    )
     assert swapped["persona"] == course.personas[other].persona.to_dict() != own["persona"]
-    assert swapped["record"]["instruction"].startswith(own["record"]["instruction"].split("以下是你的用户画像")[0])
-    assert swapped["gates"]["PAC-LoRA"]["gate_b"] != own["gates"]["PAC-LoRA"]["gate_b"]  # gate B reads the persona
-    typed = generation_view(course, pac, case["user_id"], case["topic_id"], news="某市地铁票价下调，市民出行更便宜。",
-                            do_sample=False, max_new_tokens=6)
-    assert typed["custom_news"] and typed["news"] == "某市地铁票价下调，市民出行更便宜。" and typed["real_reply"] is None
+    assert swapped["record"]["instruction"].startswith(
+        own["record"]["instruction"].split("以下是你的用户画像")[0]
+    )
+    assert (
+        swapped["gates"]["PAC-LoRA"]["gate_b"] != own["gates"]["PAC-LoRA"]["gate_b"]
+    )  # gate B reads the persona
+    typed = generation_view(
+        course,
+        pac,
+        case["user_id"],
+        case["topic_id"],
+        news="某市地铁票价下调，市民出行更便宜。",
+        do_sample=False,
+        max_new_tokens=6,
+    )
+    assert (
+        typed["custom_news"]
+        and typed["news"] == "某市地铁票价下调，市民出行更便宜。"
+        and typed["real_reply"] is None
+    )
     assert typed["gates"]["PAC-LoRA"]["gate_a"] != own["gates"]["PAC-LoRA"]["gate_a"]  # gate A reads the news
 
 
@@ -278,7 +320,9 @@ def shown(monkeypatch):
 
     plt.close("all")
     calls: list[tuple[object, list[int]]] = []
-    monkeypatch.setattr(IPython.display, "display", lambda *objs, **_: calls.extend((o, plt.get_fignums()) for o in objs))
+    monkeypatch.setattr(
+        IPython.display, "display", lambda *objs, **_: calls.extend((o, plt.get_fignums()) for o in objs)
+    )
     yield calls
     plt.close("all")
 
@@ -297,14 +341,18 @@ def _assert_displayed_off_pyplot(calls):
     assert all(nums == [] for _, nums in figs), f"pyplot held figures while a chart was displayed: {figs}"
     assert plt.get_fignums() == []
     for fig, _ in figs:  # drawn for real: axes with text on them
-        assert fig.axes and any(t.get_text() for ax in fig.axes for t in ax.texts + [ax.title] + ax.get_yticklabels())
+        assert fig.axes and any(
+            t.get_text() for ax in fig.axes for t in ax.texts + [ax.title] + ax.get_yticklabels()
+        )
 
 
 def test_world_explorer_callback_displays_a_figure_pyplot_never_sees(world, tmp_path, shown):
     box = world_explorer(world, figures_dir=tmp_path)
     dropdown = box.children[0].children[0]
     shown.clear()
-    dropdown.value = dropdown.options[2][1]  # the first change after the cell ran (blank chart in JupyterLab 4.6)
+    dropdown.value = dropdown.options[2][
+        1
+    ]  # the first change after the cell ran (blank chart in JupyterLab 4.6)
     _assert_displayed_off_pyplot(shown)
     assert f"#{world.topic(dropdown.value).hashtag}#" in _figures(shown)[0][0].axes[0].get_title()
 
@@ -331,10 +379,14 @@ def test_crowd_explorer_callback_displays_a_figure_pyplot_never_sees(world, crow
     assert _figures(shown)[0][0].axes[0].get_title().startswith(dropdown.value)
 
 
-def test_generation_explorer_callback_displays_a_figure_pyplot_never_sees(course, socialllms, tmp_path, shown):
+def test_generation_explorer_callback_displays_a_figure_pyplot_never_sees(
+    course, socialllms, tmp_path, shown
+):
     from socialalign_lib.explore import generation_explorer
 
-    box = generation_explorer(course, {"PAC-LoRA": socialllms["PAC-LoRA"]}, figures_dir=tmp_path, max_new_tokens=4)
+    box = generation_explorer(
+        course, {"PAC-LoRA": socialllms["PAC-LoRA"]}, figures_dir=tmp_path, max_new_tokens=4
+    )
     button = box.children[0].children[-1].children[-1]
     shown.clear()
     button.click()
@@ -358,9 +410,11 @@ def test_off_pyplot_figures_save_the_same_static_png(world, course, crowd, tmp_p
     dists = {"true": v["true_distribution"], "observed": v["empirical_distribution"]}
     pv = persona_view(course, course.world.users[2].user_id)
     cv = crowd_view(crowd, sorted(set(crowd["topic_id"]))[0], world=world, n_boot=50)
-    builders = {"bars": lambda **kw: distribution_bars(dists, "t", **kw),
-                "persona": lambda **kw: persona_view_figure(pv, **kw),
-                "crowd": lambda **kw: crowd_view_figure(cv, "PAC-LoRA", **kw)}
+    builders = {
+        "bars": lambda **kw: distribution_bars(dists, "t", **kw),
+        "persona": lambda **kw: persona_view_figure(pv, **kw),
+        "crowd": lambda **kw: crowd_view_figure(cv, "PAC-LoRA", **kw),
+    }
     for name, build in builders.items():
         plt.close("all")
         off = save_figure(build(pyplot=False), f"{name}-off", tmp_path)
@@ -389,6 +443,8 @@ def test_show_figure_falls_back_to_png_when_no_formatter_draws_figures(monkeypat
     fig.subplots().plot([0, 1])
     show_figure(fig)
     assert isinstance(calls[-1], IPython.display.Image) and calls[-1].data.startswith(b"\x89PNG")
-    shell.display_formatter.formatters["image/png"].for_type(Figure, lambda f: b"png")  # as the inline backend does
+    shell.display_formatter.formatters["image/png"].for_type(
+        Figure, lambda f: b"png"
+    )  # as the inline backend does
     show_figure(fig)
     assert calls[-1] is fig

@@ -119,8 +119,11 @@ def test_every_figure_file_is_written_by_save_figure():
             calls[path.relative_to(ROOT).as_posix()] = n
     assert calls == {"socialalign_lib/plots.py": 1, "socialalign_lib/explore/display.py": 1}
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        code = "".join("".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]
-                       if c["cell_type"] == "code")
+        code = "".join(
+            "".join(c["source"])
+            for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]
+            if c["cell_type"] == "code"
+        )
         assert ".savefig(" not in code, nb.name
 
 
@@ -135,10 +138,22 @@ def _scores() -> pd.DataFrame:
             const = m == "SFT" and k == 1
             failed = m == "SFT+DPO" and k == 2
             src = np.nan if const or failed else 0.3
-            rows.append({"method": m, "shots": k, "MAE": np.nan if failed else mae * (1 + 0.1 * k),
-                         "MAE_lo": mae * 0.9, "MAE_hi": mae * 1.3, "SRC": src, "SRC_lo": src - 0.1,
-                         "SRC_hi": src + 0.1, "n": 30, "failed": 30 if failed else 0,
-                         "failure_rate": 1.0 if failed else 0.0, "constant": const})
+            rows.append(
+                {
+                    "method": m,
+                    "shots": k,
+                    "MAE": np.nan if failed else mae * (1 + 0.1 * k),
+                    "MAE_lo": mae * 0.9,
+                    "MAE_hi": mae * 1.3,
+                    "SRC": src,
+                    "SRC_lo": src - 0.1,
+                    "SRC_hi": src + 0.1,
+                    "n": 30,
+                    "failed": 30 if failed else 0,
+                    "failure_rate": 1.0 if failed else 0.0,
+                    "constant": const,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -169,11 +184,15 @@ def test_popularity_scores_autoscale_without_outliers():
 def test_heldout_panels_have_units_and_mark_missing_kl_not_zero(tmp_path):
     from socialalign_lib.popalm.evaluate import plot_eval
 
-    summary = pd.DataFrame({"rm": [0.4, 0.9], "rm ±": [0.1, 0.1], "kl": [2.0, np.nan], "kl ±": [0.2, np.nan]},
-                           index=["PPO", "real (all)"])
+    summary = pd.DataFrame(
+        {"rm": [0.4, 0.9], "rm ±": [0.1, 0.1], "kl": [2.0, np.nan], "kl ±": [0.2, np.nan]},
+        index=["PPO", "real (all)"],
+    )
     fig = plot_eval(summary)
-    assert [ax.get_ylabel() for ax in fig.axes] == ["score (std units, 0 = average real reply)",
-                                                    "KL(policy ‖ SFT), nats per reply"]
+    assert [ax.get_ylabel() for ax in fig.axes] == [
+        "score (std units, 0 = average real reply)",
+        "KL(policy ‖ SFT), nats per reply",
+    ]
     assert [t.get_text() for t in fig.axes[1].texts] == ["n/a"]
     save_figure(fig, "heldout", tmp_path)
 
@@ -181,10 +200,14 @@ def test_heldout_panels_have_units_and_mark_missing_kl_not_zero(tmp_path):
 def test_split_overview_counts_replies_and_new_users_and_topics(tmp_path):
     from socialalign_lib.plots import split_overview
 
-    records = pd.DataFrame({"split": ["train"] * 4 + ["test_user"] * 2,
-                            "user_id": ["u1", "u1", "u2", "u2", "u3", "u4"],
-                            "topic_id": ["t1", "t2", "t1", "t2", "t1", "t1"],
-                            "sentiment": ["negative", "positive", "neutral", "negative", "positive", "positive"]})
+    records = pd.DataFrame(
+        {
+            "split": ["train"] * 4 + ["test_user"] * 2,
+            "user_id": ["u1", "u1", "u2", "u2", "u3", "u4"],
+            "topic_id": ["t1", "t2", "t1", "t2", "t1", "t1"],
+            "sentiment": ["negative", "positive", "neutral", "negative", "positive", "positive"],
+        }
+    )
     fig = split_overview(records, ("negative", "neutral", "positive"), n_variants=3)
     replies, users_topics = fig.axes[0], fig.axes[1]
     assert [p.get_height() for p in replies.patches] == [4, 2]
@@ -206,8 +229,12 @@ def test_crowd_bars_and_topic_distributions_show_names_at_a_readable_size(tmp_pa
     assert [t.get_text() for t in ticks] == ["#油价[怒]# · 物价", "#球赛# · 体育"]
     assert min(t.get_fontsize() for t in ticks) >= 8
     save_figure(fig, "crowd", tmp_path)
-    fig = stacked_distributions({f"t{i}": [0.2, 0.3, 0.5] for i in range(60)}, tuple(labels), "crowd",
-                                names={f"t{i}": f"#话题{i}# · 社会" for i in range(60)})
+    fig = stacked_distributions(
+        {f"t{i}": [0.2, 0.3, 0.5] for i in range(60)},
+        tuple(labels),
+        "crowd",
+        names={f"t{i}": f"#话题{i}# · 社会" for i in range(60)},
+    )
     assert min(t.get_fontsize() for t in fig.axes[0].get_xticklabels()) >= 8
     save_figure(fig, "topics", tmp_path)
 
@@ -215,11 +242,20 @@ def test_crowd_bars_and_topic_distributions_show_names_at_a_readable_size(tmp_pa
 def test_generation_view_figure_draws_emoji_as_codes_and_labels_the_gate_axis(tmp_path):
     from socialalign_lib.explore import generation_view_figure
 
-    view = {"user_id": "u1", "persona_user_id": "u1", "screen_name": "用户😄", "hashtag": "话题", "category": "社会",
-            "custom_news": False, "news": "新闻🎉正文", "persona": {"interests": "健康", "style": "爱用表情👍"},
-            "real_reply": "好😭！", "replies": {"LoRA": "回复\ufffd", "PAC-LoRA": "哈哈🤔"},
-            "gates": {"PAC-LoRA": {"gate_a": [0.2, 0.5, 0.3], "gate_b": [0.4, 0.3, 0.3]}},
-            "decoding": {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "seed": 0}}
+    view = {
+        "user_id": "u1",
+        "persona_user_id": "u1",
+        "screen_name": "用户😄",
+        "hashtag": "话题",
+        "category": "社会",
+        "custom_news": False,
+        "news": "新闻🎉正文",
+        "persona": {"interests": "健康", "style": "爱用表情👍"},
+        "real_reply": "好😭！",
+        "replies": {"LoRA": "回复\ufffd", "PAC-LoRA": "哈哈🤔"},
+        "gates": {"PAC-LoRA": {"gate_a": [0.2, 0.5, 0.3], "gate_b": [0.4, 0.3, 0.3]}},
+        "decoding": {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "seed": 0},
+    }
     fig = generation_view_figure(view, pyplot=False)
     text = "\n".join(_texts(fig))
     assert "[泪]" in text and "[思考]" in text and "\ufffd" not in text
@@ -231,10 +267,23 @@ def test_generation_view_figure_draws_emoji_as_codes_and_labels_the_gate_axis(tm
 def test_results_table_counts_seeds_instead_of_showing_a_seed_id(tmp_path):
     from socialalign_lib.results import plot_results_table, results_table
 
-    long = pd.DataFrame([{"method": m, "split": "test_user", "seed": s, "metric": "rouge-l", "value": v,
-                          "low": v - 0.01, "high": v + 0.01, "n": 10}
-                         for m, seeds in (("LoRA", (0,)), ("PAC-LoRA", (0, 1, 2))) for s in seeds
-                         for v in (0.1 + 0.01 * s,)])
+    long = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "split": "test_user",
+                "seed": s,
+                "metric": "rouge-l",
+                "value": v,
+                "low": v - 0.01,
+                "high": v + 0.01,
+                "n": 10,
+            }
+            for m, seeds in (("LoRA", (0,)), ("PAC-LoRA", (0, 1, 2)))
+            for s in seeds
+            for v in (0.1 + 0.01 * s,)
+        ]
+    )
     fig = plot_results_table(results_table(long), metrics_=("rouge-l",))
     table = fig.axes[0].tables[0]
     cells = table.get_celld()

@@ -48,14 +48,22 @@ def test_persona_matters_at_the_crowd_level_only_with_selection(course_worlds):
     assert persona_share(off) == pytest.approx(0.0, abs=1e-12)  # the knob really switches selection off
     for table in (on, off):
         finite = table["JS (n replies)"]
-        assert finite["repliers' oracle"] < finite["topic oracle"] < finite["category prior"] < finite["uniform"]
+        assert (
+            finite["repliers' oracle"] < finite["topic oracle"] < finite["category prior"] < finite["uniform"]
+        )
 
 
 @pytest.mark.slow
 def test_micro_headroom_orders_majority_topic_and_oracle(course_worlds):
-    _, micro = headroom(course_worlds[2.0], _test_topics(course_worlds[2.0]), HeadroomConfig(n_sim=1, prior_topics=5))
+    _, micro = headroom(
+        course_worlds[2.0], _test_topics(course_worlds[2.0]), HeadroomConfig(n_sim=1, prior_topics=5)
+    )
     acc = micro["expected accuracy"]
-    assert acc["majority class"] + 0.1 < acc["persona-blind (topic argmax)"] < acc["oracle (argmax p(s|u,t))"] - 0.1
+    assert (
+        acc["majority class"] + 0.1
+        < acc["persona-blind (topic argmax)"]
+        < acc["oracle (argmax p(s|u,t))"] - 0.1
+    )
 
 
 @pytest.mark.slow

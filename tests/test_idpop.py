@@ -282,8 +282,14 @@ def test_idpop_penalty_uses_an_explicit_reference_model(tiny, examples, tmp_path
     records = _records(examples, tok, 1.0)
     ref = fresh_copy(model).eval()  # the base; the policy is the base + a random LoRA (see _trainer)
     kw = {"ref_model": ref, "precompute": False}
-    dpo = _trainer(DPOTrainer, model, tok, [{k: v for k, v in r.items() if k != MU_COLUMN} for r in records],
-                   tmp_path / "dpo", **kw)
+    dpo = _trainer(
+        DPOTrainer,
+        model,
+        tok,
+        [{k: v for k, v in r.items() if k != MU_COLUMN} for r in records],
+        tmp_path / "dpo",
+        **kw,
+    )
     idp = _trainer(IDPOPTrainer, model, tok, records, tmp_path / "idp", **kw)
     batch = _batch(idp)
     assert "ref_chosen_logps" not in batch
@@ -345,7 +351,10 @@ def test_held_out_pairs_are_evaluated_during_alignment(tiny, examples, method):
     pairs, _ = build_preference_pairs(test, fake)
     train, held = split_pairs(pairs, held_out=0.25, seed=0)
     out = train_preference(
-        model, tok, train, method,
+        model,
+        tok,
+        train,
+        method,
         PreferenceRunConfig(max_steps=4, batch_size=4, logging_steps=2, learning_rate=5e-2),
         eval_pairs=held,
     )

@@ -23,13 +23,24 @@ from socialalign_lib.data.write import write_json, write_jsonl, write_parquet, w
 
 
 def _post(i: int, **kw) -> Post:
-    return Post(post_id=f"p{i}", user_id="u1", text=f"第{i}条微博 #话题#", created_at="2024-03-01T12:00:00",
-                hashtags=["话题"], **kw)
+    return Post(
+        post_id=f"p{i}",
+        user_id="u1",
+        text=f"第{i}条微博 #话题#",
+        created_at="2024-03-01T12:00:00",
+        hashtags=["话题"],
+        **kw,
+    )
 
 
 def _user(n_history: int = 3) -> User:
-    return User(user_id="u1", screen_name="小明", history=[_post(i) for i in range(n_history)], gender="男",
-                persona=Persona("科技", "随意", "积极", "乐观", "公平"))
+    return User(
+        user_id="u1",
+        screen_name="小明",
+        history=[_post(i) for i in range(n_history)],
+        gender="男",
+        persona=Persona("科技", "随意", "积极", "乐观", "公平"),
+    )
 
 
 def _case() -> Case:
@@ -209,7 +220,9 @@ def test_nested_errors_name_the_field_path(tmp_path):
     assert str(info.value) == "data/x.jsonl line 17, field 'user.history[2].text': missing"
     rec = _case().to_dict()
     rec["response"]["retweet"]["likes"] = "12"
-    with pytest.raises(DataFormatError, match=r"field 'response\.retweet\.likes': expected int, got str \('12'\)"):
+    with pytest.raises(
+        DataFormatError, match=r"field 'response\.retweet\.likes': expected int, got str \('12'\)"
+    ):
         validate_case(rec)
     rec = _case().to_dict()
     rec["user"]["persona"] = {"interests": "x"}
@@ -229,7 +242,12 @@ def test_schema_files_round_trip(tmp_path):
 
 def test_error_survives_pickling():
     err = pickle.loads(pickle.dumps(DataFormatError("missing", file="a.jsonl", line=2, field="x")))
-    assert (err.file, err.line, err.field, str(err)) == ("a.jsonl", 2, "x", "a.jsonl line 2, field 'x': missing")
+    assert (err.file, err.line, err.field, str(err)) == (
+        "a.jsonl",
+        2,
+        "x",
+        "a.jsonl line 2, field 'x': missing",
+    )
     assert str(DataFormatError("plain")) == "plain"
 
 
@@ -281,7 +299,9 @@ def test_json_array_records_carry_their_line(tmp_path):
     it = iter_json_records(path)
     assert next(it) == (2, {"a": 1})
     assert next(it) == (3, {"a": 2})
-    with pytest.raises(DataFormatError, match=r"line 4: truncated or invalid JSON array \(expected ',' or ']'"):
+    with pytest.raises(
+        DataFormatError, match=r"line 4: truncated or invalid JSON array \(expected ',' or ']'"
+    ):
         next(it)
     path.write_text('[{"a": 1},\n {"a": 2', encoding="utf-8")
     with pytest.raises(DataFormatError, match="line 2: truncated or invalid JSON"):
@@ -289,7 +309,9 @@ def test_json_array_records_carry_their_line(tmp_path):
     path.write_text('{"a": 1}\n{"a": 2}\n', encoding="utf-8")  # JSON Lines are accepted too
     assert list(iter_json_records(path)) == [(1, {"a": 1}), (2, {"a": 2})]
     path.write_text('{\n  "task": "LaMP_7",\n  "golds": []\n}', encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"a\.json: expected a JSON array of records .*got one JSON dict"):
+    with pytest.raises(
+        DataFormatError, match=r"a\.json: expected a JSON array of records .*got one JSON dict"
+    ):
         list(iter_json_records(path))
     path.write_text('{"a": 1,\n "b": }', encoding="utf-8")
     with pytest.raises(DataFormatError, match="line 2: truncated or invalid JSON"):
@@ -360,13 +382,22 @@ def test_a_second_writer_is_refused_across_processes_and_a_killed_holder_frees_t
 
     target = tmp_path / "replies.jsonl"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from socialalign_lib.io import exclusive_output\n"
-         f"with exclusive_output({str(target)!r}):\n    print('held', flush=True); time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from socialalign_lib.io import exclusive_output\n"
+            f"with exclusive_output({str(target)!r}):\n    print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputLockedError, match=r"replies\.jsonl: another process is writing"), \
-                exclusive_output(target):
+        with (
+            pytest.raises(OutputLockedError, match=r"replies\.jsonl: another process is writing"),
+            exclusive_output(target),
+        ):
             pass
     finally:
         holder.kill()  # as kill -9: the OS drops the lock with the process

@@ -42,23 +42,35 @@ NOW = dt.datetime(2024, 3, 2, 10, 30, 0)
 # ---------------------------------------------------------------------------------------------- counts, times
 
 
-@pytest.mark.parametrize("raw, value", [
-    (551894, 551894), ("1.2万", 12000), ("100万+", 1_000_000), ("3亿", 300_000_000), ("3,201", 3201),
-    ("转发", 0), ("", 0), (None, 0),
-])
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        (551894, 551894),
+        ("1.2万", 12000),
+        ("100万+", 1_000_000),
+        ("3亿", 300_000_000),
+        ("3,201", 3201),
+        ("转发", 0),
+        ("", 0),
+        (None, 0),
+    ],
+)
 def test_parse_count(raw, value):
     assert parse_count(raw) == value
 
 
-@pytest.mark.parametrize("raw, iso", [
-    ("Sat Dec 28 20:00:00 +0800 2019", "2019-12-28T20:00:00"),
-    ("2019-12-28 20:00:00", "2019-12-28T20:00:00"),
-    ("2024-03-01 18:02", "2024-03-01T18:02:00"),
-    ("刚刚", "2024-03-02T10:30:00"),
-    ("5分钟前", "2024-03-02T10:25:00"),
-    ("3小时前", "2024-03-02T07:30:00"),
-    ("昨天 23:15", "2024-03-01T23:15:00"),
-])
+@pytest.mark.parametrize(
+    "raw, iso",
+    [
+        ("Sat Dec 28 20:00:00 +0800 2019", "2019-12-28T20:00:00"),
+        ("2019-12-28 20:00:00", "2019-12-28T20:00:00"),
+        ("2024-03-01 18:02", "2024-03-01T18:02:00"),
+        ("刚刚", "2024-03-02T10:30:00"),
+        ("5分钟前", "2024-03-02T10:25:00"),
+        ("3小时前", "2024-03-02T07:30:00"),
+        ("昨天 23:15", "2024-03-01T23:15:00"),
+    ],
+)
 def test_parse_weibo_time(raw, iso):
     assert parse_weibo_time(raw, NOW) == iso
 
@@ -79,14 +91,21 @@ def test_socialalign_alpaca_records_are_parsed_and_raw_kept():
     assert full.instruction[slice(*full.news_span)] == full.news
     assert full.instruction[slice(*full.user_span)].endswith("价值观：重视公平，关注民生。")
     assert len(full.history) == 5
-    assert full.persona == Persona("城市生活、新能源汽车、电影", "随意直接，爱用反问", "通常是中立的，偶尔抱怨",
-                                   "务实、敢言", "重视公平，关注民生")
+    assert full.persona == Persona(
+        "城市生活、新能源汽车、电影",
+        "随意直接，爱用反问",
+        "通常是中立的，偶尔抱怨",
+        "务实、敢言",
+        "重视公平，关注民生",
+    )
     assert recs[2].persona is None and recs[2].persona_text == "兴趣广泛，喜欢评论时事。语气温和。"
     assert recs[2].history == [] and recs[2].extra == {"SocialLLM": "太棒了！"}
 
     cases = load_socialalign_cases(FIX / "socialalign" / "SocialWeibo_sample.json")
     repost = cases[0].user.history[1]
-    assert repost.text == "又涨了，通勤成本扛不住" and repost.retweet.text.startswith("【油价将迎年内第五涨】")
+    assert repost.text == "又涨了，通勤成本扛不住" and repost.retweet.text.startswith(
+        "【油价将迎年内第五涨】"
+    )
     assert cases[0].response.hashtags == ["油价今晚上调"]
     assert cases[0].topic.topic_id == cases[1].topic.topic_id  # same hashtag, same topic
     validate_case(cases[0].to_dict())
@@ -97,9 +116,14 @@ def test_socialalign_alpaca_records_are_parsed_and_raw_kept():
 def test_instruction_parser_inverts_the_records_renderer(variant):
     from socialalign_lib.build.records.template import render_instruction
 
-    history = [Post("h1", "u", "第一条 #话题#", ""), Post("h2", "u", "评论", "", retweet=Post("o", "m", "原文, 并评论说: 嵌套", ""))]
+    history = [
+        Post("h1", "u", "第一条 #话题#", ""),
+        Post("h2", "u", "评论", "", retweet=Post("o", "m", "原文, 并评论说: 嵌套", "")),
+    ]
     persona = Persona("科技", "随意", "积极", "乐观", "公平")
-    text, user_span, news_span = render_instruction("阿明", history, persona, "第一行\n第二行", "标签", variant)
+    text, user_span, news_span = render_instruction(
+        "阿明", history, persona, "第一行\n第二行", "标签", variant
+    )
     parts = parse_socialalign_instruction(text)
     assert parts["variant"] == variant
     assert (parts["user_name"], parts["news"], parts["hashtag"]) == ("阿明", "第一行\n第二行", "标签")
@@ -126,10 +150,24 @@ def test_socialalign_errors_name_line_and_field(tmp_path):
 
 def test_weibo_crawler_json_user():
     user = load_weibo_crawler_json(FIX / "weibo_crawler" / "1669879400" / "1669879400.json")
-    assert (user.user_id, user.screen_name, user.gender, user.followers) == ("1669879400", "Dear-迪丽热巴", "女", 79_514_000)
+    assert (user.user_id, user.screen_name, user.gender, user.followers) == (
+        "1669879400",
+        "Dear-迪丽热巴",
+        "女",
+        79_514_000,
+    )
     first, repost, third = user.history
-    assert first == Post("4454572602912349", "1669879400", "今天的#星光大赏# 好开心", "2019-12-28T20:00:00", ["星光大赏"],
-                         likes=551894, reposts=1_000_000, comments=182010, screen_name="Dear-迪丽热巴")
+    assert first == Post(
+        "4454572602912349",
+        "1669879400",
+        "今天的#星光大赏# 好开心",
+        "2019-12-28T20:00:00",
+        ["星光大赏"],
+        likes=551894,
+        reposts=1_000_000,
+        comments=182010,
+        screen_name="Dear-迪丽热巴",
+    )
     assert repost.retweet.user_id == "1684832145" and repost.retweet.reposts == 1_000_000
     assert repost.retweet.hashtags == ["娇韵诗双萃"] and repost.retweet.screen_name == "法国娇韵诗"
     assert (third.likes, third.comments, third.reposts) == (12000, 3201, 0)
@@ -141,7 +179,9 @@ def test_weibo_crawler_json_errors(tmp_path):
     doc = json.loads((FIX / "weibo_crawler" / "1669879400" / "1669879400.json").read_text(encoding="utf-8"))
     doc["weibo"][2]["attitudes_count"] = "很多"
     (tmp_path / "1.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"1\.json, field 'weibo\[2\]\.attitudes_count': unreadable count"):
+    with pytest.raises(
+        DataFormatError, match=r"1\.json, field 'weibo\[2\]\.attitudes_count': unreadable count"
+    ):
         load_weibo_crawler_json(tmp_path / "1.json")
     doc["weibo"] = []
     (tmp_path / "1.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
@@ -151,10 +191,28 @@ def test_weibo_crawler_json_errors(tmp_path):
 
 def test_socialalign_cleaned_history_form(tmp_path):
     """clean_user_history.py reduces posts to {text, *_count, topics, post_time, id, retweet?}."""
-    doc = {"user": {"id": 42, "screen_name": "a"}, "weibo": [
-        {"text": "好", "attitudes_count": 1, "comments_count": 0, "reposts_count": 0, "topics": "", "id": 7,
-         "post_time": "2024-10-27 08:00:00", "retweet": {"text": "原文", "attitudes_count": "2万", "comments_count": 0,
-                                                        "reposts_count": 0, "topics": "话题", "post_time": "昨天 09:00"}}]}
+    doc = {
+        "user": {"id": 42, "screen_name": "a"},
+        "weibo": [
+            {
+                "text": "好",
+                "attitudes_count": 1,
+                "comments_count": 0,
+                "reposts_count": 0,
+                "topics": "",
+                "id": 7,
+                "post_time": "2024-10-27 08:00:00",
+                "retweet": {
+                    "text": "原文",
+                    "attitudes_count": "2万",
+                    "comments_count": 0,
+                    "reposts_count": 0,
+                    "topics": "话题",
+                    "post_time": "昨天 09:00",
+                },
+            }
+        ],
+    }
     (tmp_path / "42.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     post = load_weibo_crawler_json(tmp_path / "42.json", now=NOW).history[0]
     assert post.created_at == "2024-10-27T08:00:00" and post.retweet.post_id == "7-rt"
@@ -167,7 +225,12 @@ def test_weibo_crawler_csv():
     assert {p.user_id for p in posts} == {"1669879400"} and posts[0].screen_name == "Dear-迪丽热巴"
     assert (posts[0].reposts, posts[0].hashtags) == (1_000_000, ["星光大赏"])
     rt = posts[1].retweet
-    assert (rt.post_id, rt.user_id, rt.screen_name, rt.likes) == ("4454028484570123", "1684832145", "法国娇韵诗", 18000)
+    assert (rt.post_id, rt.user_id, rt.screen_name, rt.likes) == (
+        "4454028484570123",
+        "1684832145",
+        "法国娇韵诗",
+        18000,
+    )
     assert rt.text == "#娇韵诗双萃# 新年礼盒上线,\n限时发售"  # a quoted multi-line cell
     assert posts[2].created_at == "2019-12-24T09:05:00"  # 完整日期 empty → 日期
     assert (posts[2].likes, posts[2].comments, posts[2].reposts) == (12000, 3201, 0)
@@ -183,8 +246,12 @@ def test_weibo_search_csv_links_reposts():
 def test_csv_errors_name_line_and_column(tmp_path):
     src = (FIX / "weibo_crawler" / "Dear-迪丽热巴" / "1669879400.csv").read_text(encoding="utf-8-sig")
     bad = tmp_path / "1669879400.csv"
-    bad.write_text(src.replace("2019-12-24 09:05:00", "").replace("2019-12-24T09:05:00", "某天"), encoding="utf-8-sig")
-    with pytest.raises(DataFormatError, match=r"1669879400\.csv line 5, field '日期': unreadable created_at '某天'"):
+    bad.write_text(
+        src.replace("2019-12-24 09:05:00", "").replace("2019-12-24T09:05:00", "某天"), encoding="utf-8-sig"
+    )
+    with pytest.raises(
+        DataFormatError, match=r"1669879400\.csv line 5, field '日期': unreadable created_at '某天'"
+    ):
         load_weibo_crawler_csv(bad)  # line 5: the quoted cell of row 2 spans lines 3-4
 
 
@@ -195,7 +262,10 @@ def test_gb18030_posts_csv_groups_topics_and_histories():
     data = load_posts_csv(FIX / "posts_gb18030.csv")
     assert [t.hashtag for t in data.topics] == ["油价今晚上调", "神舟十八号发射成功", "航天"]
     assert [u.user_id for u in data.users] == ["1001", "1002", "1003"]
-    assert [p.text for p in data.users[1].history] == ["还好换了电车 #油价今晚上调#", "猫咪今天又拆家了，谁懂啊"]
+    assert [p.text for p in data.users[1].history] == [
+        "还好换了电车 #油价今晚上调#",
+        "猫咪今天又拆家了，谁懂啊",
+    ]
     oil = data.topics[0].topic_id
     assert sorted(r.post.user_id for r in data.responses if r.topic_id == oil) == ["1001", "1002"]
     assert len(data.responses) == 4  # the 航天 post answers two topics
@@ -203,7 +273,9 @@ def test_gb18030_posts_csv_groups_topics_and_histories():
 
 
 def test_gb18030_csv_read_as_utf8_suggests_gb18030():
-    with pytest.raises(DataFormatError, match=r'posts_gb18030\.csv line 2: not UTF-8 .*pass encoding="gb18030"'):
+    with pytest.raises(
+        DataFormatError, match=r'posts_gb18030\.csv line 2: not UTF-8 .*pass encoding="gb18030"'
+    ):
         load_posts_csv(FIX / "posts_gb18030.csv", encoding="utf-8")
 
 
@@ -225,7 +297,9 @@ def _export(rows, encoding="gb18030", newline="\r\n") -> bytes:
     return buf.getvalue().encode(encoding)
 
 
-_ROWS = [(str(1000 + i), f"#油价今晚上调# 第{i}条：通勤成本又涨了，真的扛不住了，大家怎么看？") for i in range(60)]
+_ROWS = [
+    (str(1000 + i), f"#油价今晚上调# 第{i}条：通勤成本又涨了，真的扛不住了，大家怎么看？") for i in range(60)
+]
 
 
 def test_posts_csv_cut_mid_row_is_an_error_naming_file_and_line(tmp_path):
@@ -254,9 +328,11 @@ def test_posts_csv_cut_mid_character_says_truncated(tmp_path):
 
 
 def test_posts_csv_cut_inside_a_quoted_cell_is_an_error(tmp_path):
-    rows = [*_ROWS[:3], ("2001", "第一行\n第二行，带逗号, 和 \"引号\"\n第三行"), *_ROWS[3:5]]
+    rows = [*_ROWS[:3], ("2001", '第一行\n第二行，带逗号, 和 "引号"\n第三行'), *_ROWS[3:5]]
     data = _export(rows)
-    cut = data.index("第二行".encode("gb18030"))  # right after the cell's first line break: ends with a newline
+    cut = data.index(
+        "第二行".encode("gb18030")
+    )  # right after the cell's first line break: ends with a newline
     assert data[:cut].endswith(b"\n")
     (tmp_path / "q.csv").write_bytes(data[:cut])
     with pytest.raises(DataFormatError, match=r"q\.csv line 5: the file ends inside a quoted cell"):
@@ -266,7 +342,9 @@ def test_posts_csv_cut_inside_a_quoted_cell_is_an_error(tmp_path):
 
 
 def test_posts_csv_short_row_names_the_missing_field(tmp_path):
-    (tmp_path / "s.csv").write_bytes("userid,text,time\n1,你好,2024-03-01 10:00\n2,没有时间\n".encode("gb18030"))
+    (tmp_path / "s.csv").write_bytes(
+        "userid,text,time\n1,你好,2024-03-01 10:00\n2,没有时间\n".encode("gb18030")
+    )
     with pytest.raises(DataFormatError, match=r"s\.csv line 3, field 'time': 2 cells for 3 columns"):
         load_posts_csv(tmp_path / "s.csv")
 
@@ -284,11 +362,15 @@ def test_posts_csv_encoding_auto_is_strict_both_ways(tmp_path):
 def test_utf8_csv_read_as_gb18030_suggests_utf8(tmp_path):
     # GB18030 decodes this UTF-8 file without an error — into mojibake — so it must be refused, with the hint
     (tmp_path / "u8.csv").write_bytes(_export(_ROWS[:3], encoding="utf-8"))
-    with pytest.raises(DataFormatError, match=r'u8\.csv line 2: .*it looks like UTF-8: pass encoding="utf-8"'):
+    with pytest.raises(
+        DataFormatError, match=r'u8\.csv line 2: .*it looks like UTF-8: pass encoding="utf-8"'
+    ):
         load_posts_csv(tmp_path / "u8.csv", encoding="gb18030")
     # and when GB18030 does fail on the UTF-8 bytes, the error hints UTF-8 as the UTF-8 one hints GB18030
     (tmp_path / "u8b.csv").write_bytes("userid,text\n1,中\n".encode())
-    with pytest.raises(DataFormatError, match=r'u8b\.csv line 2: not gb18030 .*it looks like UTF-8: pass encoding="utf-8"'):
+    with pytest.raises(
+        DataFormatError, match=r'u8b\.csv line 2: not gb18030 .*it looks like UTF-8: pass encoding="utf-8"'
+    ):
         load_posts_csv(tmp_path / "u8b.csv", encoding="gb18030")
 
 
@@ -298,7 +380,10 @@ def test_daily_posts_merge_into_one_history_per_user(tmp_path):
     data = load_daily_posts(tmp_path)
     assert [u.user_id for u in data.users] == ["7", "9", "8"]  # first appearance, days in order
     seven = data.users[0].history
-    assert [(p.created_at, p.post_id) for p in seven] == [("2024-03-01", "2024-03-01-L2"), ("2024-03-02", "2024-03-02-L2")]
+    assert [(p.created_at, p.post_id) for p in seven] == [
+        ("2024-03-01", "2024-03-01-L2"),
+        ("2024-03-02", "2024-03-02-L2"),
+    ]
     assert [t.hashtag for t in data.topics] == ["油价今晚上调", "航天"]
     assert sum(r.topic_id == data.topics[0].topic_id for r in data.responses) == 2
     (tmp_path / "notes.txt").write_text("x")
@@ -321,8 +406,14 @@ def test_lamp7_questions_and_golds_become_cases():
     cases = load_lamp(FIX / "lamp" / "lamp7_dev_questions.json", FIX / "lamp" / "lamp7_dev_outputs.json")
     assert [c.case_id for c in cases] == ["lamp-600", "lamp-601"]
     c = cases[0]
-    assert c.topic.category == "LaMP_7" and c.topic.news == "I'm currently enjoying the album \"Listen to Eason Chan.\""
-    assert [p.text for p in c.user.history] == ["SARS .. H1N1 .. now this. stay safe everyone", "new album on repeat all day"]
+    assert (
+        c.topic.category == "LaMP_7"
+        and c.topic.news == 'I\'m currently enjoying the album "Listen to Eason Chan."'
+    )
+    assert [p.text for p in c.user.history] == [
+        "SARS .. H1N1 .. now this. stay safe everyone",
+        "new album on repeat all day",
+    ]
     assert c.response.text == "Listening to Eason Chan's album and loving it"
     for case in cases:
         validate_case(case.to_dict())
@@ -339,7 +430,9 @@ def test_lamp4_profile_keeps_the_article_as_what_the_title_answers():
 
 def test_lamp_mismatched_ids_are_errors(tmp_path):
     (tmp_path / "o.json").write_text(json.dumps({"task": "LaMP_7", "golds": [{"id": "600", "output": "x"}]}))
-    with pytest.raises(DataFormatError, match=r"lamp7_dev_questions\.json line \d+, field '\[1\]\.id': question id '601'"):
+    with pytest.raises(
+        DataFormatError, match=r"lamp7_dev_questions\.json line \d+, field '\[1\]\.id': question id '601'"
+    ):
         load_lamp(FIX / "lamp" / "lamp7_dev_questions.json", tmp_path / "o.json")
     q = json.loads((FIX / "lamp" / "lamp7_dev_questions.json").read_text())
     del q[1]["profile"][0]["text"]
@@ -354,7 +447,11 @@ def test_lamp_mismatched_ids_are_errors(tmp_path):
 def test_smpd_row_aligned_files():
     df = load_smpd(FIX / "smpd")
     assert list(df.columns[: len(SMP_COLUMNS)]) == list(SMP_COLUMNS)
-    assert df["uid"].tolist() == ["59@N75", "59@N75", "70478@N10"] and df["pid"].tolist() == ["775", "776", "564687"]
+    assert df["uid"].tolist() == ["59@N75", "59@N75", "70478@N10"] and df["pid"].tolist() == [
+        "775",
+        "776",
+        "564687",
+    ]
     assert df["popularity"].tolist() == [3.2, 0.85, 7.41]
     assert df.loc[2, "tags"] == ["rain", "paris", "umbrella", "street"] and df.loc[1, "tags"] == []
     assert df.loc[0, "postdate"] == 1457068974 and df.loc[0, "geoaccuracy"] == 16
@@ -368,7 +465,9 @@ def test_smpd_misaligned_rows_are_named(tmp_path):
     text = json.loads((tmp_path / "smpd" / "train_text.json").read_text())
     text[1]["Pid"] = 999
     write_jsonl(tmp_path / "smpd" / "train_text.json", text)  # JSON Lines works too
-    with pytest.raises(DataFormatError, match=r"train_text\.json line 2, field 'Pid': pid '999' does not match row 2"):
+    with pytest.raises(
+        DataFormatError, match=r"train_text\.json line 2, field 'Pid': pid '999' does not match row 2"
+    ):
         load_smpd(tmp_path / "smpd")
     (tmp_path / "smpd" / "train_text.json").unlink()
     (tmp_path / "smpd" / "train_label.txt").write_text("3.2\n0.85\n")
@@ -379,23 +478,37 @@ def test_smpd_misaligned_rows_are_named(tmp_path):
         load_smpd(tmp_path / "smpd")
     (tmp_path / "smpd" / "train_label.txt").unlink()
     assert load_smpd(tmp_path / "smpd")["popularity"].isna().all()  # a test split has no labels
-    (tmp_path / "smpd" / "train_label.json").write_text('[{"Uid": "59@N75", "Pid": 775, "label": 3.2}, '
-                                                        '{"label": "0.5"}, {"Label": null}]')
+    (tmp_path / "smpd" / "train_label.json").write_text(
+        '[{"Uid": "59@N75", "Pid": 775, "label": 3.2}, {"label": "0.5"}, {"Label": null}]'
+    )
     assert load_smpd(tmp_path / "smpd")["popularity"].tolist()[:2] == [3.2, 0.5]
 
 
 def test_smhp2018_and_tpic2017():
     df = load_smpd(FIX / "smhp2018")
     assert (df["source"] == "SMHP2018").all() and df["popularity"].tolist() == [3.2, 5.75]
-    assert df.loc[1, "title"] == "Summit at dawn" and df.loc[1, "tags"] == ["hiking", "alps", "summit", "sunrise"]
-    assert df.loc[1, "latitude"] == 46.5 and df.loc[1, "longitude"] == 7.9 and df.loc[1, "pathalias"] == "alpine"
+    assert df.loc[1, "title"] == "Summit at dawn" and df.loc[1, "tags"] == [
+        "hiking",
+        "alps",
+        "summit",
+        "sunrise",
+    ]
+    assert (
+        df.loc[1, "latitude"] == 46.5 and df.loc[1, "longitude"] == 7.9 and df.loc[1, "pathalias"] == "alpine"
+    )
 
     tp = load_tpic2017(FIX / "tpic2017")
     assert list(tp.columns[: len(SMP_COLUMNS)]) == list(SMP_COLUMNS)
     assert tp["pid"].tolist() == ["9624", "1187"] and tp["user_avgview"].tolist() == [2.9, 5.1]
     assert tp.loc[0, "postdate"] == int(dt.datetime(2016, 3, 4, 10, tzinfo=dt.timezone.utc).timestamp())
-    assert tp.loc[1, "postdate"] == int(dt.datetime(2015, 12, 31, 22, tzinfo=dt.timezone.utc).timestamp())  # 10pm bucket
-    assert tp.loc[1, "image"].endswith("1187_b.jpg") and tp.loc[0, "title"] == "" and math.isnan(tp.loc[0, "latitude"])
+    assert tp.loc[1, "postdate"] == int(
+        dt.datetime(2015, 12, 31, 22, tzinfo=dt.timezone.utc).timestamp()
+    )  # 10pm bucket
+    assert (
+        tp.loc[1, "image"].endswith("1187_b.jpg")
+        and tp.loc[0, "title"] == ""
+        and math.isnan(tp.loc[0, "latitude"])
+    )
 
 
 def test_smhp2018_wrong_column_count(tmp_path):

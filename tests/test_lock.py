@@ -28,7 +28,9 @@ def test_lock_pins_every_project_requirement_inside_its_range():
     for req in _project_requirements():
         name = lock_tool._normal(req.name)
         assert name in pins, f"{req.name} is a dependency in pyproject.toml but not in requirements.lock"
-        assert req.specifier.contains(pins[name], prereleases=True), f"lock {req.name}=={pins[name]} not in {req}"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"lock {req.name}=={pins[name]} not in {req}"
+        )
 
 
 def test_running_environment_is_the_locked_one():
@@ -42,7 +44,9 @@ def test_running_environment_is_the_locked_one():
             continue
         if installed.split("+")[0] != locked:
             drifted.append(f"{name} {installed} (locked {locked})")
-    assert not drifted, "installed set differs from requirements.lock (rerun `make env`): " + "; ".join(drifted)
+    assert not drifted, "installed set differs from requirements.lock (rerun `make env`): " + "; ".join(
+        drifted
+    )
 
 
 def test_readme_and_environment_yml_show_the_locked_versions():

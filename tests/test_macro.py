@@ -41,7 +41,9 @@ def replies_frame() -> pd.DataFrame:
         ("t3", "u6", "test_user", "food", "neu 看看", "neutral", "neu 看看吧"),
         ("t3", "u7", "test_user", "food", "neg 太贵", "negative", "neg 太贵了"),
     ]
-    df = pd.DataFrame(rows, columns=["topic_id", "user_id", "split", "category", "reference", "sentiment", "generated"])
+    df = pd.DataFrame(
+        rows, columns=["topic_id", "user_id", "split", "category", "reference", "sentiment", "generated"]
+    )
     df["case_id"] = df["topic_id"] + "-" + df["user_id"]
     return df
 
@@ -54,7 +56,9 @@ def labelled() -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------- labelling, crowds
 def test_label_replies_and_crowd_frames(labelled):
     assert labelled[macro.PRED_COL].tolist()[:4] == ["negative", "positive", "negative", "negative"]
-    assert labelled[macro.REAL_COL].tolist() == labelled["sentiment"].tolist()  # prefixes agree with gold here
+    assert (
+        labelled[macro.REAL_COL].tolist() == labelled["sentiment"].tolist()
+    )  # prefixes agree with gold here
     real, pred = macro.crowd_frames(labelled[labelled.split == "test_topic"])
     d_real = crowd_distributions(real, labels=LABELS)
     d_pred = crowd_distributions(pred, labels=LABELS)
@@ -74,9 +78,15 @@ def test_crowd_frames_gold_uses_dataset_labels(labelled):
 
 # ------------------------------------------------------------------------------------------- category prior
 def test_category_prior_is_the_training_distribution_of_the_category():
-    train = pd.DataFrame({"category": ["food", "food", "food", "tech"],
-                          "sentiment": ["negative", "negative", "positive", "neutral"]})
-    test = pd.DataFrame({"topic_id": ["t1", "t1", "t2", "t9"], "category": ["food", "food", "tech", "sports"]})
+    train = pd.DataFrame(
+        {
+            "category": ["food", "food", "food", "tech"],
+            "sentiment": ["negative", "negative", "positive", "neutral"],
+        }
+    )
+    test = pd.DataFrame(
+        {"topic_id": ["t1", "t1", "t2", "t9"], "category": ["food", "food", "tech", "sports"]}
+    )
     prior = macro.category_prior(train, test, per_reply=False)
     dist = crowd_distributions(prior, labels=LABELS)
     assert dist.loc["t1", list(LABELS)].tolist() == pytest.approx([2 / 3, 0, 1 / 3])
@@ -86,7 +96,9 @@ def test_category_prior_is_the_training_distribution_of_the_category():
 
 
 def test_category_prior_per_reply_draws_one_label_per_user_from_the_category():
-    train = pd.DataFrame({"category": ["food"] * 3 + ["tech"], "sentiment": ["negative", "negative", "positive", "neutral"]})
+    train = pd.DataFrame(
+        {"category": ["food"] * 3 + ["tech"], "sentiment": ["negative", "negative", "positive", "neutral"]}
+    )
     test = pd.DataFrame({"topic_id": ["t1"] * 3000 + ["t2"] * 5, "category": ["food"] * 3000 + ["tech"] * 5})
     prior = macro.category_prior(train, test, seed=1)
     assert prior["topic_id"].tolist() == test["topic_id"].tolist()  # the real crowd's size, user for user
@@ -119,7 +131,13 @@ def test_mean_divergences_point_is_the_mean_of_per_topic_divergences(labelled):
     # the default interval resamples topics: it lies between the smallest and largest per-topic value and holds
     # the point estimate
     for m in ("js", "kl", "tv"):
-        assert per_topic[m].min() - 1e-12 <= out[f"{m}_low"] <= out[m] <= out[f"{m}_high"] <= per_topic[m].max() + 1e-12
+        assert (
+            per_topic[m].min() - 1e-12
+            <= out[f"{m}_low"]
+            <= out[m]
+            <= out[f"{m}_high"]
+            <= per_topic[m].max() + 1e-12
+        )
     # the basic interval is the user-resampling percentile interval reflected around the point (clipped at 0)
     pct = macro.mean_divergences(real, pred, LABELS, n_boot=300, seed=1, interval="percentile")
     basic = macro.mean_divergences(real, pred, LABELS, n_boot=300, seed=1, interval="basic")
@@ -139,10 +157,13 @@ def test_zero_probability_classes_stay_finite():
 
 
 def test_mean_divergences_against_fixed_truth():
-    truth = pd.DataFrame({"negative": [0.2, 0.6], "neutral": [0.3, 0.2], "positive": [0.5, 0.2]},
-                         index=pd.Index(["t1", "t2"], name="topic_id"))
-    pred = pd.DataFrame({"topic_id": ["t1", "t1", "t2", "t2"],
-                         "sentiment": ["positive", "neutral", "negative", "negative"]})
+    truth = pd.DataFrame(
+        {"negative": [0.2, 0.6], "neutral": [0.3, 0.2], "positive": [0.5, 0.2]},
+        index=pd.Index(["t1", "t2"], name="topic_id"),
+    )
+    pred = pd.DataFrame(
+        {"topic_id": ["t1", "t1", "t2", "t2"], "sentiment": ["positive", "neutral", "negative", "negative"]}
+    )
     out = macro.mean_divergences(None, pred, LABELS, truth=truth, n_boot=200)
     expected = (js_divergence([0.2, 0.3, 0.5], [0, 0.5, 0.5]) + js_divergence([0.6, 0.2, 0.2], [1, 0, 0])) / 2
     assert out["js"] == pytest.approx(expected)
@@ -173,8 +194,10 @@ def world():
 
 
 def test_true_crowd_and_oracle_use_the_same_users(world):
-    pairs = pd.DataFrame([(r.topic_id, r.post.user_id) for r in world.responses if r.split == "test_topic"],
-                         columns=["topic_id", "user_id"])
+    pairs = pd.DataFrame(
+        [(r.topic_id, r.post.user_id) for r in world.responses if r.split == "test_topic"],
+        columns=["topic_id", "user_id"],
+    )
     truth = macro.true_crowd(world, pairs)
     tid = pairs["topic_id"].iloc[0]
     users = pairs.loc[pairs.topic_id == tid, "user_id"]
@@ -196,7 +219,9 @@ def test_micro_metrics_hand_computed(labelled):
     # gold: neg neg pos neu pos pos; predicted: neg pos neg neg pos pos → 3 of 6 right
     assert rows["sent_acc"]["value"] == pytest.approx(0.5)
     gold, pred = sub["sentiment"].tolist(), sub[macro.PRED_COL].tolist()
-    assert rows["sent_f1"]["value"] == pytest.approx(f1_score(gold, pred, labels=list(LABELS), average="macro"))
+    assert rows["sent_f1"]["value"] == pytest.approx(
+        f1_score(gold, pred, labels=list(LABELS), average="macro")
+    )
     assert rows["sent_acc"]["low"] <= 0.5 <= rows["sent_acc"]["high"]
     assert np.isnan(rows["bleu"]["low"]) and 0 <= rows["bleu"]["value"] <= 1
     assert set(rows) == set(results.MICRO_METRICS)
@@ -214,22 +239,36 @@ def test_bootstrap_macro_f1_matches_sklearn_on_each_replicate():
 # ------------------------------------------------------------------------------------------- results table
 def _long_results(labelled) -> pd.DataFrame:
     copying = macro.label_replies(labelled.assign(generated=labelled["reference"]), PrefixLabeller())
-    parts = [results.evaluate_replies(m, frame, LABELS, seed=s, n_boot=100)
-             for m, frame in (("PAC-LoRA", labelled), ("base (zero-shot)", copying)) for s in (0, 1)]
-    train = pd.DataFrame({"category": ["food", "food", "tech"], "sentiment": ["negative", "positive", "positive"]})
+    parts = [
+        results.evaluate_replies(m, frame, LABELS, seed=s, n_boot=100)
+        for m, frame in (("PAC-LoRA", labelled), ("base (zero-shot)", copying))
+        for s in (0, 1)
+    ]
+    train = pd.DataFrame(
+        {"category": ["food", "food", "tech"], "sentiment": ["negative", "positive", "positive"]}
+    )
     for split in results.SPLITS:
         sub = labelled[labelled.split == split]
         real, _ = macro.crowd_frames(sub)
-        parts.append(results.evaluate_crowd("category prior", real, macro.category_prior(train, sub), split,
-                                            LABELS, n_boot=100))
+        parts.append(
+            results.evaluate_crowd(
+                "category prior", real, macro.category_prior(train, sub), split, LABELS, n_boot=100
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
 def test_results_table_shape_order_and_values(labelled, tmp_path):
     long = _long_results(labelled)
     wide = results.results_table(long)
-    assert list(wide.index) == ["base (zero-shot)", "PAC-LoRA", "category prior"]  # METHOD_ORDER, not input order
-    n_metrics = len(results.MICRO_METRICS) - 1 + 3  # no histories → no persona; js, kl, tv (no world → no js_true)
+    assert list(wide.index) == [
+        "base (zero-shot)",
+        "PAC-LoRA",
+        "category prior",
+    ]  # METHOD_ORDER, not input order
+    n_metrics = (
+        len(results.MICRO_METRICS) - 1 + 3
+    )  # no histories → no persona; js, kl, tv (no world → no js_true)
     assert wide.shape == (3, 2 * n_metrics * 4 + 1)
     # "generated = reference" reproduces the real crowd: JS 0 on both splits, accuracy 1
     assert wide.loc["base (zero-shot)", ("test_topic", "js", "value")] == pytest.approx(0.0)
@@ -308,14 +347,21 @@ def test_method_replies_answers_exactly_the_cases_and_resumes(tiny_data, tmp_pat
     from socialalign_lib.generate.sampling import GenerationConfig
 
     torch.set_num_threads(1)
-    ids = {"test_topic": tiny_data.split("test_topic")["case_id"][:3], "test_user": tiny_data.split("test_user")["case_id"][:2]}
+    ids = {
+        "test_topic": tiny_data.split("test_topic")["case_id"][:3],
+        "test_user": tiny_data.split("test_user")["case_id"][:2],
+    }
     spec = MethodSpec("base (zero-shot)", "base", variant="without_persona")
     gen = GenerationConfig(max_new_tokens=4, batch_size=8)
-    _, replies = method_replies(spec, tiny_data.dataset, ids, data_name="tiny", gen=gen, run_dir=tmp_path, progress=False)
+    _, replies = method_replies(
+        spec, tiny_data.dataset, ids, data_name="tiny", gen=gen, run_dir=tmp_path, progress=False
+    )
     assert replies["case_id"].tolist() == ids["test_topic"] + ids["test_user"]
     assert set(replies["variant"]) == {"without_persona"} and set(replies["method"]) == {"base (zero-shot)"}
     assert replies_path(tmp_path, "test_topic", "without_persona", 0).exists()
-    _, again = method_replies(spec, tiny_data.dataset, ids, data_name="tiny", gen=gen, run_dir=tmp_path, progress=False)
+    _, again = method_replies(
+        spec, tiny_data.dataset, ids, data_name="tiny", gen=gen, run_dir=tmp_path, progress=False
+    )
     assert again["generated"].tolist() == replies["generated"].tolist()
 
 
@@ -349,12 +395,18 @@ def test_official_w_o_history_asks_the_full_model_without_the_history(tiny_data,
     torch.set_num_threads(1)
     official = {s.name: s for s in OFFICIAL_TABLE_METHODS}["PAC-LoRA w/o history"]
     ours = {s.name: s for s in TABLE_METHODS}["PAC-LoRA w/o history"]
-    assert (official.variant, official.remove_at_inference) == ("full", "history") and ours.variant == "without_history"
-    spec = replace(official, method="base")  # the protocol, not the training, is under test: no adapter to train
+    assert (official.variant, official.remove_at_inference) == (
+        "full",
+        "history",
+    ) and ours.variant == "without_history"
+    spec = replace(
+        official, method="base"
+    )  # the protocol, not the training, is under test: no adapter to train
     ids = {"test_topic": tiny_data.split("test_topic")["case_id"][:2]}
     gen = GenerationConfig.greedy(max_new_tokens=4, batch_size=8)
-    run, replies = method_replies(spec, tiny_data.dataset, ids, data_name="tiny", gen=gen, run_dir=tmp_path,
-                                  progress=False)
+    run, replies = method_replies(
+        spec, tiny_data.dataset, ids, data_name="tiny", gen=gen, run_dir=tmp_path, progress=False
+    )
     assert set(replies["variant"]) == {"infer_without_history"}
     assert replies_path(tmp_path, "test_topic", "infer_without_history", 0).exists()
     full = tiny_data.split("test_topic").select(range(2)).to_list()
@@ -372,8 +424,13 @@ def test_old_crowd_paths_are_the_new_modules():
     from socialalign_lib.crowd import distributions, divergences, plots, real
 
     assert crowds is real and baselines is new_baselines and comparisons is new_comparisons
-    homes = {name: getattr(macro, name).__module__ for name in macro.__all__ if callable(getattr(macro, name))}
-    assert set(homes.values()) <= {m.__name__ for m in (distributions, divergences, new_baselines, new_comparisons,
-                                                         plots)}, homes
-    assert all(getattr(divergence, n) is getattr(divergences, n, getattr(distributions, n, None))
-               for n in divergence.__all__)
+    homes = {
+        name: getattr(macro, name).__module__ for name in macro.__all__ if callable(getattr(macro, name))
+    }
+    assert set(homes.values()) <= {
+        m.__name__ for m in (distributions, divergences, new_baselines, new_comparisons, plots)
+    }, homes
+    assert all(
+        getattr(divergence, n) is getattr(divergences, n, getattr(distributions, n, None))
+        for n in divergence.__all__
+    )

@@ -31,9 +31,17 @@ from socialalign_lib.models import (
 )
 
 VOCAB = 500
-TINY = TinyModelConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                       intermediate_size=128, max_position_embeddings=256)
-FAST = PretrainConfig(block_size=64, batch_size=8, max_steps=30, learning_rate=5e-3, warmup_steps=3, progress=False)
+TINY = TinyModelConfig(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    max_position_embeddings=256,
+)
+FAST = PretrainConfig(
+    block_size=64, batch_size=8, max_steps=30, learning_rate=5e-3, warmup_steps=3, progress=False
+)
 
 CITIES = ["北京", "上海", "厦门", "重庆", "西安", "成都", "武汉", "杭州"]
 SUBJECTS = ["地铁新线", "校园午餐", "见义勇为", "医院改革", "房价调控", "高考政策", "垃圾分类", "夜市经济"]
@@ -53,7 +61,6 @@ def make_corpus(n: int = 400, seed: int = 0) -> list[str]:
         else:
             out.append(f"{rng.choice(REACTIONS)}，{city}的{subj}{rng.choice(REACTIONS)}{rng.choice(TAILS)}")
     return out
-
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +145,7 @@ def test_character_span_to_token_span(tok):
     end = text.index("\n回复")
     enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
     toks = [i for i, (s, e) in enumerate(enc["offset_mapping"]) if s < end and e > start]
-    span_text = _decode(tok, enc["input_ids"][toks[0]: toks[-1] + 1])
+    span_text = _decode(tok, enc["input_ids"][toks[0] : toks[-1] + 1])
     assert text[start:end] in span_text and len(span_text) <= end - start + 2
 
 
@@ -155,12 +162,18 @@ def test_special_tokens_and_padding(tok, corpus):
 def test_chat_template_is_chatml(tok):
     msgs = [{"role": "system", "content": "你是微博用户"}, {"role": "user", "content": "新闻：地铁开通"}]
     prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    assert prompt == ("<|im_start|>system\n你是微博用户<|im_end|>\n<|im_start|>user\n新闻：地铁开通<|im_end|>\n"
-                      "<|im_start|>assistant\n")
+    assert prompt == (
+        "<|im_start|>system\n你是微博用户<|im_end|>\n<|im_start|>user\n新闻：地铁开通<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
     full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "太好了！"}], tokenize=False)
     assert full == prompt + "太好了！<|im_end|>\n"
-    out = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "太好了！"}], tokenize=True,
-                                  return_dict=True, return_assistant_tokens_mask=True)
+    out = tok.apply_chat_template(
+        msgs + [{"role": "assistant", "content": "太好了！"}],
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
     answer = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
     assert _decode(tok, answer) == "太好了！<|im_end|>"
 
@@ -213,7 +226,9 @@ def test_pretrain_reduces_loss(built):
 @pytest.mark.slow
 def test_pretrain_returns_one_loss_per_step(tok, corpus):
     model = build_tiny_model(tok, TINY)
-    losses = pretrain(model, tok, corpus, PretrainConfig(block_size=32, batch_size=4, max_steps=4, progress=False))
+    losses = pretrain(
+        model, tok, corpus, PretrainConfig(block_size=32, batch_size=4, max_steps=4, progress=False)
+    )
     assert len(losses) == 4 and all(isinstance(x, float) for x in losses)
     assert not model.training
 
@@ -224,8 +239,15 @@ def test_pretrain_returns_one_loss_per_step(tok, corpus):
 @pytest.mark.slow
 def test_build_writes_a_complete_folder_atomically(built):
     names = {p.name for p in built.iterdir()}
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
-            "tokenizer_config.json", "README.md", "build_info.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "build_info.json",
+    } <= names
     assert not [p for p in built.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
     info = json.loads((built / "build_info.json").read_text(encoding="utf-8"))
     assert info["vocab_size"] == VOCAB and info["seed"] == FAST.seed and info["model"]["hidden_size"] == 64
@@ -239,8 +261,14 @@ def test_same_seed_same_model(built, corpus, tmp_path):
     again = build_base_model(corpus, tmp_path / "again", VOCAB, TINY, FAST)
     assert (again / "tokenizer.json").read_bytes() == (built / "tokenizer.json").read_bytes()
     assert (again / "model.safetensors").read_bytes() == (built / "model.safetensors").read_bytes()
-    other = build_base_model(corpus, tmp_path / "again", VOCAB, TINY,
-                             PretrainConfig(**{**FAST.__dict__, "seed": 1}), overwrite=True)
+    other = build_base_model(
+        corpus,
+        tmp_path / "again",
+        VOCAB,
+        TINY,
+        PretrainConfig(**{**FAST.__dict__, "seed": 1}),
+        overwrite=True,
+    )
     assert (other / "model.safetensors").read_bytes() != (built / "model.safetensors").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
 
@@ -271,7 +299,10 @@ def test_llama_round_trip_through_load_base_model(tok, tmp_path):
     loaded_model, loaded = load_base_model(tmp_path, device="cpu")
     assert type(loaded_model).__name__ == "LlamaForCausalLM"
     ids = tok(ROUND_TRIP, return_tensors="pt", padding=True)
-    assert loaded(ROUND_TRIP, return_tensors="pt", padding=True)["input_ids"].tolist() == ids["input_ids"].tolist()
+    assert (
+        loaded(ROUND_TRIP, return_tensors="pt", padding=True)["input_ids"].tolist()
+        == ids["input_ids"].tolist()
+    )
     with torch.no_grad():
         assert torch.equal(loaded_model(**ids).logits, model(**ids).logits)
 
@@ -317,7 +348,11 @@ def test_python_m_models_runs_the_build_cli():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "socialalign_lib.models", "--help"], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "socialalign_lib.models", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "--rebuild" in done.stdout and "--no-background" in done.stdout

@@ -54,19 +54,39 @@ def encoded(posts):
 
 def _odd_posts() -> pd.DataFrame:
     """Posts missing hashtags, images, faces, user prior or date (what real loaders return)."""
-    return pd.DataFrame([
-        {"title": "猫的午后", "tags": ["猫", "宠物"], "hashtags": ["猫太美了"], "image_regions": np.ones((4, 16)).tolist(),
-         "faces": [{"age": 25, "gender": "female"}], "user_avgview": 5.0, "postdate": 1_700_000_000, "popularity": 6.0},
-        {"title": "随手一拍", "tags": [], "hashtags": [], "image_regions": None, "faces": [], "user_avgview": None,
-         "postdate": None, "popularity": 4.0},
-        {"title": "", "tags": [], "hashtags": ["随手拍"], "image_regions": [], "popularity": 5.0},
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "title": "猫的午后",
+                "tags": ["猫", "宠物"],
+                "hashtags": ["猫太美了"],
+                "image_regions": np.ones((4, 16)).tolist(),
+                "faces": [{"age": 25, "gender": "female"}],
+                "user_avgview": 5.0,
+                "postdate": 1_700_000_000,
+                "popularity": 6.0,
+            },
+            {
+                "title": "随手一拍",
+                "tags": [],
+                "hashtags": [],
+                "image_regions": None,
+                "faces": [],
+                "user_avgview": None,
+                "postdate": None,
+                "popularity": 4.0,
+            },
+            {"title": "", "tags": [], "hashtags": ["随手拍"], "image_regions": [], "popularity": 5.0},
+        ]
+    )
 
 
 def test_shapes_and_masks_with_missing_parts():
     df = _odd_posts()
     enc = CharTextEncoder.fit(df)
-    b = encode_posts(df, enc, FeatureConfig(), lambda ts: np.tile([0.2, 0.5, 0.3], (len(ts), 1)), image_dim=16)
+    b = encode_posts(
+        df, enc, FeatureConfig(), lambda ts: np.tile([0.2, 0.5, 0.3], (len(ts), 1)), image_dim=16
+    )
     assert b["text"].shape == (3, 48) and b["tags"].shape == (3, 3, 10) and b["image"].shape == (3, 4, 16)
     assert b["demo"].shape == (3, len(DEMO_FEATURES)) and b["context"].shape == (3, len(CONTEXT_FEATURES))
     assert b["tag_mask"].sum(1).tolist() == [1, 0, 1]
@@ -85,7 +105,9 @@ def test_hashtag_guided_attention_weights_sum_to_one_over_valid_keys():
     att = HashtagGuidedAttention(8, 8, 8, 8)
     q, k = torch.randn(4, 3, 8), torch.randn(4, 5, 8)
     q_mask = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]], dtype=torch.bool)
-    k_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    k_mask = torch.tensor(
+        [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.bool
+    )
     attended, w, cos = att(q, q_mask, k, k_mask)
     assert w.shape == (4, 3, 5) and cos.shape == (4, 3, 5) and attended.shape == (4, 8)
     assert torch.all(w[~k_mask.unsqueeze(1).expand_as(w)] == 0)  # masked keys get nothing
@@ -118,7 +140,9 @@ def test_ablation_switches_change_the_head_width_as_intended(encoded):
     assert full == 8 * 2 + 2 + len(CONTEXT_FEATURES) + len(DEMO_FEATURES) + 3
     assert NarratorModel(replace(base, use_demographics=False)).fusion_width == full - len(DEMO_FEATURES)
     assert NarratorModel(replace(base, use_sentiment=False)).fusion_width == full - 3
-    assert NarratorModel(replace(base, use_image=False)).fusion_width == full - 8 - 1  # content block + its score
+    assert (
+        NarratorModel(replace(base, use_image=False)).fusion_width == full - 8 - 1
+    )  # content block + its score
     for g in ("self", "mean"):  # best-match scores replaced by the pooled hashtag vector
         assert NarratorModel(replace(base, guidance=g)).fusion_width == full - 2 + 8
     assert NarratorModel(base).head[0].in_features == full
@@ -164,8 +188,14 @@ def test_cooccurrence_init_points_char_embeddings_at_their_concepts(posts, encod
     model = NarratorModel(NarratorConfig(text_dim=enc.dim))
     assert init_char_image(model, data) > 0
     themes = concept_themes(0)
-    cos = [float(model.char_image.weight.detach()[enc.vocab.index[c]] @ torch.tensor(themes[c], dtype=torch.float32))
-           for c in ("猫", "狗", "鸟", "桥", "塔") if c in enc.vocab.index]
+    cos = [
+        float(
+            model.char_image.weight.detach()[enc.vocab.index[c]]
+            @ torch.tensor(themes[c], dtype=torch.float32)
+        )
+        for c in ("猫", "狗", "鸟", "桥", "塔")
+        if c in enc.vocab.index
+    ]
     assert cos and np.mean(cos) > 0.3  # random 16-d directions would average ~0
 
 
@@ -177,7 +207,9 @@ def test_world_alignment_levels_match_the_hashtags(posts):
     assert hashtag_alignment("熊猫", "猫", [], sub_of) == 0.0
     no_named = posts[[all(h in ("今日份快乐", "随手拍", "再也不去了") for h in hs) for hs in posts.hashtags]]
     assert (no_named.truth.map(lambda t: t["align"]) == 0).all()
-    aligned = posts[[any(h.startswith(c) or h.endswith(c) for h in hs) for hs, c in zip(posts.hashtags, posts.concept)]]
+    aligned = posts[
+        [any(h.startswith(c) or h.endswith(c) for h in hs) for hs, c in zip(posts.hashtags, posts.concept)]
+    ]
     assert (aligned.truth.map(lambda t: t["align"]) == 1.0).all()
 
 
@@ -200,7 +232,9 @@ def test_lexicon_labeller_feeds_encode_posts():
     from socialalign_lib.sentiment import LexiconLabeller
 
     df = _odd_posts()
-    b = encode_posts(df, CharTextEncoder.fit(df), hashtag_sentiment=labeller_sentiment(LexiconLabeller()), image_dim=16)
+    b = encode_posts(
+        df, CharTextEncoder.fit(df), hashtag_sentiment=labeller_sentiment(LexiconLabeller()), image_dim=16
+    )
     assert torch.allclose(b["sent"][[0, 2]].sum(1), torch.ones(2), atol=1e-5)
 
 
@@ -213,7 +247,9 @@ def test_loader_dataframes_train_without_images_faces_or_hashtags(loader, folder
     enc = CharTextEncoder.fit(df)
     b = encode_posts(df, enc, FeatureConfig(), image_dim=16)
     assert not b["image_mask"].any()
-    model, hist = train_narrator(NarratorConfig(text_dim=enc.dim), b, b, TrainConfig(epochs=2, progress=False))
+    model, hist = train_narrator(
+        NarratorConfig(text_dim=enc.dim), b, b, TrainConfig(epochs=2, progress=False)
+    )
     assert np.isfinite(predict(model, b)).all() and len(hist) == 2
 
 
@@ -221,11 +257,21 @@ def test_loader_dataframes_train_without_images_faces_or_hashtags(loader, folder
 def test_hf_text_encoder_with_a_tiny_random_bert(tmp_path, posts):
     import transformers
 
-    chars = sorted({ch for t in posts.title for ch in t} | {ch for hs in posts.hashtags for h in hs for ch in h})
-    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n")
+    chars = sorted(
+        {ch for t in posts.title for ch in t} | {ch for hs in posts.hashtags for h in hs for ch in h}
+    )
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n"
+    )
     transformers.BertTokenizer(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
-    cfg = transformers.BertConfig(vocab_size=5 + len(chars), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=32, max_position_embeddings=64)
+    cfg = transformers.BertConfig(
+        vocab_size=5 + len(chars),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     transformers.BertModel(cfg).save_pretrained(tmp_path)
 
@@ -237,24 +283,39 @@ def test_hf_text_encoder_with_a_tiny_random_bert(tmp_path, posts):
     assert b["text"].shape == (40, 24, 16) and b["tags"].shape == (40, 3, 16)
     assert b["text_mask"][:, 0].all()  # [CLS]
     assert enc.tokens("猫的午后", 8)[0] == "[CLS]"
-    model, _ = train_narrator(NarratorConfig(text_dim=enc.dim, text_kind="states"), b, b,
-                              TrainConfig(epochs=2, progress=False))
+    model, _ = train_narrator(
+        NarratorConfig(text_dim=enc.dim, text_kind="states"), b, b, TrainConfig(epochs=2, progress=False)
+    )
     assert np.isfinite(predict(model, b)).all()
 
 
 @pytest.mark.slow
 def test_run_ablations_and_summary(encoded):
     enc, data = encoded
-    res = run_ablations(NarratorConfig(text_dim=enc.dim, d=16), data, seeds=(0, 1),
-                        variants={"NARRATOR (full)": {}, "w/o demographics": {"use_demographics": False}},
-                        tcfg=TrainConfig(epochs=1, progress=False))
-    assert set(res.variant) == {"linear: context + demographics + sentiment", "NARRATOR (full)", "w/o demographics"}
+    res = run_ablations(
+        NarratorConfig(text_dim=enc.dim, d=16),
+        data,
+        seeds=(0, 1),
+        variants={"NARRATOR (full)": {}, "w/o demographics": {"use_demographics": False}},
+        tcfg=TrainConfig(epochs=1, progress=False),
+    )
+    assert set(res.variant) == {
+        "linear: context + demographics + sentiment",
+        "NARRATOR (full)",
+        "w/o demographics",
+    }
     table = summarise(res)
-    assert "±" in table.loc["NARRATOR (full)", "mse"] and table.loc["w/o demographics", "Δmse vs full"].startswith(("+", "-"))
+    assert "±" in table.loc["NARRATOR (full)", "mse"] and table.loc[
+        "w/o demographics", "Δmse vs full"
+    ].startswith(("+", "-"))
     mu, ci = mean_ci([1.0, 2.0, 3.0])
     assert mu == 2.0 and ci == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
     m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
-    assert m["mse"] == pytest.approx(1 / 3) and m["mae"] == pytest.approx(1 / 3) and m["src"] == pytest.approx(1.0)
+    assert (
+        m["mse"] == pytest.approx(1 / 3)
+        and m["mae"] == pytest.approx(1 / 3)
+        and m["src"] == pytest.approx(1.0)
+    )
 
 
 def test_figures_and_match_scores(posts, encoded):
@@ -274,8 +335,13 @@ def test_figures_and_match_scores(posts, encoded):
     idx = [i for i in range(len(posts)) if posts.hashtags[i]][:2] + [int(np.argmin(posts.hashtags.map(len)))]
     fig = plot_hashtag_attention(model, data, posts.to_dict("records"), enc, idx, themes=concept_themes(0))
     assert len(fig.axes) == 2 * len(idx)
-    res = pd.DataFrame({"variant": ["NARRATOR (full)", "w/o image"] * 2, "seed": [0, 0, 1, 1],
-                        "test_mse": [0.3, 0.35, 0.32, 0.33]})
+    res = pd.DataFrame(
+        {
+            "variant": ["NARRATOR (full)", "w/o image"] * 2,
+            "seed": [0, 0, 1, 1],
+            "test_mse": [0.3, 0.35, 0.32, 0.33],
+        }
+    )
     fig2 = plot_ablation_results(res)
     assert "held-out MSE" in fig2.axes[0].get_xlabel()
     plt.close("all")
@@ -298,4 +364,6 @@ def test_pluggable_demographics_and_tpic_people_flag(tmp_path):
     v = demo({"image": str(img)})
     assert seen == [str(img)] and v.tolist() == pytest.approx([2 / 3, 50 / 80, 1.0, 1.0, 0.5, 1.0])
     assert not demo({"image": "https://example.org/x.jpg"}).any() and len(seen) == 1  # URLs are not fetched
-    assert face_demographics({"haspeople": 1.0})[-1] == 1.0 and not face_demographics({"haspeople": 0.0}).any()
+    assert (
+        face_demographics({"haspeople": 1.0})[-1] == 1.0 and not face_demographics({"haspeople": 0.0}).any()
+    )

@@ -42,7 +42,6 @@ FAMILIES = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, Lla
 ADAPTER_TENSORS = {"pac_A", "pac_B", "pac_gate_A_in", "pac_gate_A_out", "pac_gate_B_in", "pac_gate_B_out"}
 
 
-
 def tiny_model(family: str = "qwen2", seed: int = 0) -> torch.nn.Module:
     """A random 2-layer causal LM; initializer_range 0.1 keeps greedy logits away from near-ties."""
     config_cls, model_cls = FAMILIES[family]

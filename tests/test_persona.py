@@ -27,8 +27,10 @@ from socialalign_lib.data.persona_text import PersonaParseError, parse_persona
 from socialalign_lib.data.schema import PERSONA_FIELDS, Persona, Post, User
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789"
-CANNED = ("1. 兴趣话题：科技、娱乐新闻、社会事件。\n2. 语言风格：幽默诙谐，喜欢用比喻，风格随意。\n"
-          "3. 情感倾向：通常是积极的，偶尔揶揄。\n4. 性格特征：乐观、幽默、敢言。\n5. 价值观：倡导真实性，反感造假。")
+CANNED = (
+    "1. 兴趣话题：科技、娱乐新闻、社会事件。\n2. 语言风格：幽默诙谐，喜欢用比喻，风格随意。\n"
+    "3. 情感倾向：通常是积极的，偶尔揶揄。\n4. 性格特征：乐观、幽默、敢言。\n5. 价值观：倡导真实性，反感造假。"
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +39,17 @@ def world(tiny_world):
 
 
 def _posts(n: int = 5) -> list[Post]:
-    posts = [Post(f"p{i}", "u1", f"第{i}条微博，国产芯片越来越厉害了", f"2024-01-0{i + 1}T00:00:00") for i in range(n)]
-    posts[1] = Post("p1", "u1", "说得对", "2024-01-02T00:00:00",
-                    retweet=Post("m1", "media", "#芯片#国产芯片取得重大突破", "2024-01-01T00:00:00"))
+    posts = [
+        Post(f"p{i}", "u1", f"第{i}条微博，国产芯片越来越厉害了", f"2024-01-0{i + 1}T00:00:00")
+        for i in range(n)
+    ]
+    posts[1] = Post(
+        "p1",
+        "u1",
+        "说得对",
+        "2024-01-02T00:00:00",
+        retweet=Post("m1", "media", "#芯片#国产芯片取得重大突破", "2024-01-01T00:00:00"),
+    )
     return posts
 
 
@@ -56,31 +66,42 @@ def test_official_prompt_wording_and_order():
     assert "用户信息：\n用户名：小王\n\n历史博文：\n1. 第0条微博" in user
     assert "\n2. 该用户转发了微博: #芯片#国产芯片取得重大突破, 并评论说: 说得对\n" in user
     assert user.endswith("5. 第4条微博，国产芯片越来越厉害了")  # five posts only, stripped
-    order = [user.index(f"{i}. {k}：") for i, k in enumerate(["兴趣话题", "语言风格", "情感基调", "性格特征", "价值观"], 1)]
+    order = [
+        user.index(f"{i}. {k}：")
+        for i, k in enumerate(["兴趣话题", "语言风格", "情感基调", "性格特征", "价值观"], 1)
+    ]
     assert order == sorted(order)
 
 
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-@pytest.mark.parametrize("text", [
-    CANNED,
-    "以下是用户画像：\n**1. 兴趣话题**：科技、娱乐新闻、社会事件\n**2. 语言风格**：幽默诙谐，喜欢用比喻，风格随意\n"
-    "**3. 情感基调**：通常是积极的，偶尔揶揄\n**4. 性格特征**：乐观、幽默、敢言\n**5. 价值观**：倡导真实性，反感造假",
-    "1、兴趣话题: 科技、娱乐新闻、社会事件 2、语言风格: 幽默诙谐，喜欢用比喻，风格随意 3、情感基调: 通常是积极的，偶尔揶揄 "
-    "4、性格特征: 乐观、幽默、敢言 5、价值观: 倡导真实性，反感造假",
-    "（１）科技、娱乐新闻、社会事件\n（２）幽默诙谐，喜欢用比喻，风格随意\n（３）通常是积极的，偶尔揶揄\n"
-    "（４）乐观、幽默、敢言\n（５）倡导真实性，反感造假",
-    "用户画像如下\n- 兴趣话题：科技、娱乐新闻、社会事件\n- 语言风格：幽默诙谐，喜欢用比喻，风格随意\n"
-    "- 情感基调：通常是积极的，偶尔揶揄\n- 性格特征：乐观、幽默、敢言\n- 价值观：倡导真实性，反感造假",
-    # labels win over numbers when a model reorders the items
-    "1. 价值观：倡导真实性，反感造假\n2. 语言风格：幽默诙谐，喜欢用比喻，风格随意\n3. 情感基调：通常是积极的，偶尔揶揄\n"
-    "4. 性格特征：乐观、幽默、敢言\n5. 兴趣话题：科技、娱乐新闻、社会事件",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        CANNED,
+        "以下是用户画像：\n**1. 兴趣话题**：科技、娱乐新闻、社会事件\n**2. 语言风格**：幽默诙谐，喜欢用比喻，风格随意\n"
+        "**3. 情感基调**：通常是积极的，偶尔揶揄\n**4. 性格特征**：乐观、幽默、敢言\n**5. 价值观**：倡导真实性，反感造假",
+        "1、兴趣话题: 科技、娱乐新闻、社会事件 2、语言风格: 幽默诙谐，喜欢用比喻，风格随意 3、情感基调: 通常是积极的，偶尔揶揄 "
+        "4、性格特征: 乐观、幽默、敢言 5、价值观: 倡导真实性，反感造假",
+        "（１）科技、娱乐新闻、社会事件\n（２）幽默诙谐，喜欢用比喻，风格随意\n（３）通常是积极的，偶尔揶揄\n"
+        "（４）乐观、幽默、敢言\n（５）倡导真实性，反感造假",
+        "用户画像如下\n- 兴趣话题：科技、娱乐新闻、社会事件\n- 语言风格：幽默诙谐，喜欢用比喻，风格随意\n"
+        "- 情感基调：通常是积极的，偶尔揶揄\n- 性格特征：乐观、幽默、敢言\n- 价值观：倡导真实性，反感造假",
+        # labels win over numbers when a model reorders the items
+        "1. 价值观：倡导真实性，反感造假\n2. 语言风格：幽默诙谐，喜欢用比喻，风格随意\n3. 情感基调：通常是积极的，偶尔揶揄\n"
+        "4. 性格特征：乐观、幽默、敢言\n5. 兴趣话题：科技、娱乐新闻、社会事件",
+    ],
+)
 def test_parse_persona_tolerates_real_model_formats(text):
     persona, truncated = parse_persona(text)
-    assert persona == Persona("科技、娱乐新闻、社会事件", "幽默诙谐，喜欢用比喻，风格随意", "通常是积极的，偶尔揶揄",
-                              "乐观、幽默、敢言", "倡导真实性，反感造假")
+    assert persona == Persona(
+        "科技、娱乐新闻、社会事件",
+        "幽默诙谐，喜欢用比喻，风格随意",
+        "通常是积极的，偶尔揶揄",
+        "乐观、幽默、敢言",
+        "倡导真实性，反感造假",
+    )
     assert truncated == []
 
 
@@ -104,7 +125,9 @@ def test_render_then_parse_round_trips(values):
 
 
 def test_quotes_go_only_when_they_wrap_the_whole_item():
-    quoted = Persona("科技", "简短，常说“绝了”", "积极", "乐观", "说'公平'")  # quotes inside an item stay whole
+    quoted = Persona(
+        "科技", "简短，常说“绝了”", "积极", "乐观", "说'公平'"
+    )  # quotes inside an item stay whole
     assert parse_persona(quoted.render())[0] == quoted
     wrapped = '1. 兴趣话题：“科技”\n2. 语言风格：「简短」\n3. 情感基调："积极"\n4. 性格特征：乐观。\n5. 价值观：公平'
     assert parse_persona(wrapped)[0] == Persona("科技", "简短", "积极", "乐观", "公平")
@@ -137,9 +160,20 @@ class _FakeOpenAI:
                 fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 status, text = fake.script.pop(0) if fake.script else (200, "")
                 if status == 200:
-                    text = json.dumps({"id": "x", "object": "chat.completion", "model": body["model"],
-                                       "choices": [{"index": 0, "finish_reason": "stop",
-                                                    "message": {"role": "assistant", "content": fake.answer}}]})
+                    text = json.dumps(
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": fake.answer},
+                                }
+                            ],
+                        }
+                    )
                 payload = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -165,8 +199,9 @@ class _FakeOpenAI:
 
 def _backend(url: str, **kw) -> OpenAIPersonaBackend:
     sleeps: list[float] = []
-    backend = OpenAIPersonaBackend(OpenAIConfig(model="gpt-test", base_url=url, backoff_s=0.01, **kw),
-                                   sleep=sleeps.append)
+    backend = OpenAIPersonaBackend(
+        OpenAIConfig(model="gpt-test", base_url=url, backoff_s=0.01, **kw), sleep=sleeps.append
+    )
     backend.sleeps = sleeps  # type: ignore[attr-defined]
     return backend
 
@@ -178,7 +213,11 @@ def test_openai_backend_sends_key_retries_caches_and_never_leaks_the_key(tmp_pat
         backend = _backend(server.url)
         assert SECRET not in repr(backend) and SECRET not in backend.fingerprint
         rec = PersonaExtractor(backend, tmp_path).extract("u1", "小王", _posts())
-        assert rec.ok and rec.persona.interests == "科技、娱乐新闻、社会事件" and rec.persona.emotional_tone == "通常是积极的，偶尔揶揄"
+        assert (
+            rec.ok
+            and rec.persona.interests == "科技、娱乐新闻、社会事件"
+            and rec.persona.emotional_tone == "通常是积极的，偶尔揶揄"
+        )
         assert len(server.requests) == 3 and len(backend.sleeps) == 2  # two retries with backoff
         req = server.requests[-1]
         assert req["path"] == "/v1/chat/completions"
@@ -205,12 +244,18 @@ def test_openai_backend_failures_are_recorded_not_dropped(tmp_path, monkeypatch,
         assert not rec.ok and "HTTP 401" in rec.error and len(server.requests) == 1  # a 401 is not retried
         assert server.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
         # a refused key is the endpoint's answer to everyone, not u1's outcome: not cached, a rerun asks again
-        assert not (tmp_path / "personas.jsonl").exists() or "u1" not in (tmp_path / "personas.jsonl").read_text()
+        assert (
+            not (tmp_path / "personas.jsonl").exists()
+            or "u1" not in (tmp_path / "personas.jsonl").read_text()
+        )
         server.answer = "我不知道"
-        rec = PersonaExtractor(_backend(server.url, api_key_env="MY_KEY"), tmp_path / "b", max_attempts=2).extract(
-            "u2", "小李", _posts())
+        rec = PersonaExtractor(
+            _backend(server.url, api_key_env="MY_KEY"), tmp_path / "b", max_attempts=2
+        ).extract("u2", "小李", _posts())
         assert not rec.ok and rec.attempts == 2 and rec.raw == "我不知道" and "PersonaParseError" in rec.error
-    lines = [json.loads(x) for x in (tmp_path / "b" / "personas.jsonl").read_text(encoding="utf-8").splitlines()]
+    lines = [
+        json.loads(x) for x in (tmp_path / "b" / "personas.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert lines[0]["status"] == "failed" and lines[0]["user_id"] == "u2" and lines[0]["raw"] == "我不知道"
     stored = "".join(p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file())
     assert SECRET not in stored and SECRET not in caplog.text
@@ -254,13 +299,17 @@ def test_key_is_sent_only_when_asked_and_never_over_plain_http_to_another_host(m
         seen.append(request)
         return httpx.Response(200, json={"choices": [{"message": {"content": CANNED}}]})
 
-    plain = OpenAIPersonaBackend(OpenAIConfig(base_url="http://llm.example.com/v1"), transport=httpx.MockTransport(handler))
+    plain = OpenAIPersonaBackend(
+        OpenAIConfig(base_url="http://llm.example.com/v1"), transport=httpx.MockTransport(handler)
+    )
     with pytest.raises(PersonaUnavailableError, match="plain http"):
         plain.extract("小王", _posts())
     with pytest.raises(PersonaUnavailableError, match="plain http"):
         plain.probe()
     assert seen == []  # refused before a byte left
-    tls = OpenAIPersonaBackend(OpenAIConfig(base_url="https://llm.example.com/v1"), transport=httpx.MockTransport(handler))
+    tls = OpenAIPersonaBackend(
+        OpenAIConfig(base_url="https://llm.example.com/v1"), transport=httpx.MockTransport(handler)
+    )
     assert tls.extract("小王", _posts()).interests and seen[0].headers["Authorization"] == f"Bearer {SECRET}"
     assert key_safe_url("http://localhost:8000/v1") and key_safe_url("http://127.0.0.1:11434/v1")
     assert key_safe_url("http://[::1]:8000/v1") and not key_safe_url("http://10.0.0.5:8000/v1")
@@ -272,11 +321,15 @@ def test_dead_endpoint_fails_fast_caches_nothing_and_a_rerun_resumes(world, tmp_
     dead = _backend(_closed_port_url(), require_key=False, max_retries=3)
     with pytest.raises(PersonaUnavailableError, match="cannot reach"):
         PersonaExtractor(dead, tmp_path).extract_users(users)
-    assert dead.sleeps == [] and not (tmp_path / "personas.jsonl").exists()  # one probe, no retries, no "failed" rows
+    assert (
+        dead.sleeps == [] and not (tmp_path / "personas.jsonl").exists()
+    )  # one probe, no retries, no "failed" rows
 
     # reachable, then dying mid-run (every completion a 503): stop after 3 users in a row, cache none of them
     with _FakeOpenAI(script=[(200, "")] * 2 + [(503, '{"error": "down"}')] * 50) as server:
-        ext = PersonaExtractor(_backend(server.url, require_key=False, max_retries=0), tmp_path, max_unavailable=3)
+        ext = PersonaExtractor(
+            _backend(server.url, require_key=False, max_retries=0), tmp_path, max_unavailable=3
+        )
         with pytest.raises(PersonaUnavailableError, match="3 users in a row.*2 of 6 users are done"):
             ext.extract_users(users)
         assert len(server.requests) == 2 + 3  # the other user was not asked
@@ -302,7 +355,9 @@ def test_second_writer_on_one_cache_is_refused_and_nothing_is_lost(world, tmp_pa
             return super().extract(user_name, posts)
 
     first: dict = {}
-    worker = threading.Thread(target=lambda: first.update(PersonaExtractor(Blocking(), tmp_path).extract_users(users)))
+    worker = threading.Thread(
+        target=lambda: first.update(PersonaExtractor(Blocking(), tmp_path).extract_users(users))
+    )
     worker.start()
     assert started.wait(30)
     second = _Counting(StatisticalPersonaBackend())
@@ -314,7 +369,9 @@ def test_second_writer_on_one_cache_is_refused_and_nothing_is_lost(world, tmp_pa
     rows = read_jsonl(tmp_path / "personas.jsonl")
     assert sorted(r["user_id"] for r in rows) == sorted(u.user_id for u in users)  # each user once, none lost
     assert len(first) == 8 and all(r.ok for r in first.values())
-    after = PersonaExtractor(StatisticalPersonaBackend(), tmp_path)  # the lock is released: a later run resumes
+    after = PersonaExtractor(
+        StatisticalPersonaBackend(), tmp_path
+    )  # the lock is released: a later run resumes
     assert len(after.extract_users(users)) == 8 and after.stats["hits"] == 8
 
 
@@ -330,12 +387,19 @@ def test_hf_backend_plumbing_with_a_tiny_random_model(tmp_path):
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator([CANNED, PERSONA_SYSTEM_PROMPT, *(p.full_text for p in _posts())],
-                           trainers.BpeTrainer(vocab_size=400, special_tokens=["<|im_end|>"],
-                                               initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tk.train_from_iterator(
+        [CANNED, PERSONA_SYSTEM_PROMPT, *(p.full_text for p in _posts())],
+        trainers.BpeTrainer(
+            vocab_size=400,
+            special_tokens=["<|im_end|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>")
-    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>\n{% endfor %}"
-                         "{% if add_generation_prompt %}assistant: {% endif %}")
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=32, n_layer=1, n_head=2))
     backend = HFPersonaBackend(model, tok, HFGenerationConfig(max_new_tokens=12, name="random-gpt2"))
@@ -413,8 +477,12 @@ def test_statistical_backend_items_are_short_and_deterministic(world):
 
 
 def test_statistical_backend_works_on_text_outside_its_dictionaries():
-    texts = ["今天的拿铁咖啡特别香，咖啡豆是新烘的！", "周末去咖啡馆学拉花，拿铁拉花终于成功了！！",
-             "手冲咖啡和拿铁哪个更好喝？", "咖啡馆的猫又胖了[哈哈]"]
+    texts = [
+        "今天的拿铁咖啡特别香，咖啡豆是新烘的！",
+        "周末去咖啡馆学拉花，拿铁拉花终于成功了！！",
+        "手冲咖啡和拿铁哪个更好喝？",
+        "咖啡馆的猫又胖了[哈哈]",
+    ]
     posts = [Post(f"x{i}", "ux", t, f"2024-02-0{i + 1}T00:00:00") for i, t in enumerate(texts)]
     p = StatisticalPersonaBackend().extract("咖啡控", posts)
     assert "咖啡" in p.interests  # jieba keywords stand in for the category dictionary
@@ -438,7 +506,9 @@ def test_true_personas_decode_back_to_the_latent_truth(world):
         d = decode_persona(Persona(**lu.true_persona()))
         assert d["interests"] == lu.top_interests(3) and d["personality"] == lu.personality
         assert d["archetype"] == lu.archetype and d["emotional_baseline"] == lu.emotional_baseline, uid
-    report = persona_recovery({u: Persona(**lu.true_persona()) for u, lu in world.latent_users.items()}, world)
+    report = persona_recovery(
+        {u: Persona(**lu.true_persona()) for u, lu in world.latent_users.items()}, world
+    )
     assert report["coverage"] == 1.0
     assert all(v == 1.0 for k, v in report.items() if k.endswith("_acc") or k == "interests_overlap@3")
 
@@ -450,9 +520,15 @@ def test_true_personas_decode_back_to_the_latent_truth(world):
 # tuned to the tiny sample. Floors: ~0.1 under the measured value (room for small generator changes) and
 # always a clear margin over the chance baseline; emotional tone is the weakest item by construction — with
 # ~10 posts a user's baseline is confounded with their per-category stance.
-FLOORS = {"interests_overlap@3": (0.55, 0.15), "emotional_tone_acc": (0.45, 0.08), "length_acc": (0.78, 0.25),
-          "emoji_acc": (0.85, 0.12), "catch_phrase_acc": (0.78, 0.3), "personality_acc": (0.65, 0.3),
-          "values_acc": (0.65, 0.4)}
+FLOORS = {
+    "interests_overlap@3": (0.55, 0.15),
+    "emotional_tone_acc": (0.45, 0.08),
+    "length_acc": (0.78, 0.25),
+    "emoji_acc": (0.85, 0.12),
+    "catch_phrase_acc": (0.78, 0.3),
+    "personality_acc": (0.65, 0.3),
+    "values_acc": (0.65, 0.4),
+}
 
 
 def test_statistical_personas_recover_the_truth_well_above_chance(world):
@@ -498,11 +574,15 @@ def test_personas_per_topic_read_the_posts_of_that_prompt(tiny_world):
     counts = {}
     for c in world.cases():
         counts[c.user.user_id] = counts.get(c.user.user_id, 0) + 1
-    cases = sorted((c for c in world.cases() if counts[c.user.user_id] >= 2), key=lambda c: c.user.user_id)[:12]
+    cases = sorted((c for c in world.cases() if counts[c.user.user_id] >= 2), key=lambda c: c.user.user_id)[
+        :12
+    ]
     found = personas_per_topic(cases, PersonaExtractor(Recording()), RetrievalConfig(k=5))
     assert set(found) == {(c.user.user_id, c.topic.topic_id) for c in cases}
     records = build_records(cases, RetrievalConfig(k=5), persona_by_user_topic=personas_of(found))
     for rec in records:
         persona = rec["instruction"].split("以下是你的用户画像：\n")[1].split("\n")[0]
         assert persona == "1. 兴趣话题: " + "+".join(i[-3:] for i in rec["history_ids"]), rec["case_id"]
-    assert len({tuple(r["history_ids"]) for r in records}) > len({r["user_id"] for r in records})  # topics differ
+    assert len({tuple(r["history_ids"]) for r in records}) > len(
+        {r["user_id"] for r in records}
+    )  # topics differ

@@ -54,7 +54,6 @@ from socialalign_lib.world import generate_world
 FIX = Path(__file__).parent / "fixtures" / "popalm"
 
 
-
 # ------------------------------------------------------------------------------------------------ data
 def test_event_sorts_replies_by_likes_and_checks_lengths():
     e = Event("e", "post", ["a", "b", "c"], [1, 9, 5])
@@ -81,10 +80,18 @@ def test_build_pairs_orders_by_likes_with_margin():
     e = Event("e", "p", ["a", "b", "c", "d"], [100, 10, 10, 0])
     pairs = build_pairs([e])
     # 6 pairs minus the tie (b, c)
-    assert [(p.chosen, p.rejected) for p in pairs] == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "d"), ("c", "d")]
+    assert [(p.chosen, p.rejected) for p in pairs] == [
+        ("a", "b"),
+        ("a", "c"),
+        ("a", "d"),
+        ("b", "d"),
+        ("c", "d"),
+    ]
     assert all(p.chosen_likes > p.rejected_likes for p in pairs)
     assert pairs[0].margin == pytest.approx(math.log(101) - math.log(11))
-    clear = build_pairs([e], min_margin=3.0)  # log(101)-log(1)=4.6 passes; log(101)-log(11)=2.2 and log(11)=2.4 fail
+    clear = build_pairs(
+        [e], min_margin=3.0
+    )  # log(101)-log(1)=4.6 passes; log(101)-log(11)=2.2 and log(11)=2.4 fail
     assert [(p.chosen, p.rejected) for p in clear] == [("a", "d")]
     assert len(build_pairs([e], max_pairs_per_event=2, seed=1)) == 2
     with pytest.raises(ValueError, match="no like counts"):
@@ -109,8 +116,12 @@ def test_popalm_pairs_follow_likes_not_text_j():
 def test_sft_records_and_split():
     events = [Event(f"e{i}", f"post{i}", ["x", "y", "z"], [3, 2, 1]) for i in range(10)]
     recs = sft_records(events[:2], top_k=2)
-    assert recs == [{"prompt": prompt_text("post0"), "completion": "x"}, {"prompt": prompt_text("post0"), "completion": "y"},
-                    {"prompt": prompt_text("post1"), "completion": "x"}, {"prompt": prompt_text("post1"), "completion": "y"}]
+    assert recs == [
+        {"prompt": prompt_text("post0"), "completion": "x"},
+        {"prompt": prompt_text("post0"), "completion": "y"},
+        {"prompt": prompt_text("post1"), "completion": "x"},
+        {"prompt": prompt_text("post1"), "completion": "y"},
+    ]
     split = split_events(events, 0.3, seed=0)
     assert sum(e.split == "test" for e in split) == 3 and all(e.split == "train" for e in events)
 
@@ -124,23 +135,45 @@ def test_comment_threads_fixture():
     assert events[1].likes == [266, 41, 3, 2] and events[1].event_id.startswith("ev")
 
 
-@pytest.mark.parametrize("record, field, problem", [
-    ({"weibo": "p", "comments": [{"text": "a", "like_count": 1}, {"text": "b"}]}, "comments[1].like_count", "missing"),
-    ({"weibo": "p", "comments": [{"text": "a", "like_count": 1}, {"text": "b", "like_count": "很多"}]},
-     "comments[1].like_count", "unreadable count"),
-    ({"weibo": "p", "comments": [{"text": 3, "like_count": 1}, {"text": "b", "like_count": 2}]}, "comments[0].text",
-     "expected str"),
-    ({"weibo": "p", "comments": [{"text": "a", "like_count": 1}]}, "comments", "need at least 2"),
-    ({"weibo": "p", "comments": "a"}, "comments", "list"),
-    ({"comments": []}, "weibo", "missing"),
-    ({"weibo": "p", "comments": [{"text": "a", "like_count": 1}, {"text": "b", "like_count": 2}], "split": "dev"},
-     "split", "expected 'train' or 'test'"),
-])
+@pytest.mark.parametrize(
+    "record, field, problem",
+    [
+        (
+            {"weibo": "p", "comments": [{"text": "a", "like_count": 1}, {"text": "b"}]},
+            "comments[1].like_count",
+            "missing",
+        ),
+        (
+            {"weibo": "p", "comments": [{"text": "a", "like_count": 1}, {"text": "b", "like_count": "很多"}]},
+            "comments[1].like_count",
+            "unreadable count",
+        ),
+        (
+            {"weibo": "p", "comments": [{"text": 3, "like_count": 1}, {"text": "b", "like_count": 2}]},
+            "comments[0].text",
+            "expected str",
+        ),
+        ({"weibo": "p", "comments": [{"text": "a", "like_count": 1}]}, "comments", "need at least 2"),
+        ({"weibo": "p", "comments": "a"}, "comments", "list"),
+        ({"comments": []}, "weibo", "missing"),
+        (
+            {
+                "weibo": "p",
+                "comments": [{"text": "a", "like_count": 1}, {"text": "b", "like_count": 2}],
+                "split": "dev",
+            },
+            "split",
+            "expected 'train' or 'test'",
+        ),
+    ],
+)
 def test_comment_thread_errors_name_file_line_field(tmp_path, record, field, problem):
     path = tmp_path / "threads.jsonl"
     good = {"weibo": "ok", "comments": [{"text": "a", "like_count": 1}, {"text": "b", "like_count": 2}]}
-    path.write_text(json.dumps(good, ensure_ascii=False) + "\n" + json.dumps(record, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(good, ensure_ascii=False) + "\n" + json.dumps(record, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(DataFormatError, match=problem) as err:
         load_comment_threads(path)
     assert err.value.line == 2 and err.value.field == field and "threads.jsonl" in str(err.value)
@@ -180,7 +213,9 @@ def test_clipped_losses_match_hand_computation():
     mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
     values, old_values = torch.tensor([[0.5, 0.0, 1.0, 0.0]]), torch.tensor([[0.0, 0.0, 0.95, 0.0]])
     returns = torch.tensor([[1.0, -1.0, 0.0, 0.0]])
-    pg, vf, stats = ppo_losses(new, old, values, old_values, adv, returns, mask, cliprange=0.2, cliprange_value=0.2)
+    pg, vf, stats = ppo_losses(
+        new, old, values, old_values, adv, returns, mask, cliprange=0.2, cliprange_value=0.2
+    )
     # pg per token: max(-A·r, -A·clip(r)): A=1,r=1.5 → max(-1.5,-1.2)=-1.2; A=-1,r=.5 → max(.5,.8)=.8;
     # A=2,r=1.1 → max(-2.2,-2.2)=-2.2; mean = (-1.2+.8-2.2)/3
     assert pg.item() == pytest.approx((-1.2 + 0.8 - 2.2) / 3, abs=1e-6)
@@ -194,7 +229,9 @@ def test_masked_whiten_and_kl_controller():
     x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
     mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
     w = masked_whiten(x, mask)
-    torch.testing.assert_close(w[0, :3], torch.tensor([-1.0, 0.0, 1.0]), atol=1e-4, rtol=0)  # unbiased std of 1,2,3 = 1
+    torch.testing.assert_close(
+        w[0, :3], torch.tensor([-1.0, 0.0, 1.0]), atol=1e-4, rtol=0
+    )  # unbiased std of 1,2,3 = 1
     ctl = AdaptiveKLController(0.1, target=6.0, horizon=100)
     ctl.update(12.0, n_steps=10)  # error clipped to +0.2 → ×1.02
     assert ctl.value == pytest.approx(0.102)
@@ -216,9 +253,20 @@ def _toy_policy(seed: int = 0):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=1, max_position_embeddings=32, initializer_range=0.5,
-                      tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
+    cfg = Qwen2Config(
+        vocab_size=8,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=32,
+        initializer_range=0.5,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=None,
+    )
     base = Qwen2ForCausalLM(cfg).eval()
     targets = ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     return get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets))
@@ -236,8 +284,19 @@ def test_ppo_learns_the_known_optimum_of_a_toy_problem(beta):
     """One-token replies, reward 1 for token 5. Without a KL penalty the optimum is p(5) = 1; with β the optimum
     of E[r] − β·KL(π‖π_ref) is π*(5) = p0·e^{1/β} / (p0·e^{1/β} + 1 − p0) (the reference tilted by the reward)."""
     query = torch.tensor([2, 3])
-    trainer = PPOTrainer(_toy_policy(), PPOConfig(learning_rate=1e-2, batch_size=32, mini_batch_size=16,
-                                                  max_new_tokens=1, init_kl_coef=beta, adaptive_kl=False), 0, 1)
+    trainer = PPOTrainer(
+        _toy_policy(),
+        PPOConfig(
+            learning_rate=1e-2,
+            batch_size=32,
+            mini_batch_size=16,
+            max_new_tokens=1,
+            init_kl_coef=beta,
+            adaptive_kl=False,
+        ),
+        0,
+        1,
+    )
     p0 = _p_target(trainer, query)
     optimum = 1.0 if beta == 0 else p0 * math.e ** (1 / beta) / (p0 * math.e ** (1 / beta) + 1 - p0)
     assert p0 < 0.4
@@ -272,7 +331,9 @@ def test_padding_does_not_change_logprobs_and_fresh_adapters_have_zero_kl():
 def test_sample_responses_stop_after_eos():
     torch.manual_seed(0)
     model = _toy_policy(seed=2)
-    out = sample_responses(model, [torch.tensor([2, 3])] * 64, pad_token_id=0, eos_token_id=1, max_new_tokens=6)
+    out = sample_responses(
+        model, [torch.tensor([2, 3])] * 64, pad_token_id=0, eos_token_id=1, max_new_tokens=6
+    )
     assert all(1 <= len(r) <= 6 for r in out)
     assert all((r[:-1] != 1).all() for r in out)  # eos only ever as the last token
     assert any(r[-1] == 1 and len(r) < 6 for r in out)
@@ -280,14 +341,18 @@ def test_sample_responses_stop_after_eos():
 
 # ------------------------------------------------------------------------------------------------ curriculum
 def test_difficulty_stages_and_samplers():
-    events = [Event("flat", "p", ["a", "b", "c", "d"], [5, 5, 4, 4]),
-              Event("clear", "p", ["a", "b", "c", "d"], [1000, 900, 1, 0]),
-              Event("mid", "p", ["a", "b", "c", "d"], [60, 50, 10, 9])]
+    events = [
+        Event("flat", "p", ["a", "b", "c", "d"], [5, 5, 4, 4]),
+        Event("clear", "p", ["a", "b", "c", "d"], [1000, 900, 1, 0]),
+        Event("mid", "p", ["a", "b", "c", "d"], [60, 50, 10, 9]),
+    ]
     gap = event_difficulty(events, "like_gap", k=2)
     assert gap["clear"] == pytest.approx(-(np.log1p([1000, 900]).mean() - np.log1p([1, 0]).mean()))
     stages = curriculum_stages(gap, 3)
     assert stages == [["clear"], ["mid"], ["flat"]]  # easy (clear like gap) first
-    rm = event_difficulty(events, "rm_margin", score_fn=lambda prompts, replies: np.array([len(r) for r in replies]), k=2)
+    rm = event_difficulty(
+        events, "rm_margin", score_fn=lambda prompts, replies: np.array([len(r) for r in replies]), k=2
+    )
     assert rm == {"flat": 0.0, "clear": 0.0, "mid": 0.0}
     assert curriculum_stages(rm, 2) == [["clear", "flat"], ["mid"]]  # ties broken by id, deterministic
 
@@ -306,7 +371,9 @@ def test_difficulty_stages_and_samplers():
 
 
 def test_self_paced_mask():
-    keep = self_paced_mask(np.array([1.0, -1.0, 0.01, 2.0]), np.log(np.array([0.5, 0.5, 0.9, 0.001])), pace=0.1)
+    keep = self_paced_mask(
+        np.array([1.0, -1.0, 0.01, 2.0]), np.log(np.array([0.5, 0.5, 0.9, 0.001])), pace=0.1
+    )
     assert keep.tolist() == [True, True, False, False]
 
 
@@ -375,8 +442,12 @@ def test_reward_model_beats_chance_on_heldout_events():
     test = [e for e in events if e.split == "test"]
     _, tok = load_base_model(paths.EMBEDDED_MODEL, device="cpu")
     rm = load_reward_model(paths.EMBEDDED_MODEL, tok)
-    result = train_reward_model(rm, tok, build_pairs(train, min_margin=0.5, max_pairs_per_event=20),
-                                RewardConfig(num_train_epochs=2, batch_size=16))
+    result = train_reward_model(
+        rm,
+        tok,
+        build_pairs(train, min_margin=0.5, max_pairs_per_event=20),
+        RewardConfig(num_train_epochs=2, batch_size=16),
+    )
     scorer = RewardScorer(result.model, tok)
     scores = score_events(scorer, test)
     likes = [e.likes for e in test]
@@ -431,14 +502,28 @@ def test_cl_ppo_steps_on_the_best_of_three_replies(monkeypatch):
     monkeypatch.setattr(rl.PPOTrainer, "step", fake_step)
     sampler = lambda step: ([e.event_id for e in events], 0)  # noqa: E731
     ppo = rl.PPOConfig(max_new_tokens=4, mini_batch_size=2)
-    rl.run_ppo(model, tok, events, recording_reward, sampler, rl.PopalmPPOConfig(steps=2, ppo=ppo, samples_per_prompt=3,
-                                                                                  keep_best=1), progress=False)
+    rl.run_ppo(
+        model,
+        tok,
+        events,
+        recording_reward,
+        sampler,
+        rl.PopalmPPOConfig(steps=2, ppo=ppo, samples_per_prompt=3, keep_best=1),
+        progress=False,
+    )
     assert [n for n, _ in seen] == [4, 4]
     for (_, scores), totals in zip(seen, sampled):
         np.testing.assert_allclose(scores, totals.max(axis=1), rtol=1e-6)  # each event's best of 3
     seen.clear()
-    rl.run_ppo(model, tok, events, reward, sampler, rl.PopalmPPOConfig(steps=1, ppo=ppo, samples_per_prompt=3),
-               progress=False)
+    rl.run_ppo(
+        model,
+        tok,
+        events,
+        reward,
+        sampler,
+        rl.PopalmPPOConfig(steps=1, ppo=ppo, samples_per_prompt=3),
+        progress=False,
+    )
     assert [n for n, _ in seen] == [12]
 
 
@@ -461,7 +546,9 @@ def test_reward_loss_is_bradley_terry_plus_the_stated_centring_term():
 
     transformers.logging.set_verbosity_error()
     _, tok = load_base_model(paths.EMBEDDED_MODEL, device="cpu")
-    pairs = [PreferencePair("e", f"请对以下微博做出评论:帖子{i}", f"太好了{i}", "不行", 9, 1) for i in range(4)]
+    pairs = [
+        PreferencePair("e", f"请对以下微博做出评论:帖子{i}", f"太好了{i}", "不行", 9, 1) for i in range(4)
+    ]
     for coef in (0.01, None):
         rm = load_reward_model(paths.EMBEDDED_MODEL, tok, seed=0)
         with torch.no_grad():  # a non-zero mean score, so the centring term is visible
@@ -470,9 +557,19 @@ def test_reward_loss_is_bradley_terry_plus_the_stated_centring_term():
         r_c = torch.tensor(scorer.raw([p.prompt for p in pairs], [p.chosen for p in pairs]))
         r_r = torch.tensor(scorer.raw([p.prompt for p in pairs], [p.rejected for p in pairs]))
         expected = float(-F.logsigmoid(r_c - r_r).mean() + (coef or 0.0) * ((r_c + r_r) ** 2).mean())
-        result = train_reward_model(rm, tok, pairs, RewardConfig(
-            learning_rate=0.0, max_steps=1, batch_size=4, logging_steps=1, warmup_ratio=0.0,
-            center_rewards_coefficient=coef))
+        result = train_reward_model(
+            rm,
+            tok,
+            pairs,
+            RewardConfig(
+                learning_rate=0.0,
+                max_steps=1,
+                batch_size=4,
+                logging_steps=1,
+                warmup_ratio=0.0,
+                center_rewards_coefficient=coef,
+            ),
+        )
         assert result.history[0]["loss"] == pytest.approx(expected, rel=1e-3), coef
     assert RewardConfig().center_rewards_coefficient == 0.01
 

@@ -66,8 +66,10 @@ OFFICIAL = {
 # "␣" marks the official trailing spaces after "历史博文:" and "新闻:" (kept visible, and lint-clean)
 OFFICIAL = {k: v.replace("␣", " ") for k, v in OFFICIAL.items()}
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
@@ -96,8 +98,11 @@ def all_records(world, personas):
     try:
         from socialalign_lib.build.retrieval import RetrievalConfig
     except ImportError:
-        return [render_record(c, c.user.history[:5], personas[c.user.user_id], v)
-                for c in world.cases() for v in VARIANTS]
+        return [
+            render_record(c, c.user.history[:5], personas[c.user.user_id], v)
+            for c in world.cases()
+            for v in VARIANTS
+        ]
     ds = build_dataset(world, RetrievalConfig(k=5), personas, variants=VARIANTS)
     return [r for split in ds.values() for r in split]
 
@@ -118,7 +123,9 @@ def tokenizer(world):
         train_tokenizer = None
     if train_tokenizer is not None:
         tok = train_tokenizer(_world_texts(world), 2000)
-        tok.add_special_tokens({"additional_special_tokens": [s for s in SPECIALS if s not in tok.get_vocab()]})
+        tok.add_special_tokens(
+            {"additional_special_tokens": [s for s in SPECIALS if s not in tok.get_vocab()]}
+        )
     else:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
         from transformers import PreTrainedTokenizerFast
@@ -126,8 +133,12 @@ def tokenizer(world):
         tk = Tokenizer(models.BPE())
         tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tk.decoder = decoders.ByteLevel()
-        tk.train_from_iterator(_world_texts(world), trainers.BpeTrainer(
-            vocab_size=2000, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tk.train_from_iterator(
+            _world_texts(world),
+            trainers.BpeTrainer(
+                vocab_size=2000, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+            ),
+        )
         tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     if not tok.chat_template:
         tok.chat_template = CHATML
@@ -150,16 +161,25 @@ def test_instruction_is_the_official_template(world, personas, variant):
     case = next(c for c in world.cases() if any(p.retweet for p in c.user.history[:5]))
     posts = case.user.history[:5]
     persona = personas[case.user.user_id]
-    text, user, news = render_instruction(case.user.screen_name, posts, persona, case.topic.news,
-                                          case.topic.hashtag, variant)
-    expected = OFFICIAL[variant].format(
-        user_name=case.user.screen_name, user_persona=persona.render(), news=case.topic.news,
-        topic=case.topic.hashtag, **{f"history_{i}": _official_history(p) for i, p in enumerate(posts, 1)}).strip()
+    text, user, news = render_instruction(
+        case.user.screen_name, posts, persona, case.topic.news, case.topic.hashtag, variant
+    )
+    expected = (
+        OFFICIAL[variant]
+        .format(
+            user_name=case.user.screen_name,
+            user_persona=persona.render(),
+            news=case.topic.news,
+            topic=case.topic.hashtag,
+            **{f"history_{i}": _official_history(p) for i, p in enumerate(posts, 1)},
+        )
+        .strip()
+    )
     assert text == expected
-    assert text[news[0]:news[1]] == case.topic.news
+    assert text[news[0] : news[1]] == case.topic.news
     # the user block runs from the name to the end of the persona (or of the history without one)
-    assert user[0] == 0 and text[user[1]:].startswith("\n现在你看到了一则新闻: \n")
-    block = text[user[0]:user[1]]
+    assert user[0] == 0 and text[user[1] :].startswith("\n现在你看到了一则新闻: \n")
+    block = text[user[0] : user[1]]
     assert block.startswith(f"你的用户名为{case.user.screen_name}, ")
     assert block.endswith(persona.render() if variant != "without_persona" else _official_history(posts[-1]))
 
@@ -172,22 +192,32 @@ def test_spans_survive_adversarial_content(world):
     rec = render_record(case, case.user.history[:5], trap, "full")
     s, e = rec["news_span"]
     assert rec["instruction"][s:e] == case.topic.news
-    assert rec["instruction"][rec["user_span"][1] - len(trap.render()):rec["user_span"][1]] == trap.render()
+    assert rec["instruction"][rec["user_span"][1] - len(trap.render()) : rec["user_span"][1]] == trap.render()
 
 
 def test_record_fields_and_missing_persona(world):
     case = world.cases()[3]
     rec = render_record(case, case.user.history[:3], "1. 兴趣话题: 科技\n\n\n2. 语言风格: 简短\n", "full")
     assert rec["input"] == "" and rec["output"] == case.response.text
-    assert "以下是你的三条历史博文: " in rec["instruction"] and "科技\n2. 语言风格: 简短\n现在" in rec["instruction"]
+    assert (
+        "以下是你的三条历史博文: " in rec["instruction"]
+        and "科技\n2. 语言风格: 简短\n现在" in rec["instruction"]
+    )
     assert {k: rec[k] for k in ("case_id", "topic_id", "user_id", "category", "split", "sentiment")} == {
-        "case_id": case.case_id, "topic_id": case.topic.topic_id, "user_id": case.user.user_id,
-        "category": case.topic.category, "split": case.split, "sentiment": case.sentiment}
+        "case_id": case.case_id,
+        "topic_id": case.topic.topic_id,
+        "user_id": case.user.user_id,
+        "category": case.topic.category,
+        "split": case.split,
+        "sentiment": case.sentiment,
+    }
     with pytest.raises(RecordError, match=case.case_id):
         render_record(case, case.user.history[:5], None, "full")
     with pytest.raises(RecordError, match="unknown variant"):
         render_record(case, case.user.history[:5], None, "no_news")
-    assert "用户画像" not in render_record(case, case.user.history[:5], None, "without_persona")["instruction"]
+    assert (
+        "用户画像" not in render_record(case, case.user.history[:5], None, "without_persona")["instruction"]
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the dataset
@@ -209,7 +239,9 @@ def test_dataset_splits_and_variants(world, dataset):
             assert n_hist == 0 and "历史博文:" not in rec["instruction"].split("\n")[0]
         else:
             assert n_hist == 5 and "以下是你的五条历史博文: \n1. " in rec["instruction"]
-        assert rec["output"] and rec["instruction"][slice(*rec["news_span"])] in {t.news for t in world.topics}
+        assert rec["output"] and rec["instruction"][slice(*rec["news_span"])] in {
+            t.news for t in world.topics
+        }
     by_id = {c.case_id: c for c in cases}
     hist = {p.post_id for c in cases for p in c.user.history}
     for rec in dataset["test_topic"]:
@@ -236,13 +268,13 @@ def test_token_spans_of_every_record_decode_to_the_user_block_and_the_news(world
         text, user, news = rec["instruction"], rec["user_span"], rec["news_span"]
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         tu, tn = token_spans(tokenizer, text, [user, news])
-        assert _decode(tokenizer, ids[tu[0]:tu[1]]) == text[user[0]:user[1]]
-        assert _decode(tokenizer, ids[tn[0]:tn[1]]) == text[news[0]:news[1]]
+        assert _decode(tokenizer, ids[tu[0] : tu[1]]) == text[user[0] : user[1]]
+        assert _decode(tokenizer, ids[tn[0] : tn[1]]) == text[news[0] : news[1]]
 
         ex = build_chat_example(tokenizer, rec)
         ids, labels, p = ex["input_ids"], ex["labels"], ex["prompt_length"]
-        assert _decode(tokenizer, ids[slice(*ex["user_span"])]) == text[user[0]:user[1]], rec["case_id"]
-        assert _decode(tokenizer, ids[slice(*ex["news_span"])]) == text[news[0]:news[1]], rec["case_id"]
+        assert _decode(tokenizer, ids[slice(*ex["user_span"])]) == text[user[0] : user[1]], rec["case_id"]
+        assert _decode(tokenizer, ids[slice(*ex["news_span"])]) == text[news[0] : news[1]], rec["case_id"]
         assert ex["user_span"][1] <= ex["news_span"][0] < ex["news_span"][1] <= p
         assert labels[:p] == [-100] * p and labels[p:] == ids[p:] and len(ids) == len(ex["attention_mask"])
         assert _decode(tokenizer, labels[p:]) == rec["output"] + "<|im_end|>\n"
@@ -256,9 +288,11 @@ def test_chat_offsets_by_construction(all_records, tokenizer):
     prompt, off, off_sys = chat_prompt(tokenizer, rec["instruction"])
     assert prompt == tokenizer.apply_chat_template(
         [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": rec["instruction"]}],
-        tokenize=False, add_generation_prompt=True)
-    assert prompt[off:off + len(rec["instruction"])] == rec["instruction"]
-    assert prompt[off_sys:off_sys + len(SYSTEM_PROMPT)] == SYSTEM_PROMPT
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert prompt[off : off + len(rec["instruction"])] == rec["instruction"]
+    assert prompt[off_sys : off_sys + len(SYSTEM_PROMPT)] == SYSTEM_PROMPT
     # the official PAC-LoRA user mask also covers the system prompt: available as an option
     ex = build_chat_example(tokenizer, rec, ChatConfig(user_span_includes_system=True))
     assert _decode(tokenizer, ex["input_ids"][slice(*ex["user_span"])]).startswith(SYSTEM_PROMPT)
@@ -270,8 +304,11 @@ def test_chat_offsets_by_construction(all_records, tokenizer):
             build_chat_example(tokenizer, rec)
         tokenizer.chat_template = None  # plain fallback for template-less toy tokenizers
         ex = build_chat_example(tokenizer, rec)
-        assert _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])]) == rec["instruction"][slice(*rec["news_span"])]
-        assert _decode(tokenizer, ex["labels"][ex["prompt_length"]:]) == rec["output"] + tokenizer.eos_token
+        assert (
+            _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
+            == rec["instruction"][slice(*rec["news_span"])]
+        )
+        assert _decode(tokenizer, ex["labels"][ex["prompt_length"] :]) == rec["output"] + tokenizer.eos_token
     finally:
         tokenizer.chat_template = old
 
@@ -291,21 +328,33 @@ def test_history_filter_limits_what_retrieval_may_choose(world, personas):
     from socialalign_lib.build.records.dataset import build_records
 
     cases = world.cases()[:20]
-    no_junk = build_records(cases, retrieval.RetrievalConfig(k=5), personas, ("full",),
-                            history_filter=lambda u: [p for p in u.history if "【" not in p.text])
+    no_junk = build_records(
+        cases,
+        retrieval.RetrievalConfig(k=5),
+        personas,
+        ("full",),
+        history_filter=lambda u: [p for p in u.history if "【" not in p.text],
+    )
     junk_ids = {p.post_id for c in cases for p in c.user.history if "【" in p.text}
     assert all(not set(r["history_ids"]) & junk_ids for r in no_junk)
     assert all(len(r["history_ids"]) == 5 for r in no_junk)
     # a filter that leaves a user nothing skips that user's cases (upstream: fewer than 10 posts left)
     first = cases[0].user.user_id
-    kept = build_records(cases, retrieval.RetrievalConfig(k=5), personas, ("full",),
-                         history_filter=lambda u: [] if u.user_id == first else list(u.history))
+    kept = build_records(
+        cases,
+        retrieval.RetrievalConfig(k=5),
+        personas,
+        ("full",),
+        history_filter=lambda u: [] if u.user_id == first else list(u.history),
+    )
     assert {r["case_id"] for r in kept} == {c.case_id for c in cases if c.user.user_id != first}
 
 
 # ------------------------------------------------------------------------------------------------ official records
 
-MULTITOPIC = __import__("pathlib").Path(__file__).parent / "fixtures" / "socialalign" / "SocialWeibo_multitopic.json"
+MULTITOPIC = (
+    __import__("pathlib").Path(__file__).parent / "fixtures" / "socialalign" / "SocialWeibo_multitopic.json"
+)
 
 
 def test_official_records_round_trip_identically_through_build_records():
@@ -330,9 +379,16 @@ def test_official_records_round_trip_identically_through_build_records():
         assert rec["output"] == src.output
     # a variant derived from a full record is the official template filled with the same parts: the file's own
     # without_persona record of the same (user, topic)
-    full_oil = next(c for c, s in zip(cases, source) if s.user_name == "阿明" and s.hashtag == "油价今晚上调"
-                    and s.variant == "full")
-    wp_oil = next(s for s in source if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona")
+    full_oil = next(
+        c
+        for c, s in zip(cases, source)
+        if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "full"
+    )
+    wp_oil = next(
+        s
+        for s in source
+        if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona"
+    )
     assert by_key[full_oil.case_id, "without_persona"]["instruction"] == wp_oil.instruction
     # what a record lacks is not invented: no "full" record from a without_history or a without_persona record
     assert {v for (cid, v) in by_key if cid == cases[0].case_id} == {"without_history"}
@@ -375,12 +431,20 @@ def test_official_spans_are_the_official_codes_token_indices(all_records, tokeni
     for rec in all_records:
         ex = build_chat_example(tokenizer, rec, ChatConfig(spans="official"))
         prompt = chat_prompt(tokenizer, rec["instruction"])[0]
-        user_mask = len(tokenizer(prompt[:prompt.find("现在你看到了一则新闻")], add_special_tokens=False)["input_ids"])
-        news_mask = len(tokenizer(prompt[:prompt.find("，请发一条关于hashtag")], add_special_tokens=False)["input_ids"])
+        user_mask = len(
+            tokenizer(prompt[: prompt.find("现在你看到了一则新闻")], add_special_tokens=False)["input_ids"]
+        )
+        news_mask = len(
+            tokenizer(prompt[: prompt.find("，请发一条关于hashtag")], add_special_tokens=False)["input_ids"]
+        )
         assert ex["user_span"] == [0, user_mask] and ex["news_span"] == [user_mask, news_mask], rec["case_id"]
         news_text = _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
-        assert news_text.startswith("现在你看到了一则新闻") and news_text.endswith(f"#{rec['hashtag']}# 登上了微博热搜")
-        assert _decode(tokenizer, ex["input_ids"][slice(*ex["user_span"])]).startswith("<|im_start|>system\n你是一个微博用户。")
+        assert news_text.startswith("现在你看到了一则新闻") and news_text.endswith(
+            f"#{rec['hashtag']}# 登上了微博热搜"
+        )
+        assert _decode(tokenizer, ex["input_ids"][slice(*ex["user_span"])]).startswith(
+            "<|im_start|>system\n你是一个微博用户。"
+        )
         assert ex["input_ids"] == build_chat_example(tokenizer, rec)["input_ids"]  # only the spans differ
         n += 1
     assert n > 600
@@ -395,7 +459,10 @@ def test_official_spans_are_found_from_the_record_not_by_search(world, personas,
     rec = render_record(case, [decoy, *case.user.history[:4]], personas[case.user.user_id])
     ex = build_chat_example(tokenizer, rec, ChatConfig(spans="official"))
     news_text = _decode(tokenizer, ex["input_ids"][slice(*ex["news_span"])])
-    assert news_text.startswith("现在你看到了一则新闻: \n" + case.topic.news[:5]) and "登上了微博热搜" in news_text
+    assert (
+        news_text.startswith("现在你看到了一则新闻: \n" + case.topic.news[:5])
+        and "登上了微博热搜" in news_text
+    )
 
 
 def test_official_inference_ablation_is_the_official_text_edit():
@@ -409,16 +476,33 @@ def test_official_inference_ablation_is_the_official_text_edit():
     from socialalign_lib.data.loaders.socialalign import load_socialalign_alpaca, load_socialalign_cases
 
     source = load_socialalign_alpaca(MULTITOPIC)
-    full = next(r for r in build_records(load_socialalign_cases(MULTITOPIC)) if r["user_name"] == "阿明"
-                and r["hashtag"] == "油价今晚上调")
-    wp = next(s for s in source if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona")
+    full = next(
+        r
+        for r in build_records(load_socialalign_cases(MULTITOPIC))
+        if r["user_name"] == "阿明" and r["hashtag"] == "油价今晚上调"
+    )
+    wp = next(
+        s
+        for s in source
+        if s.user_name == "阿明" and s.hashtag == "油价今晚上调" and s.variant == "without_persona"
+    )
     no_persona = official_inference_ablation(full, "persona")
-    assert no_persona["instruction"] == wp.instruction and no_persona["variant"] == INFERENCE_ABLATIONS["persona"]
+    assert (
+        no_persona["instruction"] == wp.instruction
+        and no_persona["variant"] == INFERENCE_ABLATIONS["persona"]
+    )
     assert tuple(no_persona["news_span"]) == wp.news_span and tuple(no_persona["user_span"]) == wp.user_span
     no_history = official_inference_ablation(full, "history")
     text = no_history["instruction"]
-    assert "历史博文" not in text and "加满一箱油" not in text and text.startswith("你的用户名为阿明, 以下是你的用户画像：")
-    assert "    - 可以参考你的个人信息、用户画像和这则新闻，用自己的风格和立场发表观点\n    - 不要强行参考历史信息\n" in text
+    assert (
+        "历史博文" not in text
+        and "加满一箱油" not in text
+        and text.startswith("你的用户名为阿明, 以下是你的用户画像：")
+    )
+    assert (
+        "    - 可以参考你的个人信息、用户画像和这则新闻，用自己的风格和立场发表观点\n    - 不要强行参考历史信息\n"
+        in text
+    )
     assert text[slice(*no_history["news_span"])] == full["instruction"][slice(*full["news_span"])]
     assert no_history["history_ids"] == [] and not re.search(r"\n\d\. 加满", text)
     with pytest.raises(RecordError, match="full"):

@@ -13,23 +13,31 @@ from socialalign_lib.data.write import write_json
 
 
 def _reference(folder, numbers, size="course"):
-    write_json(folder / "06_summary.json", {"notebook": "06", "size": size, "date": "2026-12-06", "numbers": numbers})
+    write_json(
+        folder / "06_summary.json", {"notebook": "06", "size": size, "date": "2026-12-06", "numbers": numbers}
+    )
 
 
 def test_table_shows_reference_difference_and_tolerance(tmp_path, monkeypatch):
     monkeypatch.delenv(reference.SUMMARY_DIR_ENV, raising=False)
     _reference(tmp_path, {"js": 0.10, "n topics": 12, "verdict": "PAC-LoRA closer"})
-    table = reference.show_expected({"js": 0.13, "n topics": 12, "verdict": "LoRA closer", "new": 1.0},
-                                    notebook="06_results_and_ablations", size="course", tol={"js": 0.02, "verdict": 0,
-                                                                                          "n topics": 0},
-                                    reference_dir=tmp_path, look_for="JS near the reference")
+    table = reference.show_expected(
+        {"js": 0.13, "n topics": 12, "verdict": "LoRA closer", "new": 1.0},
+        notebook="06_results_and_ablations",
+        size="course",
+        tol={"js": 0.02, "verdict": 0, "n topics": 0},
+        reference_dir=tmp_path,
+        look_for="JS near the reference",
+    )
     assert table.loc["js", "reference run"] == 0.10
     assert table.loc["js", "difference"] == pytest.approx(0.03)
     assert not table.loc["js", "as expected"]
     assert table.loc["n topics", "as expected"]
     assert not table.loc["verdict", "as expected"]  # strings: equal or not
     assert table.loc["new", "reference run"] is None and table.loc["new", "as expected"] is None
-    assert table.attrs["comparable"] and not (tmp_path / "06_summary.json").read_text().count("0.13")  # not recorded
+    assert table.attrs["comparable"] and not (tmp_path / "06_summary.json").read_text().count(
+        "0.13"
+    )  # not recorded
 
 
 def test_other_size_or_no_reference_is_not_compared(tmp_path):
@@ -48,7 +56,9 @@ def test_make_course_records_after_reading_the_old_reference(tmp_path, monkeypat
     _reference(tmp_path, {"a": 1.0, "b": 2.0, "stale": 9.0})
     monkeypatch.setenv(reference.SUMMARY_DIR_ENV, str(tmp_path))
     first = reference.show_expected({"a": np.float64(1.5)}, "06", size="course", reference_dir=tmp_path)
-    second = reference.show_expected({"b": 2.5, "c": float("nan")}, "06", size="course", reference_dir=tmp_path)
+    second = reference.show_expected(
+        {"b": 2.5, "c": float("nan")}, "06", size="course", reference_dir=tmp_path
+    )
     assert first.loc["a", "reference run"] == 1.0 and second.loc["b", "reference run"] == 2.0
     saved = json.loads((tmp_path / "06_summary.json").read_text())
     assert saved["numbers"] == {"a": 1.5, "b": 2.5, "c": None} and saved["size"] == "course"
@@ -72,9 +82,13 @@ def test_execute_notebook_records_the_summary_beside_the_copy(tmp_path):
     from socialalign_lib.course import execute_notebook
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("size = 'tiny'", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("from socialalign_lib.reference import show_expected\n"
-                                          "show_expected({'answer': 42}, notebook='99', size=size)")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("size = 'tiny'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "from socialalign_lib.reference import show_expected\n"
+            "show_expected({'answer': 42}, notebook='99', size=size)"
+        ),
+    ]
     source = tmp_path / "99_probe.ipynb"
     nbformat.write(nb, source)
     execute_notebook(source, {}, out_dir=tmp_path / "executed")
@@ -94,8 +108,10 @@ def test_readings_reach_the_readme_verbatim(tmp_path, monkeypatch):
     assert saved["reading"].startswith("PAC-LoRA 0.512") and saved["numbers"] == {"js": 0.1}
     (tmp_path / "05_macro_alignment.ipynb").write_text("{}")
     csv = tmp_path / "06_results.csv"
-    csv.write_text("method,test_user/sent_acc,test_user/sent_acc_low,test_user/sent_acc_high,test_topic/js\n"
-                   "LoRA,0.6,0.5,0.7,0.05\n")
+    csv.write_text(
+        "method,test_user/sent_acc,test_user/sent_acc_low,test_user/sent_acc_high,test_topic/js\n"
+        "LoRA,0.6,0.5,0.7,0.05\n"
+    )
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{course.RESULTS_BEGIN}\nold\n{course.RESULTS_END}\nafter\n")
     assert course.sync_results(readme, executed=tmp_path, results_csv=csv)

@@ -74,7 +74,9 @@ def test_post_sharing_words_with_the_news_ranks_first():
     # upstream has no stopwords: "新买的耳机" scores on "的" alone; with ZH_STOPWORDS it does not
     assert dict((p.post_id, s) for p, s in top)["d"] > 0
     clean = retrieve_history(HISTORY, NEWS, RetrievalConfig(stopwords=ZH_STOPWORDS))
-    assert [p.post_id for p, _ in clean[:3]] == ["e", "a", "c"] and dict((p.post_id, s) for p, s in clean)["d"] == 0
+    assert [p.post_id for p, _ in clean[:3]] == ["e", "a", "c"] and dict((p.post_id, s) for p, s in clean)[
+        "d"
+    ] == 0
 
 
 def test_k_respected_and_short_history():
@@ -94,7 +96,12 @@ def test_deterministic_and_order_independent():
 
 
 def test_ties_broken_by_recency_then_post_id():
-    twins = [_post("z", "山姆超市", 2), _post("y", "山姆超市", 8), _post("x", "山姆超市", 8), _post("w", "无关", 9)]
+    twins = [
+        _post("z", "山姆超市", 2),
+        _post("y", "山姆超市", 8),
+        _post("x", "山姆超市", 8),
+        _post("w", "无关", 9),
+    ]
     assert [p.post_id for p, _ in retrieve_history(twins, NEWS)] == ["x", "y", "z", "w"]
     # no shared word at all: the most recent posts, all scored 0
     none = retrieve_history(HISTORY, "量子计算机", RetrievalConfig(k=3))
@@ -137,7 +144,14 @@ def test_options():
     assert document_text(HISTORY[4], full) == HISTORY[4].full_text
     assert "，" not in tokenize("山姆超市，翻车")  # punctuation dropped by default
     assert "，" in tokenize("山姆超市，翻车", RetrievalConfig(token_filter="none"))
-    assert tokenize("山姆 超市", RetrievalConfig(tokenizer="char_ngram")) == ["山", "姆", "山姆", "超", "市", "超市"]
+    assert tokenize("山姆 超市", RetrievalConfig(tokenizer="char_ngram")) == [
+        "山",
+        "姆",
+        "山姆",
+        "超",
+        "市",
+        "超市",
+    ]
     top = retrieve_history(HISTORY, NEWS, RetrievalConfig(tokenizer="char_ngram", k=3))
     assert {p.post_id for p, _ in top} == {"a", "c", "e"}
     with pytest.raises(ValueError, match="method"):

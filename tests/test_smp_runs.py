@@ -34,8 +34,14 @@ def test_keys_change_with_every_input():
     assert key != R.preference_key(sft, "idpop", ex, R.sampling_settings(0), cfg, 16)
     assert key != R.preference_key(sft, "dpo", ex, R.sampling_settings(1), cfg, 16)
     assert key != R.preference_key(sft, "dpo", ex, R.sampling_settings(0), cfg, 8)
-    assert key != R.preference_key(sft, "dpo", ex, R.sampling_settings(0), dataclasses.replace(
-        cfg, loss=dataclasses.replace(cfg.loss, lam=0.0)), 16)
+    assert key != R.preference_key(
+        sft,
+        "dpo",
+        ex,
+        R.sampling_settings(0),
+        dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, lam=0.0)),
+        16,
+    )
     assert key != R.preference_key("another sft", "dpo", ex, R.sampling_settings(0), cfg, 16)
 
 
@@ -50,10 +56,14 @@ def test_a_kept_run_loads_back_bit_for_bit_and_only_under_its_key(tiny_world, tm
     b = dataclasses.replace(R.BUDGETS["tiny"], sft_steps=2, pref_steps=1)
     cfg = R.sft_config(b, 0)
     key = R.sft_key(R.model_fingerprint(base), data.train_ex, cfg)
-    trained, loaded = R.sft_or_load(R.RunStore(tmp_path, retrain=True, save=True), base, tok, data.train_ex, cfg, key)
+    trained, loaded = R.sft_or_load(
+        R.RunStore(tmp_path, retrain=True, save=True), base, tok, data.train_ex, cfg, key
+    )
     assert not loaded and (tmp_path / "sft-seed0" / "adapter_model.safetensors").exists()
     again, loaded = R.sft_or_load(R.RunStore(tmp_path), base, tok, data.train_ex, cfg, key)
-    assert loaded and again.history == trained.history  # the log is stored as written (JSON floats round-trip)
+    assert (
+        loaded and again.history == trained.history
+    )  # the log is stored as written (JSON floats round-trip)
     for (name, a), (_, b_) in zip(trained.model.state_dict().items(), again.model.state_dict().items()):
         assert torch.equal(a, b_), name
     assert R.RunStore(tmp_path).load("sft-seed0", "another key", base) is None
@@ -64,9 +74,20 @@ def test_a_kept_run_loads_back_bit_for_bit_and_only_under_its_key(tiny_world, tm
     train_pairs, held = idpop.split_pairs(pairs, R.HELD_OUT, 0)
     pcfg = R.preference_config(b, 0)
     pkey = R.preference_key(key, "idpop", data.align_ex, R.sampling_settings(0), pcfg, 8)
-    run, _ = R.preference_or_load(R.RunStore(tmp_path, save=True, retrain=True), trained.model, tok, train_pairs,
-                                  "idpop", pcfg, held[:8], pkey)
-    back, loaded = R.preference_or_load(R.RunStore(tmp_path), trained.model, tok, train_pairs, "idpop", pcfg, held[:8],
-                                        pkey)
+    run, _ = R.preference_or_load(
+        R.RunStore(tmp_path, save=True, retrain=True),
+        trained.model,
+        tok,
+        train_pairs,
+        "idpop",
+        pcfg,
+        held[:8],
+        pkey,
+    )
+    back, loaded = R.preference_or_load(
+        R.RunStore(tmp_path), trained.model, tok, train_pairs, "idpop", pcfg, held[:8], pkey
+    )
     assert loaded
-    assert idpop.eval_curve(back.history).equals(idpop.eval_curve(run.history)) and len(idpop.eval_curve(back.history))
+    assert idpop.eval_curve(back.history).equals(idpop.eval_curve(run.history)) and len(
+        idpop.eval_curve(back.history)
+    )

@@ -23,7 +23,6 @@ from socialalign_lib.train.socialllm import load_socialllm, reply_loss, train_so
 TRAIN_STEPS = 24
 
 
-
 @pytest.fixture(scope="module")
 def data(tiny_course):
     return tiny_course
@@ -31,9 +30,11 @@ def data(tiny_course):
 
 @pytest.fixture(scope="module")
 def cfg():
-    return SocialLLMConfig(method="pac_lora", device="cpu",
-                           sft=course_sft_config(max_steps=TRAIN_STEPS, learning_rate=5e-3, logging_steps=2,
-                                                     save_steps=1000))
+    return SocialLLMConfig(
+        method="pac_lora",
+        device="cpu",
+        sft=course_sft_config(max_steps=TRAIN_STEPS, learning_rate=5e-3, logging_steps=2, save_steps=1000),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,9 @@ def test_repetition_penalty_spares_the_stop_tokens_and_ignores_left_pads():
     assert out.tolist() == [[2.0, 0.5, -1.0, 0.25, 3.0], [2.0, 0.5, -1.0, 0.25, 1.5]]
     official = EosExemptRepetitionPenalty(2.0, eos_ids=[], prompt_ignore_length=pads)(ids, scores.clone())
     assert official[0, 2] == -2.0
-    assert torch.equal(official, RepetitionPenaltyLogitsProcessor(2.0, prompt_ignore_length=pads)(ids, scores.clone()))
+    assert torch.equal(
+        official, RepetitionPenaltyLogitsProcessor(2.0, prompt_ignore_length=pads)(ids, scores.clone())
+    )
 
 
 def test_row_seeded_gumbel_noise_is_per_row_and_step_and_samples_the_softmax():
@@ -76,10 +79,18 @@ def test_row_seeded_gumbel_noise_is_per_row_and_step_and_samples_the_softmax():
     assert not torch.equal(later[0], alone[0])
     probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
     logits = probs.log().unsqueeze(0)  # -inf for the removed token
-    draws = [int(RowSeededGumbel(["x"], seed=0, prompt_width=0)(torch.zeros(1, step, dtype=torch.long),
-                                                                 logits).argmax()) for step in range(3000)]
+    draws = [
+        int(
+            RowSeededGumbel(["x"], seed=0, prompt_width=0)(
+                torch.zeros(1, step, dtype=torch.long), logits
+            ).argmax()
+        )
+        for step in range(3000)
+    ]
     freq = torch.bincount(torch.tensor(draws), minlength=4).float() / len(draws)
     assert freq[3] == 0 and torch.allclose(freq, probs, atol=0.03), freq  # Gumbel-max = a softmax draw
+
+
 SAMPLED = GenerationConfig(max_new_tokens=12)
 
 
@@ -121,8 +132,13 @@ def test_a_changed_config_or_dataset_is_not_taken_for_the_finished_run(cfg):
     other = SocialLLMConfig(**{**cfg.__dict__, "r": 4})
     assert other.config_hash() != cfg.config_hash()
     assert default_output_dir(other, "tiny", 0) != default_output_dir(cfg, "tiny", 0)
-    bookkeeping = SocialLLMConfig(**{**cfg.__dict__, "device": "cuda",
-                                     "sft": course_sft_config(**{**cfg.sft.__dict__, "logging_steps": 1})})
+    bookkeeping = SocialLLMConfig(
+        **{
+            **cfg.__dict__,
+            "device": "cuda",
+            "sft": course_sft_config(**{**cfg.sft.__dict__, "logging_steps": 1}),
+        }
+    )
     assert bookkeeping.config_hash() == cfg.config_hash()
 
 
@@ -131,7 +147,9 @@ def test_generate_replies_columns_gates_and_references(run, held_out):
     df = generate_replies(run.model, run.tokenizer, held_out, GREEDY, progress=False)
     assert list(df.columns) == list(REPLY_COLUMNS) and len(df) == len(held_out)
     assert df["case_id"].tolist() == held_out["case_id"]
-    assert df["reference"].tolist() == held_out["output"] and df["sentiment"].tolist() == held_out["sentiment"]
+    assert (
+        df["reference"].tolist() == held_out["output"] and df["sentiment"].tolist() == held_out["sentiment"]
+    )
     for side in ("gate_a", "gate_b"):
         gates = np.stack(df[side])
         assert gates.shape == (len(df), 3)
@@ -143,18 +161,33 @@ def test_generate_replies_columns_gates_and_references(run, held_out):
 def test_greedy_generation_is_batch_invariant(run, held_out):
     lengths = {len(r["instruction"]) for r in held_out}
     assert len(lengths) > 1, "the records must differ in length for left padding to be exercised"
-    one = generate_replies(run.model, run.tokenizer, held_out, GenerationConfig.greedy(max_new_tokens=12,
-                                                                                     batch_size=1), progress=False)
-    four = generate_replies(run.model, run.tokenizer, held_out, GenerationConfig.greedy(max_new_tokens=12,
-                                                                                      batch_size=4), progress=False)
+    one = generate_replies(
+        run.model,
+        run.tokenizer,
+        held_out,
+        GenerationConfig.greedy(max_new_tokens=12, batch_size=1),
+        progress=False,
+    )
+    four = generate_replies(
+        run.model,
+        run.tokenizer,
+        held_out,
+        GenerationConfig.greedy(max_new_tokens=12, batch_size=4),
+        progress=False,
+    )
     assert one["generated"].tolist() == four["generated"].tolist()
     assert np.allclose(np.stack(one["gate_b"]), np.stack(four["gate_b"]), atol=1e-5)
 
 
 @pytest.mark.slow
 def test_sampling_depends_on_seed_and_record_not_on_batch(run, held_out):
-    gen = lambda **kw: generate_replies(run.model, run.tokenizer, held_out,  # noqa: E731
-                                        GenerationConfig(max_new_tokens=12, **kw), progress=False)["generated"]
+    gen = lambda **kw: generate_replies(
+        run.model,
+        run.tokenizer,
+        held_out,  # noqa: E731
+        GenerationConfig(max_new_tokens=12, **kw),
+        progress=False,
+    )["generated"]
     assert gen(batch_size=1).tolist() == gen(batch_size=3).tolist()
     assert gen(seed=1).tolist() != gen(seed=0).tolist()
 
@@ -192,7 +225,9 @@ def test_generation_resumes_after_an_interruption_without_duplicates(run, held_o
 
 @pytest.mark.slow
 def test_uniform_gate_mode_is_an_eval_time_ablation_and_is_restored(run, held_out):
-    uniform = generate_replies(run.model, run.tokenizer, held_out, GREEDY, gate_mode="uniform", progress=False)
+    uniform = generate_replies(
+        run.model, run.tokenizer, held_out, GREEDY, gate_mode="uniform", progress=False
+    )
     assert np.allclose(np.stack(uniform["gate_a"]), 1 / 3) and np.allclose(np.stack(uniform["gate_b"]), 1 / 3)
     learned = generate_replies(run.model, run.tokenizer, held_out, GREEDY, progress=False)
     assert not np.allclose(np.stack(learned["gate_a"]), 1 / 3)
@@ -203,12 +238,19 @@ def test_base_method_trains_nothing_and_answers_zero_shot(data, tmp_path):
     cfg = SocialLLMConfig(method="base", device="cpu")
     base = train_socialllm(cfg, data.dataset["train"], tmp_path / "base", progress=False)
     assert base.history == [] and base.losses() is None
-    df = generate_replies(base.model, base.tokenizer, data.split("test_topic").select(range(2)),
-                          GenerationConfig.greedy(max_new_tokens=6), progress=False)
+    df = generate_replies(
+        base.model,
+        base.tokenizer,
+        data.split("test_topic").select(range(2)),
+        GenerationConfig.greedy(max_new_tokens=6),
+        progress=False,
+    )
     assert df["gate_a"].tolist() == [[], []] and df["generated"].map(len).gt(0).all()
     assert load_socialllm(tmp_path / "base").method == "base"
     with pytest.raises(ValueError, match="PAC-LoRA"):
-        generate_replies(base.model, base.tokenizer, data.split("test_topic").select(range(1)), gate_mode="uniform")
+        generate_replies(
+            base.model, base.tokenizer, data.split("test_topic").select(range(1)), gate_mode="uniform"
+        )
 
 
 def _one_record_per_topic_and_user(data, max_users: int = 240) -> list[dict]:
@@ -260,7 +302,9 @@ def test_gates_differ_by_topic_category_and_by_persona_type_after_training(run, 
     untrained = compute_gates(initial.model, initial.tokenizer, records[:64], progress=False)
     trained = gates.iloc[:64]
     for side in ("gate_a", "gate_b"):
-        moved, initial = (float(np.ptp(np.stack(frame[side]), axis=1).mean()) for frame in (trained, untrained))
+        moved, initial = (
+            float(np.ptp(np.stack(frame[side]), axis=1).mean()) for frame in (trained, untrained)
+        )
         assert moved > 1.5 * initial, (side, moved, initial)
 
     uniform = compute_gates(run.model, run.tokenizer, records[:32], gate_mode="uniform", progress=False)
@@ -280,19 +324,31 @@ def test_token_routing_trains_and_runs_on_the_official_spans(data, cfg, held_out
 
     assert SocialLLMConfig().chat_config().spans == "record"
     assert SocialLLMConfig(routing="token", spans="record").chat_config().spans == "record"
-    assert SocialLLMConfig(method="lora", routing="token").chat_config().spans == "record"  # LoRA reads no spans
+    assert (
+        SocialLLMConfig(method="lora", routing="token").chat_config().spans == "record"
+    )  # LoRA reads no spans
     with pytest.raises(ValueError, match="spans"):
         SocialLLMConfig(spans="hashtag")
     seen = []
     real = socialllm.tokenize_dataset
-    monkeypatch.setattr(socialllm, "tokenize_dataset", lambda ds, tok, chat, **kw: seen.append(chat) or real(ds, tok, chat, **kw))
-    token_cfg = replace(cfg, routing="token", sft=course_sft_config(max_steps=2, logging_steps=1, save_steps=1000))
+    monkeypatch.setattr(
+        socialllm,
+        "tokenize_dataset",
+        lambda ds, tok, chat, **kw: seen.append(chat) or real(ds, tok, chat, **kw),
+    )
+    token_cfg = replace(
+        cfg, routing="token", sft=course_sft_config(max_steps=2, logging_steps=1, save_steps=1000)
+    )
     train_socialllm(token_cfg, data.dataset["train"].select(range(16)), tmp_path / "run", progress=False)
     assert [c.spans for c in seen] == ["official"]
     loaded = load_socialllm(tmp_path / "run")
     assert socialllm.model_chat_config(loaded.model).spans == "official"
     rows = held_out.select(range(3))
     default = compute_gates(loaded.model, loaded.tokenizer, rows, progress=False)
-    official = compute_gates(loaded.model, loaded.tokenizer, rows, progress=False, chat_config=ChatConfig(spans="official"))
-    record = compute_gates(loaded.model, loaded.tokenizer, rows, progress=False, chat_config=ChatConfig(spans="record"))
+    official = compute_gates(
+        loaded.model, loaded.tokenizer, rows, progress=False, chat_config=ChatConfig(spans="official")
+    )
+    record = compute_gates(
+        loaded.model, loaded.tokenizer, rows, progress=False, chat_config=ChatConfig(spans="record")
+    )
     assert default.gate_b.tolist() == official.gate_b.tolist() != record.gate_b.tolist()

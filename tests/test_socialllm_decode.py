@@ -47,8 +47,11 @@ def test_trailing_pads_and_end_tokens_do_not_hide_the_cut(tokenizer):
 
 def test_an_invalid_byte_inside_the_reply_is_removed(tokenizer):
     """A lead byte followed by ASCII is no character (the model wrote it); the rest of the reply stays."""
-    ids = tokenizer.encode("好", add_special_tokens=False) + [_byte_token(tokenizer, 0xE4)] + \
-        tokenizer.encode("ok", add_special_tokens=False)
+    ids = (
+        tokenizer.encode("好", add_special_tokens=False)
+        + [_byte_token(tokenizer, 0xE4)]
+        + tokenizer.encode("ok", add_special_tokens=False)
+    )
     assert REPLACEMENT_CHAR in tokenizer.decode(ids)
     assert decode_complete(tokenizer, ids) == "好ok"
 
@@ -70,6 +73,7 @@ def test_generate_replies_returns_no_fffd_when_max_new_tokens_cuts_an_emoji(toke
 
     records = course_data(size="tiny", seed=0).split("test_user").select(range(2))
     tail = tokenizer.encode("好", add_special_tokens=False) + _emoji_bytes(tokenizer)[:3]
-    out = generate_replies(_Scripted(tail), tokenizer, records, GenerationConfig.greedy(max_new_tokens=len(tail)),
-                           progress=False)
+    out = generate_replies(
+        _Scripted(tail), tokenizer, records, GenerationConfig.greedy(max_new_tokens=len(tail)), progress=False
+    )
     assert list(out["generated"]) == ["好", "好"]

@@ -25,7 +25,9 @@ def test_00_selection_weights_and_true_crowd():
     assert w["pairs"] > 0 and w["max relative difference"] < 1e-12
     noise = s.ex3_sampling_noise()
     assert noise["max |mine - world.true_crowd()|"] < 1e-6  # the world rounds its crowds to 6 decimals
-    assert 0 < noise["mean JS observed vs true, large crowds"] < noise["mean JS observed vs true, small crowds"]
+    assert (
+        0 < noise["mean JS observed vs true, large crowds"] < noise["mean JS observed vs true, small crowds"]
+    )
 
 
 def test_01_crawl_predictions_and_count_parser():
@@ -36,7 +38,9 @@ def test_01_crawl_predictions_and_count_parser():
     requests = [by_rate[r]["requests"] for r in (0.0, 0.3, 0.6)]
     assert requests == sorted(requests) and requests[0] < requests[-1]
     assert by_rate[0.0]["retries"] == 0 and all(v["units left undone"] == 0 for v in by_rate.values())
-    assert len({(v["topics"], v["posts"], v["users"]) for v in by_rate.values()}) == 1  # same records every time
+    assert (
+        len({(v["topics"], v["posts"], v["users"]) for v in by_rate.values()}) == 1
+    )  # same records every time
     no_retry = s.ex2_no_retries()
     assert no_retry["units left undone"] > 0 and no_retry["posts"] < by_rate[0.0]["posts"]
     cases = ["551894", "1.2万", "4.0824万", "100万+", "3亿", "1,234", "赞", "", None, 17, " 2.5万 "]
@@ -70,7 +74,10 @@ def test_03_parameter_formula_gate_entropy_token_gates():
         assert 0 <= e[f"{side} entropy (learned)"] <= math.log2(3) + 1e-9
     assert s.gate_entropy(np.array([[1.0, 0.0, 0.0]]))[0] == pytest.approx(0.0, abs=1e-9)
     t = s.ex3_token_vs_mean_gate()
-    assert t["token gate rows sum to 1 (max error)"] < 1e-5 and t["max |mean of token gates - gate of mean|"] > 1e-3
+    assert (
+        t["token gate rows sum to 1 (max error)"] < 1e-5
+        and t["max |mean of token gates - gate of mean|"] > 1e-3
+    )
 
 
 def test_04_batch_independence_and_distinct_n():
@@ -137,7 +144,10 @@ def test_07_pair_accuracy_and_baselines():
 def test_08_baselines_and_mu():
     s = solutions("08")
     b = s.ex1_baselines()
-    for name in ("global mean", "last history score"):  # every k asks about the same post, after the same post
+    for name in (
+        "global mean",
+        "last history score",
+    ):  # every k asks about the same post, after the same post
         assert len({round(v, 9) for v in b[name].values()}) == 1, name
     assert b["per-user mean"][3] < b["per-user mean"][1]
     mu = s.ex2_mu()
@@ -148,10 +158,17 @@ def test_08_baselines_and_mu():
 def test_09_ablation_row_and_permutation():
     s = solutions("09")
     p = s.ex2_permutation()
-    assert p["w/o demographics: MSE rise, demographics shuffled"] == 0.0  # the ablation really removes the input
+    assert (
+        p["w/o demographics: MSE rise, demographics shuffled"] == 0.0
+    )  # the ablation really removes the input
     assert math.isfinite(p["full: MSE rise, demographics shuffled"])
     table = s.ex1_new_ablation()
-    assert list(table.index) == ["NARRATOR (full)", "w/o image", "w/o demographics", "w/o image and demographics"]
+    assert list(table.index) == [
+        "NARRATOR (full)",
+        "w/o image",
+        "w/o demographics",
+        "w/o image and demographics",
+    ]
     assert table.loc["NARRATOR (full)", "Δmse vs full"] == 0 and table["test_mse"].gt(0).all()
 
 
@@ -164,4 +181,6 @@ def test_10_duplicates_and_js():
     assert j["pairs compared"] > 0 and j["max |mine - library|"] < 1e-12
     from socialalign_lib.crowd.divergences import js_divergence
 
-    assert s.my_js([3, 0, 1], [0, 2, 2]) == pytest.approx(float(js_divergence([3, 0, 1], [0, 2, 2])), abs=1e-12)
+    assert s.my_js([3, 0, 1], [0, 2, 2]) == pytest.approx(
+        float(js_divergence([3, 0, 1], [0, 2, 2])), abs=1e-12
+    )

@@ -41,8 +41,16 @@ def pac_model(seed: int = 0, init_weights: bool = True):
 
 
 def quick_config(tmp_path, **kw) -> SFTConfig:
-    base = dict(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, learning_rate=5e-3,
-                logging_steps=1, save_steps=1000, warmup_ratio=0.0, extra={"disable_tqdm": True})
+    base = dict(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=5e-3,
+        logging_steps=1,
+        save_steps=1000,
+        warmup_ratio=0.0,
+        extra={"disable_tqdm": True},
+    )
     return SFTConfig(**{**base, **kw})
 
 
@@ -52,7 +60,12 @@ def quick_config(tmp_path, **kw) -> SFTConfig:
 def test_collator_pads_right_to_a_multiple_and_carries_spans():
     features = [
         {"input_ids": [5, 6, 7], "labels": [-100, -100, 7], "user_span": [0, 1], "news_span": [1, 2]},
-        {"input_ids": list(range(10, 20)), "labels": [-100] * 8 + [18, 19], "user_span": [0, 4], "news_span": [5, 7]},
+        {
+            "input_ids": list(range(10, 20)),
+            "labels": [-100] * 8 + [18, 19],
+            "user_span": [0, 4],
+            "news_span": [5, 7],
+        },
     ]
     batch = SpanCollator(pad_token_id=0, pad_to_multiple_of=8)(features)
     assert batch["input_ids"].shape == (2, 16)  # 10 rounded up to a multiple of 8
@@ -73,7 +86,14 @@ def test_collator_without_spans_gives_a_plain_lm_batch():
 def test_tokenized_records_have_spans_inside_the_prompt_and_loss_on_the_reply_only(tokenized):
     for row in tokenized:
         prompt = sum(1 for x in row["labels"] if x == -100)
-        assert 0 <= row["user_span"][0] < row["user_span"][1] <= row["news_span"][0] < row["news_span"][1] <= prompt
+        assert (
+            0
+            <= row["user_span"][0]
+            < row["user_span"][1]
+            <= row["news_span"][0]
+            < row["news_span"][1]
+            <= prompt
+        )
         assert prompt < len(row["input_ids"])  # there is a reply to learn
 
 
@@ -179,4 +199,6 @@ def test_resume_continues_at_the_saved_step_and_matches_an_uninterrupted_run(tmp
     train_sft(straight, tokenizer, data, quick_config(tmp_path / "straight", max_steps=4, save_steps=2))
     a, b = _adapter_state(resumed), _adapter_state(straight)
     assert a.keys() == b.keys()
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), "resumed run diverged from the uninterrupted one"
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), (
+        "resumed run diverged from the uninterrupted one"
+    )

@@ -26,8 +26,10 @@ class FakeLLM:
     def generate(self, prompts, params, lora_request=None, use_tqdm=True):
         FakeLLM.calls.append({"prompts": prompts, "params": params, "lora": lora_request})
         reply = types.SimpleNamespace
-        return [reply(outputs=[reply(text=f" n={len(p['prompt_token_ids'])} seed={s.kwargs['seed']} ")])
-                for p, s in zip(prompts, params)]
+        return [
+            reply(outputs=[reply(text=f" n={len(p['prompt_token_ids'])} seed={s.kwargs['seed']} ")])
+            for p, s in zip(prompts, params)
+        ]
 
 
 @pytest.fixture
@@ -69,7 +71,9 @@ def test_lora_run_prompts_sampling_and_adapter(fake_vllm, records, tmp_path):
 
     gen = GenerationConfig(seed=3)
     out = generate_replies_vllm(_run_dir(tmp_path, "lora"), records, gen)
-    assert list(out.columns) == list(REPLY_COLUMNS) and list(out["case_id"]) == [r["case_id"] for r in records]
+    assert list(out.columns) == list(REPLY_COLUMNS) and list(out["case_id"]) == [
+        r["case_id"] for r in records
+    ]
     call = FakeLLM.calls[0]
     assert call["lora"].path == str(tmp_path / "adapter") and FakeLLM.init["enable_lora"]
     tok = AutoTokenizer.from_pretrained(EMBEDDED_MODEL)

@@ -35,8 +35,16 @@ def test_truth_files_present_and_consistent(tmp_path):
     personas = [json.loads(line) for line in (out / "truth/personas.jsonl").open()]
     assert len(crowd) == meta["counts"]["topics"] and len(personas) == meta["counts"]["users"]
     for row in crowd:
-        assert np.isclose(sum(row["expected"]), 1, atol=1e-5) and np.isclose(sum(row["empirical"]), 1, atol=1e-5)
-    assert set(personas[0]["persona"]) == {"interests", "language_style", "emotional_tone", "personality", "values"}
+        assert np.isclose(sum(row["expected"]), 1, atol=1e-5) and np.isclose(
+            sum(row["empirical"]), 1, atol=1e-5
+        )
+    assert set(personas[0]["persona"]) == {
+        "interests",
+        "language_style",
+        "emotional_tone",
+        "personality",
+        "values",
+    }
     assert sum(meta["splits"].values()) == meta["counts"]["responses"]
 
 
@@ -80,7 +88,9 @@ def test_replies_depend_on_user_and_topic(tiny):
     assert table["topic"] > table["category"] + 0.1  # valence is drawn independently of the category
 
 
-@pytest.mark.parametrize("labels", [("negative", "positive"), ("neg", "neutral", "pos"), ("--", "-", "0", "+", "++")])
+@pytest.mark.parametrize(
+    "labels", [("negative", "positive"), ("neg", "neutral", "pos"), ("--", "-", "0", "+", "++")]
+)
 def test_label_set_is_configurable(labels):
     w = generate_world(size="tiny", seed=0, labels=labels, n_smp_users=0)
     assert {r.sentiment for r in w.responses} <= set(labels)
@@ -91,8 +101,15 @@ def test_empirical_crowd_converges_to_truth():
     """More replies per topic → the empirical distribution approaches the exported expected one (LLN)."""
 
     def mean_tv(replies: int) -> float:
-        w = generate_world(size="tiny", seed=5, n_users=600, n_topics=6, replies_per_topic=replies,
-                           n_smp_users=0, history_len=(5, 5))
+        w = generate_world(
+            size="tiny",
+            seed=5,
+            n_users=600,
+            n_topics=6,
+            replies_per_topic=replies,
+            n_smp_users=0,
+            history_len=(5, 5),
+        )
         true, emp = w.true_crowd(), w.empirical_crowd()
         return float(np.mean([0.5 * np.abs(np.subtract(true[t], emp[t])).sum() for t in true]))
 

@@ -31,9 +31,26 @@ ENVIRONMENT = ROOT / "environment.yml"
 #: The packages the course asked for by name, shown in the README and named in environment.yml (the rest of the
 #: lock comes along through `-r requirements.lock`).
 COURSE_PACKAGES = (
-    "torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets", "tokenizers",
-    "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "seaborn",
-    "jupyterlab", "ipykernel", "ipywidgets", "papermill", "nbclient", "pytest",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "bitsandbytes",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "matplotlib",
+    "seaborn",
+    "jupyterlab",
+    "ipykernel",
+    "ipywidgets",
+    "papermill",
+    "nbclient",
+    "pytest",
 )
 README_BEGIN = "<!-- locked-versions:begin (tools/lock.py sync) -->"
 README_END = "<!-- locked-versions:end -->"
@@ -63,10 +80,15 @@ def read_lock(path: Path = LOCK) -> dict[str, str]:
 def write_lock(venv: Path) -> str:
     """The lock text for the packages installed in ``venv`` (the project itself excluded)."""
     python = venv / "bin" / "python"
-    freeze = subprocess.run([str(python), "-m", "pip", "freeze", "--exclude-editable"], check=True,
-                            capture_output=True, text=True).stdout.splitlines()
-    version = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    freeze = subprocess.run(
+        [str(python), "-m", "pip", "freeze", "--exclude-editable"], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    version = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     pins = []
     for line in freeze:
         match = _PIN.match(line)
@@ -98,15 +120,18 @@ def _replace_between(text: str, begin: str, end: str, block: str, where: Path) -
     start, stop = text.find(begin), text.find(end)
     if start < 0 or stop < start:
         raise ValueError(f"{where}: markers {begin!r} ... {end!r} not found")
-    return text[:start] + block + text[stop + len(end):]
+    return text[:start] + block + text[stop + len(end) :]
 
 
 def synced() -> dict[Path, str]:
     """README and environment.yml as they should read for the current lock."""
     pins = read_lock()
-    readme = _replace_between(README.read_text(encoding="utf-8"), README_BEGIN, README_END, readme_block(pins), README)
-    env = _replace_between(ENVIRONMENT.read_text(encoding="utf-8"), ENV_BEGIN, ENV_END, environment_block(pins),
-                           ENVIRONMENT)
+    readme = _replace_between(
+        README.read_text(encoding="utf-8"), README_BEGIN, README_END, readme_block(pins), README
+    )
+    env = _replace_between(
+        ENVIRONMENT.read_text(encoding="utf-8"), ENV_BEGIN, ENV_END, environment_block(pins), ENVIRONMENT
+    )
     return {README: readme, ENVIRONMENT: env}
 
 
@@ -119,7 +144,9 @@ def main(argv: list[str]) -> int:
             path.write_text(text, encoding="utf-8")
         return 0
     if argv == ["check"]:
-        stale = [str(p.relative_to(ROOT)) for p, text in synced().items() if p.read_text(encoding="utf-8") != text]
+        stale = [
+            str(p.relative_to(ROOT)) for p, text in synced().items() if p.read_text(encoding="utf-8") != text
+        ]
         if stale:
             print(f"out of step with requirements.lock: {', '.join(stale)} (run `python tools/lock.py sync`)")
             return 1

@@ -22,17 +22,52 @@ OUT = Path(__file__).resolve().parents[1] / "data" / "weibo_export_sample"
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
 
 PHRASES = {
-    "negative": ["真的扛不住了", "太离谱了吧", "气死我了", "又是这样，失望透顶", "凭什么啊", "受不了了，退钱",
-                 "越来越过分了", "心寒", "别再折腾老百姓了", "恶心死了", "太难了", "谁来管管"],
-    "neutral": ["先看看再说", "坐等后续", "有没有人知道具体情况", "转发了解一下", "明天再看", "就这样吧",
-                "不知道说什么", "蹲一个官方回复", "路过", "关注一下"],
-    "positive": ["太好了，支持", "为祖国骄傲", "终于等到了，开心", "干得漂亮", "点赞[赞]", "好消息啊",
-                 "感动哭了", "必须支持一下", "真不错", "越来越好了"],
+    "negative": [
+        "真的扛不住了",
+        "太离谱了吧",
+        "气死我了",
+        "又是这样，失望透顶",
+        "凭什么啊",
+        "受不了了，退钱",
+        "越来越过分了",
+        "心寒",
+        "别再折腾老百姓了",
+        "恶心死了",
+        "太难了",
+        "谁来管管",
+    ],
+    "neutral": [
+        "先看看再说",
+        "坐等后续",
+        "有没有人知道具体情况",
+        "转发了解一下",
+        "明天再看",
+        "就这样吧",
+        "不知道说什么",
+        "蹲一个官方回复",
+        "路过",
+        "关注一下",
+    ],
+    "positive": [
+        "太好了，支持",
+        "为祖国骄傲",
+        "终于等到了，开心",
+        "干得漂亮",
+        "点赞[赞]",
+        "好消息啊",
+        "感动哭了",
+        "必须支持一下",
+        "真不错",
+        "越来越好了",
+    ],
 }
 OPENERS = ["", "", "", "说实话", "我觉得", "唉", "哈哈", "家人们", "刚看到", "真的"]
 ENDINGS = ["", "", "", "啊", "吧", "呢", "！", "。", "…", "了", "！！"]  # noqa: RUF001
-EMOTION_OF = {"negative": ["anger", "disgust", "sadness", "fear"], "neutral": ["none", "surprise"],
-              "positive": ["like", "happiness"]}
+EMOTION_OF = {
+    "negative": ["anger", "disgust", "sadness", "fear"],
+    "neutral": ["none", "surprise"],
+    "positive": ["like", "happiness"],
+}
 # hashtag → its crowd's mood per day (None: not trending that day → a missing crowd)
 HASHTAGS = {
     "油价今晚上调": [(0.75, 0.15, 0.10), (0.55, 0.25, 0.20), (0.35, 0.30, 0.35), (0.20, 0.35, 0.45)],
@@ -41,7 +76,13 @@ HASHTAGS = {
     "食品安全": [(0.60, 0.30, 0.10), None, (0.55, 0.30, 0.15), (0.65, 0.25, 0.10)],
 }
 LABELS = ("negative", "neutral", "positive")
-CARDS = ["O网页链接", "O北京发布：关于调整成品油价格的通知", "L央视新闻的微博视频", "L现场画面来了", "L张三的秒拍视频"]
+CARDS = [
+    "O网页链接",
+    "O北京发布：关于调整成品油价格的通知",
+    "L央视新闻的微博视频",
+    "L现场画面来了",
+    "L张三的秒拍视频",
+]
 BOT = "neg 转发这条微博，太离谱了吧！"  # noqa: RUF001 - one text, posted by many accounts (replaced per hashtag)
 
 
@@ -54,7 +95,11 @@ def _post(rng: np.random.Generator, tag: str, sentiment: str) -> str:
     tail = f" #{tag}#" if not head else ""
     text = head + words + tail
     if rng.random() < 0.6:  # the export's '?' for an emoji GBK could not hold
-        text = text.replace("，", "?", 1) if "，" in text and rng.random() < 0.3 else text + "?" * int(rng.integers(1, 4))  # noqa: RUF001
+        text = (
+            text.replace("，", "?", 1)
+            if "，" in text and rng.random() < 0.3
+            else text + "?" * int(rng.integers(1, 4))
+        )  # noqa: RUF001
     if rng.random() < 0.15:
         text += " " + rng.choice(CARDS)
     if rng.random() < 0.05:
@@ -100,7 +145,9 @@ def main(seed: int = 0, per_crowd: int = 28, out: Path = OUT) -> None:
         # one text in five is ambiguous: its annotator chose an emotion of another polarity
         emotion = str(rng.choice(EMOTION_OF[s if rng.random() < 0.8 else LABELS[int(rng.integers(3))]]))
         for _ in range(int(rng.integers(1, 6))):  # most texts repeated, as in the public sets
-            labelled.append((f"#{rng.choice(list(HASHTAGS))}# {text}" if rng.random() < 0.3 else text, emotion))
+            labelled.append(
+                (f"#{rng.choice(list(HASHTAGS))}# {text}" if rng.random() < 0.3 else text, emotion)
+            )
     labelled = [labelled[i] for i in rng.permutation(len(labelled))]
     (out / "emotions_labelled.csv").write_bytes(_csv(labelled, ("text", "label")))
 

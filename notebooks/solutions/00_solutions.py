@@ -21,20 +21,26 @@ def ex1_selection(size: str = "tiny", seed: int = 0) -> dict[str, dict[str, floa
     for name, selection in (("selection on (λ=2)", 2.0), ("selection off (λ=0)", 0.0)):
         world = generate_world(size=size, seed=seed, crowd_selection=selection)
         entity = {tid: lt.entity for tid, lt in world.latent_topics.items()}
-        partisan = [world.latent_users[r.post.user_id].entity_affinity.get(entity[r.topic_id], 0.0) != 0
-                    for r in world.responses]
+        partisan = [
+            world.latent_users[r.post.user_id].entity_affinity.get(entity[r.topic_id], 0.0) != 0
+            for r in world.responses
+        ]
         crowd = np.array(list(world.true_crowd().values()))
-        out[name] = {"fan or critic share": float(np.mean(partisan)),
-                     "one-sidedness |pos - neg|": float(np.mean(np.abs(crowd[:, -1] - crowd[:, 0])))}
+        out[name] = {
+            "fan or critic share": float(np.mean(partisan)),
+            "one-sidedness |pos - neg|": float(np.mean(np.abs(crowd[:, -1] - crowd[:, 0]))),
+        }
     return out
 
 
 def my_reply_weight(user, topic, selection: float, floor: float = 0.03) -> float:
     """Exercise 2 (implement): w(u,t) of the notebook's formula, from the latent user and topic."""
     fan_term, local_term, opinion_term = SELECTION_TERMS  # 2, 1, 0.8
-    score = (fan_term * abs(user.entity_affinity.get(topic.entity, 0.0))
-             + local_term * (user.location == topic.city)
-             + opinion_term * abs(opinion(user, topic)))
+    score = (
+        fan_term * abs(user.entity_affinity.get(topic.entity, 0.0))
+        + local_term * (user.location == topic.city)
+        + opinion_term * abs(opinion(user, topic))
+    )
     return (user.interests.get(topic.category, 0.0) + floor) * math.exp(selection * score)
 
 
@@ -68,10 +74,16 @@ def ex3_sampling_noise(size: str = "tiny", seed: int = 0) -> dict[str, float]:
     theirs = world.true_crowd()
     diff = max(float(np.abs(mine[t] - np.asarray(theirs[t])).max()) for t in theirs)
     sizes = {t: len(v) for t, v in observed.items()}
-    js = {t: float(js_divergence(np.bincount(v, minlength=len(labels)) / len(v), mine[t])) for t, v in observed.items()}
+    js = {
+        t: float(js_divergence(np.bincount(v, minlength=len(labels)) / len(v), mine[t]))
+        for t, v in observed.items()
+    }
     median = float(np.median(list(sizes.values())))
     small = [js[t] for t in js if sizes[t] <= median]
     large = [js[t] for t in js if sizes[t] > median]
-    return {"max |mine - world.true_crowd()|": diff, "median crowd size": median,
-            "mean JS observed vs true, small crowds": float(np.mean(small)),
-            "mean JS observed vs true, large crowds": float(np.mean(large)) if large else float("nan")}
+    return {
+        "max |mine - world.true_crowd()|": diff,
+        "median crowd size": median,
+        "mean JS observed vs true, small crowds": float(np.mean(small)),
+        "mean JS observed vs true, large crowds": float(np.mean(large)) if large else float("nan"),
+    }

@@ -12,17 +12,27 @@ from socialalign_lib.collect.report import compare_with_world
 from socialalign_lib.world import generate_world
 
 #: The notebook's fast settings against the mock (no rate limit, millisecond backoffs, short timeout).
-FAST = dict(rate_per_s=None, timeout_s=0.2, backoff_base_s=0.002, backoff_max_s=0.02, resume=False, progress=False)
+FAST = dict(
+    rate_per_s=None, timeout_s=0.2, backoff_base_s=0.002, backoff_max_s=0.02, resume=False, progress=False
+)
 
 
 def _crawl(world, hashtags, fault_rate: float, retries: int, seed: int) -> dict[str, object]:
     faults = FaultConfig(rate=fault_rate, retry_after_s=0, slow_s=0.5, seed=seed)
     with tempfile.TemporaryDirectory() as tmp, MockWeiboServer(world, faults) as srv:
-        summary = crawl(CrawlConfig(base_url=srv.base_url, out_dir=Path(tmp), retries=retries, **FAST), hashtags)
+        summary = crawl(
+            CrawlConfig(base_url=srv.base_url, out_dir=Path(tmp), retries=retries, **FAST), hashtags
+        )
         comparison = compare_with_world(load_crawl(Path(tmp)), world)
-        return {"requests": summary.stats.requests, "retries": summary.stats.retries,
-                "units left undone": len(summary.failed), "topics": summary.topics, "posts": summary.posts,
-                "users": summary.users, "collected records equal the world's": comparison.perfect}
+        return {
+            "requests": summary.stats.requests,
+            "retries": summary.stats.retries,
+            "units left undone": len(summary.failed),
+            "topics": summary.topics,
+            "posts": summary.posts,
+            "users": summary.users,
+            "collected records equal the world's": comparison.perfect,
+        }
 
 
 def ex1_fault_rate(size: str = "tiny", seed: int = 0, n_hashtags: int = 1) -> dict[float, dict[str, object]]:
@@ -66,4 +76,6 @@ def my_parse_count(value) -> int:
 
 def ex3_parse_count(size: str = "tiny", seed: int = 0) -> dict[str, int]:
     """Exercise 3: :func:`my_parse_count` on the display strings the notebook shows."""
-    return {text: my_parse_count(text) for text in ("551894", "1.2万", "4.0824万", "100万+", "3亿", "1,234", "赞")}
+    return {
+        text: my_parse_count(text) for text in ("551894", "1.2万", "4.0824万", "100万+", "3亿", "1,234", "赞")
+    }

@@ -22,10 +22,16 @@ def ex1_bm25_vs_recent(size: str = "tiny", seed: int = 0, k: int = 5) -> dict[st
     for method in ("bm25", "recent"):
         cfg = RetrievalConfig(k=k, method=method)
         picked[method] = retrieve_many(histories, queries, cfg)
-        shared = [len(set(tokenize(news, cfg)) & set(tokenize(document_text(p, cfg), cfg)))
-                  for (_, news), posts in zip(queries, picked[method]) for p, _score in posts]
+        shared = [
+            len(set(tokenize(news, cfg)) & set(tokenize(document_text(p, cfg), cfg)))
+            for (_, news), posts in zip(queries, picked[method])
+            for p, _score in posts
+        ]
         out[f"{method}: news words shared per post"] = float(np.mean(shared))
-    same = [{p.post_id for p, _ in a} == {p.post_id for p, _ in b} for a, b in zip(picked["bm25"], picked["recent"])]
+    same = [
+        {p.post_id for p, _ in a} == {p.post_id for p, _ in b}
+        for a, b in zip(picked["bm25"], picked["recent"])
+    ]
     out["share of cases with the same posts"] = float(np.mean(same))
     out["cases"] = len(queries)
     return out

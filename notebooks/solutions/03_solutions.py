@@ -20,8 +20,9 @@ def _untrained(method: str, size: str, seed: int, **over):
     return untrained_socialllm(cfg)
 
 
-def predicted_adapter_parameters(base_linears: list[tuple[int, int]], method: str, n: int = 3, r: int = 8,
-                                 gate_hidden: int = 32) -> int:
+def predicted_adapter_parameters(
+    base_linears: list[tuple[int, int]], method: str, n: int = 3, r: int = 8, gate_hidden: int = 32
+) -> int:
     """Exercise 1 (implement): the adapter's trainable parameters from the adapted projections' (d_in, d_out).
     LoRA: A (r x d_in) + B (d_out x r). PAC-LoRA: n of each, plus two gate MLPs per projection that read the
     layer input, d_in -> gate_hidden -> n, without bias."""
@@ -39,13 +40,22 @@ def ex1_parameter_count(size: str = "tiny", seed: int = 0) -> dict[str, dict[str
     have? Predicted from the formula vs counted on the model. (n=1 is LoRA plus its gates: the gates dominate on
     the small course model, whose projections are 128 wide; on a 7B model they are a small share.)"""
     out = {}
-    for name, method, n in (("LoRA", "lora", 1), ("PAC-LoRA n=1", "pac_lora", 1), ("PAC-LoRA n=3", "pac_lora", 3)):
+    for name, method, n in (
+        ("LoRA", "lora", 1),
+        ("PAC-LoRA n=1", "pac_lora", 1),
+        ("PAC-LoRA n=3", "pac_lora", 3),
+    ):
         run = _untrained(method, size, seed, n_experts=n)
         base = run.model.get_base_model()
-        linears = [(m.in_features, m.out_features) for name_, m in base.named_modules()
-                   if name_.split(".")[-1] in TARGETS and hasattr(m, "in_features")]
-        out[name] = {"counted": run.adapter_parameters(),
-                     "predicted": predicted_adapter_parameters(linears, method, n=n)}
+        linears = [
+            (m.in_features, m.out_features)
+            for name_, m in base.named_modules()
+            if name_.split(".")[-1] in TARGETS and hasattr(m, "in_features")
+        ]
+        out[name] = {
+            "counted": run.adapter_parameters(),
+            "predicted": predicted_adapter_parameters(linears, method, n=n),
+        }
     return out
 
 
@@ -89,5 +99,7 @@ def ex3_token_vs_mean_gate(size: str = "tiny", seed: int = 0) -> dict[str, float
     with torch.no_grad():
         per_token = token_gates(hidden, gate_in, gate_out)
         of_mean = token_gates(hidden.mean(0, keepdim=True), gate_in, gate_out)[0]
-    return {"max |mean of token gates - gate of mean|": float((per_token.mean(0) - of_mean).abs().max()),
-            "token gate rows sum to 1 (max error)": float((per_token.sum(1) - 1).abs().max())}
+    return {
+        "max |mean of token gates - gate of mean|": float((per_token.mean(0) - of_mean).abs().max()),
+        "token gate rows sum to 1 (max error)": float((per_token.sum(1) - 1).abs().max()),
+    }

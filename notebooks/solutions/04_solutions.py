@@ -17,8 +17,10 @@ def _replies(size: str, seed: int, n: int, gens: dict[str, GenerationConfig]) ->
     data = course_data(size=size, seed=seed)
     run = untrained_socialllm(replace(socialllm_config("base", size, seed=seed), device="cpu"))
     records = data.split("test_user").shuffle(seed=seed).select(range(n))
-    return {name: generate_replies(run.model, run.tokenizer, records, gen)["generated"].tolist()
-            for name, gen in gens.items()}
+    return {
+        name: generate_replies(run.model, run.tokenizer, records, gen)["generated"].tolist()
+        for name, gen in gens.items()
+    }
 
 
 def ex1_batch_size(size: str = "tiny", seed: int = 0, n: int = 8) -> dict[str, object]:
@@ -36,7 +38,7 @@ def my_distinct_n(texts: list[str], n: int) -> float:
     grams: Counter = Counter()
     for t in texts:
         chars = [c for c in t if not c.isspace()]
-        grams.update(tuple(chars[i:i + n]) for i in range(len(chars) - n + 1))
+        grams.update(tuple(chars[i : i + n]) for i in range(len(chars) - n + 1))
     total = sum(grams.values())
     return len(grams) / total if total else 0.0
 
@@ -45,8 +47,10 @@ def ex2_distinct(size: str = "tiny", seed: int = 0, n: int = 8) -> dict[str, dic
     """Exercise 2 (predict, then implement): Distinct-1/2 of sampled and greedy replies of the base model, yours
     and the library's (``metrics.distinct_n``), which must agree to the last digit. (Greedy replies are far less
     diverse: a small model's argmax falls into loops that sampling escapes.)"""
-    gens = {"sampled": GenerationConfig(seed=seed, max_new_tokens=48),
-            "greedy": GenerationConfig.greedy(seed=seed, max_new_tokens=48)}
+    gens = {
+        "sampled": GenerationConfig(seed=seed, max_new_tokens=48),
+        "greedy": GenerationConfig.greedy(seed=seed, max_new_tokens=48),
+    }
     out = {}
     for name, texts in _replies(size, seed, n, gens).items():
         out[name] = {f"distinct-{k} (mine)": my_distinct_n(texts, k) for k in (1, 2)}

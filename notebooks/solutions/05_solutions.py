@@ -19,7 +19,9 @@ def _frames(size: str, seed: int):
     with their gold labels: the real crowds."""
     data = course_data(size=size, seed=seed)
     train = data.split("train").to_pandas()[["topic_id", "user_id", "category", "sentiment"]]
-    test = pd.concat([data.split(s).to_pandas() for s in HELDOUT])[["topic_id", "user_id", "category", "sentiment"]]
+    test = pd.concat([data.split(s).to_pandas() for s in HELDOUT])[
+        ["topic_id", "user_id", "category", "sentiment"]
+    ]
     return data.world, train, test.reset_index(drop=True)
 
 
@@ -38,9 +40,14 @@ def ex1_prior_per_reply(size: str = "tiny", seed: int = 0, draws: int = 20) -> d
     must carry it too.) Mean JS over held-out topics; the per-reply prior averaged over ``draws`` seeds."""
     world, train, test = _frames(size, seed)
     labels = list(world.labels)
-    drawn = [_mean_js(test, macro.category_prior(train, test, per_reply=True, seed=s), labels) for s in range(draws)]
-    return {"per reply (drawn), mean JS": float(np.mean(drawn)),
-            "distribution, mean JS": _mean_js(test, macro.category_prior(train, test, per_reply=False), labels)}
+    drawn = [
+        _mean_js(test, macro.category_prior(train, test, per_reply=True, seed=s), labels)
+        for s in range(draws)
+    ]
+    return {
+        "per reply (drawn), mean JS": float(np.mean(drawn)),
+        "distribution, mean JS": _mean_js(test, macro.category_prior(train, test, per_reply=False), labels),
+    }
 
 
 def _tokens(text: str) -> set[str]:
@@ -48,7 +55,9 @@ def _tokens(text: str) -> set[str]:
     return {t for t in tokenize(text, cfg) if len(t) > 1}
 
 
-def keyword_prior(world, train: pd.DataFrame, test_topics: list[str], k: int = 3, alpha: float = 1.0) -> pd.DataFrame:
+def keyword_prior(
+    world, train: pd.DataFrame, test_topics: list[str], k: int = 3, alpha: float = 1.0
+) -> pd.DataFrame:
     """Exercise 2 (implement): a hashtag-keyword prior. For each held-out topic, the ``k`` training topics whose
     hashtag + news share the most words with it (Jaccard of jieba word sets, ties by topic id); the prior is the
     label distribution of their training replies, with ``alpha`` added to every count (a topic sharing no word
@@ -58,8 +67,10 @@ def keyword_prior(world, train: pd.DataFrame, test_topics: list[str], k: int = 3
     counts = macro.crowd_counts(train, labels)
     rows = {}
     for tid in test_topics:
-        sims = sorted(((len(words[tid] & words[s]) / max(1, len(words[tid] | words[s])), s) for s in counts.index),
-                      key=lambda x: (-x[0], x[1]))
+        sims = sorted(
+            ((len(words[tid] & words[s]) / max(1, len(words[tid] | words[s])), s) for s in counts.index),
+            key=lambda x: (-x[0], x[1]),
+        )
         nearest = [s for _, s in sims[:k]]
         c = counts.loc[nearest].sum(axis=0).to_numpy(dtype=float) + alpha
         rows[tid] = c / c.sum()
@@ -75,11 +86,15 @@ def ex2_keyword_prior(size: str = "tiny", seed: int = 0) -> dict[str, float]:
     truth = macro.true_crowd(world, test)[labels]
     topics = list(truth.index)
     cat = macro.crowd_counts(macro.category_prior(train, test, per_reply=False), labels).loc[topics]
-    priors = {"uniform": pd.DataFrame(1 / len(labels), index=topics, columns=labels),
-              "category prior": cat.div(cat.sum(1), axis=0),
-              "keyword prior": keyword_prior(world, train, topics)}
-    out = {f"{name}, mean JS to truth": float(np.mean(js_divergence(p.loc[topics].to_numpy(), truth.to_numpy())))
-           for name, p in priors.items()}
+    priors = {
+        "uniform": pd.DataFrame(1 / len(labels), index=topics, columns=labels),
+        "category prior": cat.div(cat.sum(1), axis=0),
+        "keyword prior": keyword_prior(world, train, topics),
+    }
+    out = {
+        f"{name}, mean JS to truth": float(np.mean(js_divergence(p.loc[topics].to_numpy(), truth.to_numpy())))
+        for name, p in priors.items()
+    }
     out["topics"] = len(topics)
     return out
 
@@ -95,7 +110,11 @@ def ex3_crowd_size(size: str = "tiny", seed: int = 0, draws: int = 20) -> dict[s
     for cap in (4, None):
         js = []
         for s in range(draws):
-            crowd = test if cap is None else test.sample(frac=1.0, random_state=s).groupby("topic_id").head(cap)
+            crowd = (
+                test if cap is None else test.sample(frac=1.0, random_state=s).groupby("topic_id").head(cap)
+            )
             js.append(_mean_js(crowd, macro.oracle_crowd(world, crowd, seed=s), labels))
-        out[f"oracle mean JS, {'all repliers' if cap is None else f'at most {cap} users'}"] = float(np.mean(js))
+        out[f"oracle mean JS, {'all repliers' if cap is None else f'at most {cap} users'}"] = float(
+            np.mean(js)
+        )
     return out

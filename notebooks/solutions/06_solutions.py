@@ -36,8 +36,12 @@ def history_prior(world, test: pd.DataFrame, labeller, train: pd.DataFrame, seed
     predicted = iter(labeller.predict(texts)) if texts else iter(())
     labels_of = {uid: [next(predicted) for _ in by_user[uid]] for uid in needed}
     fallback = macro.category_prior(train, test, per_reply=True, seed=seed)["sentiment"].to_numpy()
-    drawn = [rng.choice(labels_of[uid]) if labels_of[uid] else fallback[i] for i, uid in enumerate(test.user_id)]
-    return pd.DataFrame({"topic_id": test.topic_id.to_numpy(), "user_id": test.user_id.to_numpy(), "sentiment": drawn})
+    drawn = [
+        rng.choice(labels_of[uid]) if labels_of[uid] else fallback[i] for i, uid in enumerate(test.user_id)
+    ]
+    return pd.DataFrame(
+        {"topic_id": test.topic_id.to_numpy(), "user_id": test.user_id.to_numpy(), "sentiment": drawn}
+    )
 
 
 def ex1_history_row(size: str = "tiny", seed: int = 0, n_boot: int = 200) -> pd.DataFrame:
@@ -47,9 +51,11 @@ def ex1_history_row(size: str = "tiny", seed: int = 0, n_boot: int = 200) -> pd.
     world, train, test = _cases(size, seed)
     labels = list(world.labels)
     labeller = train_world_labeller(world)
-    rows = {"user history": history_prior(world, test, labeller, train, seed),
-            "category prior": macro.category_prior(train, test, seed=seed),
-            "oracle": macro.oracle_crowd(world, test, seed=seed)}
+    rows = {
+        "user history": history_prior(world, test, labeller, train, seed),
+        "category prior": macro.category_prior(train, test, seed=seed),
+        "oracle": macro.oracle_crowd(world, test, seed=seed),
+    }
     parts = []
     for split in SPLITS:
         mask = (test.split == split).to_numpy()
@@ -57,8 +63,9 @@ def ex1_history_row(size: str = "tiny", seed: int = 0, n_boot: int = 200) -> pd.
         truth = macro.true_crowd(world, test[mask])
         for name, crowd in rows.items():
             pred = crowd.loc[mask, ["topic_id", "sentiment"]]
-            parts.append(results.evaluate_crowd(name, real, pred, split, labels, truth=truth, seed=seed,
-                                                n_boot=n_boot))
+            parts.append(
+                results.evaluate_crowd(name, real, pred, split, labels, truth=truth, seed=seed, n_boot=n_boot)
+            )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -75,7 +82,10 @@ def ex2_majority_row(size: str = "tiny", seed: int = 0) -> dict[str, dict[str, f
     out = {}
     for split in SPLITS:
         gold = test.loc[test.split == split, "sentiment"].tolist()
-        out[split] = {"majority label": majority, "accuracy": accuracy(gold, [majority] * len(gold), labels),
-                      "macro-F1": macro_f1(gold, [majority] * len(gold), labels),
-                      "share of the majority label": gold.count(majority) / len(gold)}
+        out[split] = {
+            "majority label": majority,
+            "accuracy": accuracy(gold, [majority] * len(gold), labels),
+            "macro-F1": macro_f1(gold, [majority] * len(gold), labels),
+            "share of the majority label": gold.count(majority) / len(gold),
+        }
     return out

@@ -37,8 +37,12 @@ def ex1_pair_accuracy(size: str = "tiny", seed: int = 0) -> dict[str, float]:
     world, _, test = _events(size, seed)
     full, text = evaluate.world_like_scores(world, test)
     likes = [e.likes for e in test]
-    return {"true mean, mine": my_pair_accuracy(full, likes), "true mean, library": reward.event_pair_accuracy(full, likes),
-            "text part, mine": my_pair_accuracy(text, likes), "text part, library": reward.event_pair_accuracy(text, likes)}
+    return {
+        "true mean, mine": my_pair_accuracy(full, likes),
+        "true mean, library": reward.event_pair_accuracy(full, likes),
+        "text part, mine": my_pair_accuracy(text, likes),
+        "text part, library": reward.event_pair_accuracy(text, likes),
+    }
 
 
 def ex2_text_baselines(size: str = "tiny", seed: int = 0) -> dict[str, float]:
@@ -50,11 +54,16 @@ def ex2_text_baselines(size: str = "tiny", seed: int = 0) -> dict[str, float]:
     likes = [e.likes for e in test]
     labeller = train_world_labeller(world)
     _, text = evaluate.world_like_scores(world, test)
-    return {"chance": 0.5,
-            "longer reply": reward.event_pair_accuracy([np.array([len(r) for r in e.replies]) for e in test], likes),
-            "text rule (labeller)": reward.event_pair_accuracy(
-                [evaluate.text_popularity(e.replies, labeller) for e in test], likes),
-            "text-visible ceiling (truth)": reward.event_pair_accuracy(text, likes)}
+    return {
+        "chance": 0.5,
+        "longer reply": reward.event_pair_accuracy(
+            [np.array([len(r) for r in e.replies]) for e in test], likes
+        ),
+        "text rule (labeller)": reward.event_pair_accuracy(
+            [evaluate.text_popularity(e.replies, labeller) for e in test], likes
+        ),
+        "text-visible ceiling (truth)": reward.event_pair_accuracy(text, likes),
+    }
 
 
 def ex3_min_margin(size: str = "tiny", seed: int = 0) -> dict[float, dict[str, float]]:
@@ -64,6 +73,10 @@ def ex3_min_margin(size: str = "tiny", seed: int = 0) -> dict[float, dict[str, f
     world, train, _ = _events(size, seed)
     full, _ = evaluate.world_like_scores(world, train)
     likes = [e.likes for e in train]
-    return {m: {"pairs": len(data.build_pairs(train, min_margin=m)),
-                "true-mean accuracy on them": reward.event_pair_accuracy(full, likes, min_margin=m)}
-            for m in (0.0, 0.5, 1.5)}
+    return {
+        m: {
+            "pairs": len(data.build_pairs(train, min_margin=m)),
+            "true-mean accuracy on them": reward.event_pair_accuracy(full, likes, min_margin=m),
+        }
+        for m in (0.0, 0.5, 1.5)
+    }

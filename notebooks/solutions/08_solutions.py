@@ -17,10 +17,16 @@ from socialalign_lib.world import generate_world
 def _examples(size: str, seed: int):
     """Notebook 08's main users and their train- and test-form examples (1-3 shots)."""
     world = generate_world(size=size, seed=seed)
-    cold = smp.select_users(smp.posts_frame(world.smp_posts), smp.SampleConfig(min_posts=5, keep_last=5, seed=seed))
+    cold = smp.select_users(
+        smp.posts_frame(world.smp_posts), smp.SampleConfig(min_posts=5, keep_last=5, seed=seed)
+    )
     main, _ = smp.split_users(cold, align_fraction=0.5, seed=seed)
     cfg = smp.PromptConfig(language="zh", post_ids="index")
-    return (main, smp.build_examples(main, (1, 2, 3), "train", cfg), smp.build_examples(main, (1, 2, 3), "test", cfg))
+    return (
+        main,
+        smp.build_examples(main, (1, 2, 3), "train", cfg),
+        smp.build_examples(main, (1, 2, 3), "test", cfg),
+    )
 
 
 def ex1_baselines(size: str = "tiny", seed: int = 0) -> dict[str, dict[int, float]]:
@@ -32,17 +38,22 @@ def ex1_baselines(size: str = "tiny", seed: int = 0) -> dict[str, dict[int, floa
     its last history post is n−1 whatever k. At tiny size, 20 users, the global mean can still win.)"""
     _, train_ex, test_ex = _examples(size, seed)
     global_mean = float(np.mean([e.target for e in train_ex]))
-    predictions = {"global mean": np.full(len(test_ex), global_mean),
-                   "last history score": np.array([e.history_scores[-1] for e in test_ex]),
-                   "per-user mean": baselines.user_mean_predictions(test_ex)}
+    predictions = {
+        "global mean": np.full(len(test_ex), global_mean),
+        "last history score": np.array([e.history_scores[-1] for e in test_ex]),
+        "per-user mean": baselines.user_mean_predictions(test_ex),
+    }
     target = np.array([e.target for e in test_ex])
     shots = np.array([e.shots for e in test_ex])
-    return {name: {k: float(np.abs(pred - target)[shots == k].mean()) for k in (1, 2, 3)}
-            for name, pred in predictions.items()}
+    return {
+        name: {k: float(np.abs(pred - target)[shots == k].mean()) for k in (1, 2, 3)}
+        for name, pred in predictions.items()
+    }
 
 
-def my_mu(chosen_err, rejected_err, alpha: float = 1.0, lam: float = 0.5, delta: float = 0.1,
-          mu_max: float = 5.0) -> np.ndarray:
+def my_mu(
+    chosen_err, rejected_err, alpha: float = 1.0, lam: float = 0.5, delta: float = 0.1, mu_max: float = 5.0
+) -> np.ndarray:
     """Exercise 2 (implement): IDPOP's per-pair weight from the two answers' absolute errors M (eq. 13-14):
     W = 10 exp(-alpha M / (M_max - M_min)) with the range over all answers of the set, mu = lam / (W_c - W_r + delta),
     clamped to [0, mu_max]."""
@@ -64,5 +75,8 @@ def ex2_mu(size: str = "tiny", seed: int = 0) -> dict[str, object]:
     lib = idpop.pair_mu(idpop.weight_scores(chosen, 1.0, lo, hi), idpop.weight_scores(rejected, 1.0, lo, hi))
     mine = my_mu(chosen, rejected)
     near, clear = my_mu([1.0, 1.0, 0.0], [1.05, 3.0, 3.0])[:2]
-    return {"max |mine - library|": float(np.abs(mine - lib).max()), "mu near-tie (1.0 vs 1.05)": float(near),
-            "mu clear pair (1.0 vs 3.0)": float(clear)}
+    return {
+        "max |mine - library|": float(np.abs(mine - lib).max()),
+        "mu near-tie (1.0 vs 1.05)": float(near),
+        "mu clear pair (1.0 vs 3.0)": float(clear),
+    }

@@ -51,9 +51,12 @@ def ex1_new_ablation(size: str = "tiny", seed: int = 0) -> pd.DataFrame:
     loss larger than the sum of the two single losses? (At course size demographics cost most; the image matters
     only for the background-object cases, so the joint row is close to "w/o demographics".)"""
     data, base = _data(size, seed)
-    variants = {"NARRATOR (full)": {}, "w/o image": {"use_image": False},
-                "w/o demographics": {"use_demographics": False},
-                "w/o image and demographics": {"use_image": False, "use_demographics": False}}
+    variants = {
+        "NARRATOR (full)": {},
+        "w/o image": {"use_image": False},
+        "w/o demographics": {"use_demographics": False},
+        "w/o image and demographics": {"use_image": False, "use_demographics": False},
+    }
     res = run_ablations(base, data, seeds=[seed], variants=variants, tcfg=_tcfg(size), baseline=False)
     out = res.set_index("variant")[["test_mse", "test_src"]]
     out["Δmse vs full"] = out["test_mse"] - out.loc["NARRATOR (full)", "test_mse"]

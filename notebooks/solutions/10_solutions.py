@@ -28,8 +28,15 @@ def _labelled_crowds(drop_duplicates: bool, seed: int = 0):
         per_tag = crowds.drop_duplicate_posts(per_tag, by=("hashtag", "day"))
     labelled = load_labelled_csv(SAMPLE / "emotions_labelled.csv", label_map=EMOTIONS_TO_POLARITY)
     train, test = dedup_split(labelled, test_size=0.3, seed=seed)
-    labeller = NgramLogRegLabeller().fit(train["text"].tolist(), train["label"].tolist(), held_out=test["text"].tolist())
-    return crowds.label_posts(per_tag, labeller), labeller.labels, per_tag.attrs.get("duplicates", 0), len(per_tag)
+    labeller = NgramLogRegLabeller().fit(
+        train["text"].tolist(), train["label"].tolist(), held_out=test["text"].tolist()
+    )
+    return (
+        crowds.label_posts(per_tag, labeller),
+        labeller.labels,
+        per_tag.attrs.get("duplicates", 0),
+        len(per_tag),
+    )
 
 
 def ex1_duplicates(size: str = "tiny", seed: int = 0) -> dict[str, float]:
@@ -44,9 +51,14 @@ def ex1_duplicates(size: str = "tiny", seed: int = 0) -> dict[str, float]:
         comp = crowds.compare_across(frame, labels=labels, n_boot=50, seed=seed, min_n=5)
         js[name] = np.concatenate([c["js"].to_numpy(dtype=float) for c in comp.values()])
     moved = np.abs(js["kept"] - js["deduped"])
-    return {"crowd rows with duplicates": n_kept, "crowd rows without": n_deduped, "copies dropped": dropped,
-            "labelled rows with duplicates": len(kept), "labelled rows without": len(deduped),
-            "largest JS change (bits)": float(np.nanmax(moved)) if np.isfinite(moved).any() else 0.0}
+    return {
+        "crowd rows with duplicates": n_kept,
+        "crowd rows without": n_deduped,
+        "copies dropped": dropped,
+        "labelled rows with duplicates": len(kept),
+        "labelled rows without": len(deduped),
+        "largest JS change (bits)": float(np.nanmax(moved)) if np.isfinite(moved).any() else 0.0,
+    }
 
 
 def my_js(counts_a, counts_b) -> float:
@@ -74,8 +86,13 @@ def ex2_js(size: str = "tiny", seed: int = 0) -> dict[str, float]:
         for tag, row in table.iterrows():
             if row.get("missing") or not np.isfinite(row["js"]):
                 continue
-            counts = [[int(((frame.hashtag == tag) & (frame.day == d) & (frame.sentiment == lab)).sum())
-                       for lab in labels] for d in (day_a, day_b)]
+            counts = [
+                [
+                    int(((frame.hashtag == tag) & (frame.day == d) & (frame.sentiment == lab)).sum())
+                    for lab in labels
+                ]
+                for d in (day_a, day_b)
+            ]
             worst = max(worst, abs(my_js(*counts) - float(row["js"])))
             n += 1
     return {"max |mine - library|": worst, "pairs compared": n}

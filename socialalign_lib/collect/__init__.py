@@ -10,30 +10,56 @@ Live: ``WEIBO_COOKIE=... python -m socialalign_lib.collect --hashtag 话题 --ou
 """
 
 from .client import (
-           ApiResponse,
-           ClientStats,
-           CrawlBanned,
-           CrawlStopped,
-           FetchError,
-           LoginRequired,
-           RequestBudgetExhausted,
-           WeiboClient,
+    ApiResponse,
+    ClientStats,
+    CrawlBanned,
+    CrawlStopped,
+    FetchError,
+    LoginRequired,
+    RequestBudgetExhausted,
+    WeiboClient,
 )
 from .config import CrawlConfig
 from .crawler import Crawler, CrawlSummary, crawl, topic_id_for
 from .mock import (
-           FaultConfig,
-           MockWeiboServer,
-           format_count,
-           format_weibo_time,
-           render_mblog,
-           render_text,
+    FaultConfig,
+    MockWeiboServer,
+    format_count,
+    format_weibo_time,
+    render_mblog,
+    render_text,
 )
 from .parse import ParseError, comment_to_post, html_to_text, mblog_to_post, parse_count, parse_weibo_time
 from .store import CrawlData, CrawlStore, OutputLocked, load_crawl
 
-__all__ = ["ApiResponse", "ClientStats", "CrawlBanned", "CrawlConfig", "CrawlData", "CrawlStopped", "CrawlStore",
-           "CrawlSummary", "Crawler", "FaultConfig", "FetchError", "LoginRequired", "MockWeiboServer", "OutputLocked",
-           "ParseError", "RequestBudgetExhausted", "WeiboClient",
-           "comment_to_post", "crawl", "format_count", "format_weibo_time", "html_to_text", "load_crawl",
-           "mblog_to_post", "parse_count", "parse_weibo_time", "render_mblog", "render_text", "topic_id_for"]
+__all__ = [
+    "ApiResponse",
+    "ClientStats",
+    "CrawlBanned",
+    "CrawlConfig",
+    "CrawlData",
+    "CrawlStopped",
+    "CrawlStore",
+    "CrawlSummary",
+    "Crawler",
+    "FaultConfig",
+    "FetchError",
+    "LoginRequired",
+    "MockWeiboServer",
+    "OutputLocked",
+    "ParseError",
+    "RequestBudgetExhausted",
+    "WeiboClient",
+    "comment_to_post",
+    "crawl",
+    "format_count",
+    "format_weibo_time",
+    "html_to_text",
+    "load_crawl",
+    "mblog_to_post",
+    "parse_count",
+    "parse_weibo_time",
+    "render_mblog",
+    "render_text",
+    "topic_id_for",
+]

@@ -21,28 +21,57 @@ from .config import CrawlConfig
 from .crawler import Crawler, CrawlSummary
 from .store import OutputLocked
 
-EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_LOGIN, EXIT_BANNED, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 6, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET, EXIT_LOGIN, EXIT_BANNED, EXIT_LOCKED, EXIT_INTERRUPTED = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    130,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m socialalign_lib.collect", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m socialalign_lib.collect",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d = CrawlConfig(cookie=None)
-    ap.add_argument("--hashtag", action="append", default=[], help="a hashtag, with or without the '#' (repeatable)")
-    ap.add_argument("--user", action="append", default=[], help="a user id whose timeline to crawl (repeatable)")
+    ap.add_argument(
+        "--hashtag", action="append", default=[], help="a hashtag, with or without the '#' (repeatable)"
+    )
+    ap.add_argument(
+        "--user", action="append", default=[], help="a user id whose timeline to crawl (repeatable)"
+    )
     ap.add_argument("--out-dir", default=str(d.out_dir))
     ap.add_argument("--base-url", default=d.base_url)
-    ap.add_argument("--rate", type=float, default=d.rate_per_s,
-                    help="requests per second (0 = unlimited, only for a server on this machine such as the mock)")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=d.rate_per_s,
+        help="requests per second (0 = unlimited, only for a server on this machine such as the mock)",
+    )
     ap.add_argument("--timeout", type=float, default=d.timeout_s)
     ap.add_argument("--retries", type=int, default=d.retries)
     ap.add_argument("--backoff-base", type=float, default=d.backoff_base_s)
     ap.add_argument("--backoff-max", type=float, default=d.backoff_max_s)
-    ap.add_argument("--max-requests", type=int, default=None, help="stop (resumably) after this many requests")
-    ap.add_argument("--max-bans", type=int, default=d.max_consecutive_bans,
-                    help="stop after this many 418 / captcha answers in a row (a ban outlasts any retry)")
-    ap.add_argument("--end-confirmations", type=int, default=d.end_confirmations,
-                    help="ask an 'ok: 0 / nothing here' page again this often before it ends a listing")
+    ap.add_argument(
+        "--max-requests", type=int, default=None, help="stop (resumably) after this many requests"
+    )
+    ap.add_argument(
+        "--max-bans",
+        type=int,
+        default=d.max_consecutive_bans,
+        help="stop after this many 418 / captcha answers in a row (a ban outlasts any retry)",
+    )
+    ap.add_argument(
+        "--end-confirmations",
+        type=int,
+        default=d.end_confirmations,
+        help="ask an 'ok: 0 / nothing here' page again this often before it ends a listing",
+    )
     ap.add_argument("--max-users", type=int, default=None)
     ap.add_argument("--since", default=None, help="ISO date; older timeline posts are not collected")
     ap.add_argument("--no-users", action="store_true", help="hashtags and comments only")
@@ -54,28 +83,47 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_summary(summary: CrawlSummary) -> None:
-    print(json.dumps({"topics": summary.topics, "posts": summary.posts, "comments": summary.comments,
-                      "users": summary.users, "failed": summary.failed, "stopped": summary.stopped,
-                      **summary.stats.summary()}, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "topics": summary.topics,
+                "posts": summary.posts,
+                "comments": summary.comments,
+                "users": summary.users,
+                "failed": summary.failed,
+                "stopped": summary.stopped,
+                **summary.stats.summary(),
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 def _stop_message(stop: CrawlStopped, cfg: CrawlConfig) -> tuple[str, int]:
     """What to tell the user, and the exit status, when the crawl had to stop early."""
-    saved = (f"Everything collected so far is saved in {cfg.out_dir} and the unit in progress is still pending: "
-             "rerun the same command to resume.")
+    saved = (
+        f"Everything collected so far is saved in {cfg.out_dir} and the unit in progress is still pending: "
+        "rerun the same command to resume."
+    )
     if isinstance(stop, LoginRequired):
-        return (f"cookie expired / login required ({stop}). Log in at https://m.weibo.cn in a browser, put the fresh "
-                f"cookie in WEIBO_COOKIE, then resume. {saved}"), EXIT_LOGIN
+        return (
+            f"cookie expired / login required ({stop}). Log in at https://m.weibo.cn in a browser, put the fresh "
+            f"cookie in WEIBO_COOKIE, then resume. {saved}"
+        ), EXIT_LOGIN
     if isinstance(stop, CrawlBanned):
-        return (f"stopped: banned by the site ({stop}). Wait an hour or more (open m.weibo.cn in a browser and pass "
-                f"the check if it shows one), and consider a lower --rate, then resume. {saved}"), EXIT_BANNED
+        return (
+            f"stopped: banned by the site ({stop}). Wait an hour or more (open m.weibo.cn in a browser and pass "
+            f"the check if it shows one), and consider a lower --rate, then resume. {saved}"
+        ), EXIT_BANNED
     return f"stopped: {stop}. {saved} (raise or drop --max-requests to go further).", EXIT_BUDGET
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not (args.hashtag or args.user):
         ap.error("give at least one --hashtag or --user")
 
@@ -84,16 +132,30 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
     try:
-        cfg = CrawlConfig(base_url=args.base_url, out_dir=args.out_dir, rate_per_s=args.rate or None, timeout_s=args.timeout,
-                          retries=args.retries, backoff_base_s=args.backoff_base, backoff_max_s=args.backoff_max,
-                          max_requests=args.max_requests, max_consecutive_bans=args.max_bans,
-                          end_confirmations=args.end_confirmations, max_users=args.max_users, since=args.since,
-                          crawl_users=not args.no_users, resume=not args.no_resume, fsync=not args.no_fsync,
-                          progress=not args.no_progress)
+        cfg = CrawlConfig(
+            base_url=args.base_url,
+            out_dir=args.out_dir,
+            rate_per_s=args.rate or None,
+            timeout_s=args.timeout,
+            retries=args.retries,
+            backoff_base_s=args.backoff_base,
+            backoff_max_s=args.backoff_max,
+            max_requests=args.max_requests,
+            max_consecutive_bans=args.max_bans,
+            end_confirmations=args.end_confirmations,
+            max_users=args.max_users,
+            since=args.since,
+            crawl_users=not args.no_users,
+            resume=not args.no_resume,
+            fsync=not args.no_fsync,
+            progress=not args.no_progress,
+        )
         crawler = Crawler(cfg)
     except OutputLocked as err:
         return fail(f"error: {err}", EXIT_LOCKED)
-    except ValueError as err:  # the cookie, --rate 0 against the live site, an output folder that is not a crawl
+    except (
+        ValueError
+    ) as err:  # the cookie, --rate 0 against the live site, an output folder that is not a crawl
         return fail(f"error: {err}", EXIT_USAGE)
     try:
         summary = crawler.run(args.hashtag, args.user)
@@ -102,14 +164,20 @@ def main(argv: list[str] | None = None) -> int:
         message, status = _stop_message(stop, cfg)
         return fail(message, status)
     except KeyboardInterrupt:
-        return fail(f"interrupted; everything collected so far is saved in {cfg.out_dir}: rerun the same command to "
-                    "resume", EXIT_INTERRUPTED)
+        return fail(
+            f"interrupted; everything collected so far is saved in {cfg.out_dir}: rerun the same command to "
+            "resume",
+            EXIT_INTERRUPTED,
+        )
     finally:
         crawler.close()
     _print_summary(summary)
     if summary.failed:
-        return fail(f"{len(summary.failed)} unit(s) left for a later run ({', '.join(summary.failed[:5])}"
-                    f"{', …' if len(summary.failed) > 5 else ''}): rerun the same command to retry them", EXIT_FAILED)
+        return fail(
+            f"{len(summary.failed)} unit(s) left for a later run ({', '.join(summary.failed[:5])}"
+            f"{', …' if len(summary.failed) > 5 else ''}): rerun the same command to retry them",
+            EXIT_FAILED,
+        )
     return 0
 
 

@@ -38,7 +38,9 @@ log = logging.getLogger("socialalign_lib.collect")
 RETRY_STATUSES = frozenset({418, 429, 500, 502, 503, 504})
 BAN_OUTCOMES = frozenset({"418", "captcha"})  # the site refuses *us*; counted towards max_consecutive_bans
 LOGIN_REQUIRED = -100  # ``{"ok": -100, "url": "https://passport.weibo.cn/signin/..."}``: log in first
-_CAPTCHA_PAGE = re.compile(r"Sina Visitor System|验证码|captcha|passport\.weibo\.c(?:om|n)/visitor", re.IGNORECASE)
+_CAPTCHA_PAGE = re.compile(
+    r"Sina Visitor System|验证码|captcha|passport\.weibo\.c(?:om|n)/visitor", re.IGNORECASE
+)
 
 PROFILE = "100505{uid}"
 INFO = "230283{uid}_-_INFO"
@@ -107,9 +109,14 @@ class ClientStats:
     events: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, outcome) per attempt, in order
 
     def summary(self) -> dict[str, Any]:
-        return {"requests": self.requests, "retries": self.retries, "gave_up": self.gave_up,
-                "confirmations": self.confirmations, "slept_s": round(self.slept_s, 3),
-                "outcomes": dict(sorted(self.outcomes.items()))}
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "gave_up": self.gave_up,
+            "confirmations": self.confirmations,
+            "slept_s": round(self.slept_s, 3),
+            "outcomes": dict(sorted(self.outcomes.items())),
+        }
 
 
 def _retry_after_s(value: str | None, now: float) -> float | None:
@@ -163,20 +170,33 @@ class WeiboClient:
     the process (the HTTP libraries' debug logs included).
     """
 
-    def __init__(self, config: CrawlConfig, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: CrawlConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if config.rate_per_s is None and transport is None and not is_loopback(config.base_url):
-            raise ValueError(f"no rate limit (rate_per_s=None, --rate 0) is for a server on this machine only (the local "
-                             f"mock); {config.base_url} must be crawled at a polite rate, e.g. --rate "
-                             f"{CrawlConfig.rate_per_s} (the default)")
+            raise ValueError(
+                f"no rate limit (rate_per_s=None, --rate 0) is for a server on this machine only (the local "
+                f"mock); {config.base_url} must be crawled at a polite rate, e.g. --rate "
+                f"{CrawlConfig.rate_per_s} (the default)"
+            )
         self.config = config
         self.stats = ClientStats()
         self._ban_streak = 0
         self._sleep, self._clock = sleep, clock
         self._rng = random.Random(config.seed)
         self._next_slot = 0.0
-        self._http = httpx.Client(base_url=config.base_url, headers=config.headers(), transport=transport,
-                                  timeout=httpx.Timeout(config.timeout_s), follow_redirects=False)
+        self._http = httpx.Client(
+            base_url=config.base_url,
+            headers=config.headers(),
+            transport=transport,
+            timeout=httpx.Timeout(config.timeout_s),
+            follow_redirects=False,
+        )
         self._redaction = redacting_logs(config.redact).start()
 
     def __repr__(self) -> str:
@@ -227,8 +247,10 @@ class WeiboClient:
             return
         self._ban_streak += 1
         if self._ban_streak >= self.config.max_consecutive_bans:
-            raise CrawlBanned(f"{self._ban_streak} answers in a row were bans (HTTP 418 or a captcha page), the last "
-                              f"one for {endpoint}")
+            raise CrawlBanned(
+                f"{self._ban_streak} answers in a row were bans (HTTP 418 or a captcha page), the last "
+                f"one for {endpoint}"
+            )
 
     def get_json(self, path: str, params: dict[str, Any], endpoint: str) -> ApiResponse:
         """GET ``path`` and return its JSON object, retrying what a retry can fix.
@@ -260,7 +282,9 @@ class WeiboClient:
                         data = None
                     if isinstance(data, dict) and data.get("ok") == LOGIN_REQUIRED:
                         self._record(endpoint, "login_required")
-                        raise LoginRequired(f'{endpoint}: Weibo answered {{"ok": {LOGIN_REQUIRED}}} (log in first)')
+                        raise LoginRequired(
+                            f'{endpoint}: Weibo answered {{"ok": {LOGIN_REQUIRED}}} (log in first)'
+                        )
                     if isinstance(data, dict):
                         self._record(endpoint, outcome)
                         self._ban_streak = 0
@@ -269,8 +293,10 @@ class WeiboClient:
                 elif resp.is_redirect and _login_redirect(resp.headers["location"]):
                     self._record(endpoint, "login_required")
                     page = urlsplit(resp.headers["location"])
-                    raise LoginRequired(f"{endpoint}: HTTP {resp.status_code} redirect to the login page "
-                                        f"{page.netloc}{page.path}")
+                    raise LoginRequired(
+                        f"{endpoint}: HTTP {resp.status_code} redirect to the login page "
+                        f"{page.netloc}{page.path}"
+                    )
                 elif resp.is_redirect and _visitor_redirect(resp.headers["location"]):
                     outcome = "captcha"
                 elif resp.status_code in RETRY_STATUSES:
@@ -289,7 +315,9 @@ class WeiboClient:
             log.debug("%s %s: %s, retry %d in %.3f s", endpoint, params, outcome, attempt + 1, delay)
             self._pause(delay)
         self.stats.gave_up += 1
-        raise FetchError(f"{endpoint} {params}: gave up after {cfg.retries + 1} attempts ({', '.join(reasons)})")
+        raise FetchError(
+            f"{endpoint} {params}: gave up after {cfg.retries + 1} attempts ({', '.join(reasons)})"
+        )
 
     def _record(self, endpoint: str, outcome: str) -> None:
         self.stats.outcomes[outcome] += 1

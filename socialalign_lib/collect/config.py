@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 from ..paths import GENERATED_DIR
 
 REDACTED = "<redacted>"
-DEFAULT_USER_AGENT = ("Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) "
-                      "Chrome/126.0 Mobile Safari/537.36")
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+)
 
 
 def _cookie_from_env() -> str | None:
@@ -37,8 +38,10 @@ def clean_cookie(raw: str | None) -> str | None:
     for i, ch in enumerate(value):
         if not " " <= ch <= "~":
             kind = "a control character" if ord(ch) < 32 or ord(ch) == 127 else "a non-ASCII character"
-            raise ValueError(f"the Weibo cookie (WEIBO_COOKIE) has {kind} (U+{ord(ch):04X}) at position {i + 1} of "
-                             f"{len(value)}; copy it again as one line from the browser (the value is not shown here)")
+            raise ValueError(
+                f"the Weibo cookie (WEIBO_COOKIE) has {kind} (U+{ord(ch):04X}) at position {i + 1} of "
+                f"{len(value)}; copy it again as one line from the browser (the value is not shown here)"
+            )
     return value or None
 
 
@@ -74,7 +77,9 @@ class CrawlConfig:
     backoff_max_s: float = 160.0
     max_retry_after_s: float = 900.0  # a longer Retry-After is obeyed only up to this
     max_requests: int | None = None  # request budget; exceeding it raises RequestBudgetExhausted
-    max_consecutive_bans: int = 10  # this many 418 / captcha answers without a success in between stop the crawl
+    max_consecutive_bans: int = (
+        10  # this many 418 / captcha answers without a success in between stop the crawl
+    )
     # An "ok: 0 / nothing here" answer is asked again this often (after a backoff_base_s pause) before it ends a
     # listing: Weibo sometimes gives it for a page that exists. Each true end costs these extra requests too.
     end_confirmations: int = 2
@@ -100,13 +105,19 @@ class CrawlConfig:
         self.base_url = self.base_url.rstrip("/")
         self.cookie = clean_cookie(self.cookie)
         if self.retries < 0 or self.timeout_s <= 0:
-            raise ValueError(f"CrawlConfig: retries must be >= 0 and timeout_s > 0, got {self.retries}, {self.timeout_s}")
+            raise ValueError(
+                f"CrawlConfig: retries must be >= 0 and timeout_s > 0, got {self.retries}, {self.timeout_s}"
+            )
         if self.rate_per_s is not None and self.rate_per_s < 0:
-            raise ValueError(f"CrawlConfig: rate_per_s must be > 0 (or None: no limit, local server only), got {self.rate_per_s}")
+            raise ValueError(
+                f"CrawlConfig: rate_per_s must be > 0 (or None: no limit, local server only), got {self.rate_per_s}"
+            )
         self.rate_per_s = self.rate_per_s or None  # 0 means no limit, as on the command line
         if self.max_consecutive_bans < 1 or self.end_confirmations < 0:
-            raise ValueError(f"CrawlConfig: max_consecutive_bans must be >= 1 and end_confirmations >= 0, got "
-                             f"{self.max_consecutive_bans}, {self.end_confirmations}")
+            raise ValueError(
+                f"CrawlConfig: max_consecutive_bans must be >= 1 and end_confirmations >= 0, got "
+                f"{self.max_consecutive_bans}, {self.end_confirmations}"
+            )
 
     @property
     def has_cookie(self) -> bool:
@@ -114,8 +125,13 @@ class CrawlConfig:
 
     def headers(self) -> dict[str, str]:
         """Request headers as the mobile site's own pages send them (Referer, accept), plus the cookie."""
-        h = {"User-Agent": self.user_agent, "Referer": "https://m.weibo.cn/", "Accept": "application/json, text/plain, */*",
-             "X-Requested-With": "XMLHttpRequest", "MWeibo-Pwa": "1"}
+        h = {
+            "User-Agent": self.user_agent,
+            "Referer": "https://m.weibo.cn/",
+            "Accept": "application/json, text/plain, */*",
+            "X-Requested-With": "XMLHttpRequest",
+            "MWeibo-Pwa": "1",
+        }
         if self.cookie:
             h["Cookie"] = self.cookie
         return h

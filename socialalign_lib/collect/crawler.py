@@ -62,7 +62,9 @@ class CrawlSummary:
     failed: list[str] = field(default_factory=list)  # units left undone this run ("#tag#", "user:123")
     skipped: int = 0  # unreadable posts or comments left out (logged)
     stats: ClientStats = field(default_factory=ClientStats)
-    stopped: str | None = None  # why the crawl stopped early (CrawlStopped.reason), None when it ran to the end
+    stopped: str | None = (
+        None  # why the crawl stopped early (CrawlStopped.reason), None when it ran to the end
+    )
 
     @property
     def complete(self) -> bool:
@@ -141,7 +143,9 @@ class Crawler:
                 out.append(uid)
         return out
 
-    def _commit(self, records: dict[str, list[dict[str, Any]]], users: Iterable[dict[str, Any] | None] = ()) -> None:
+    def _commit(
+        self, records: dict[str, list[dict[str, Any]]], users: Iterable[dict[str, Any] | None] = ()
+    ) -> None:
         queue = self.store.state["user_queue"]
         queue.extend(self._new_users(users, set(queue)))
         self.store.commit(records)
@@ -156,20 +160,33 @@ class Crawler:
         cfg, store = self.config, self.store
         tag = hashtag.strip().strip("#")
         tid = topic_id_for(tag)
-        st = store.state["search"].setdefault(tag, {"topic_id": tid, "next_page": 1, "done": False, "comments": {}})
+        st = store.state["search"].setdefault(
+            tag, {"topic_id": tid, "next_page": 1, "done": False, "comments": {}}
+        )
         while not st["done"]:
             page = st["next_page"]
-            resp = self._fetch(lambda page=page: self.client.search_page(tag, page), lambda r: not _mblogs(r)) \
-                if page <= cfg.max_search_pages else None
+            resp = (
+                self._fetch(lambda page=page: self.client.search_page(tag, page), lambda r: not _mblogs(r))
+                if page <= cfg.max_search_pages
+                else None
+            )
             body = (resp.data.get("data") or {}) if resp is not None and resp.ok else {}
             mblogs = cards_to_mblogs(body.get("cards") or [])
             records: dict[str, list[dict[str, Any]]] = {"topics": [], "posts_by_topic": []}
             if not store.has("topics", tid) and (mblogs or page == 1 or resp is None):
                 now = resp.now if resp is not None else None
-                records["topics"].append(topic_from_search(tag, body.get("cardlistInfo") or {}, now, tid).to_dict())
-            posts = [p for p in (self._post(m, resp.now) for m in mblogs) if p is not None] if resp is not None else []
+                records["topics"].append(
+                    topic_from_search(tag, body.get("cardlistInfo") or {}, now, tid).to_dict()
+                )
+            posts = (
+                [p for p in (self._post(m, resp.now) for m in mblogs) if p is not None]
+                if resp is not None
+                else []
+            )
             records["posts_by_topic"] = [{"topic_id": tid, "post": p.to_dict()} for p in posts]
-            targets = [p for p in posts if p.post_id not in st["comments"]][: max(0, cfg.comment_posts - len(st["comments"]))]
+            targets = [p for p in posts if p.post_id not in st["comments"]][
+                : max(0, cfg.comment_posts - len(st["comments"]))
+            ]
             for p in targets:
                 st["comments"][p.post_id] = {"max_id": None, "pages": 0, "done": not p.comments}
             st["next_page"] = page + 1
@@ -184,14 +201,18 @@ class Crawler:
                 cst["done"] = True
                 self.store.commit()
                 break
-            resp = self._fetch(lambda: self.client.comments_page(mid, cst["max_id"]), lambda r: not _comment_items(r))
+            resp = self._fetch(
+                lambda: self.client.comments_page(mid, cst["max_id"]), lambda r: not _comment_items(r)
+            )
             body = resp.data.get("data") if resp.ok else None
             body = body if isinstance(body, dict) else {}
             items = _comment_items(resp)
             records = []
             for c in items:
                 try:
-                    records.append({"topic_id": tid, "post_id": mid, "comment": comment_to_post(c, resp.now).to_dict()})
+                    records.append(
+                        {"topic_id": tid, "post_id": mid, "comment": comment_to_post(c, resp.now).to_dict()}
+                    )
                 except ParseError as err:
                     log.warning("skipped an unreadable comment: %s", err)
                     self.skipped += 1
@@ -218,7 +239,9 @@ class Crawler:
         history: dict[str, Post] = {}
         promised = _statuses_count(info)
 
-        def end_unconfirmed(resp: ApiResponse) -> bool:  # no end is in doubt once the profile's count is reached
+        def end_unconfirmed(
+            resp: ApiResponse,
+        ) -> bool:  # no end is in doubt once the profile's count is reached
             return not _mblogs(resp) and (promised is None or len(history) < promised)
 
         for page in range(1, cfg.max_timeline_pages + 1):
@@ -256,9 +279,16 @@ class Crawler:
 
     def summary(self, stopped: str | None = None) -> CrawlSummary:
         store = self.store
-        return CrawlSummary(topics=len(store.keys["topics"]), posts=len(store.keys["posts_by_topic"]),
-                            comments=len(store.keys["comments"]), users=len(store.keys["users"]),
-                            failed=list(self.failed), skipped=self.skipped, stats=self.client.stats, stopped=stopped)
+        return CrawlSummary(
+            topics=len(store.keys["topics"]),
+            posts=len(store.keys["posts_by_topic"]),
+            comments=len(store.keys["comments"]),
+            users=len(store.keys["users"]),
+            failed=list(self.failed),
+            skipped=self.skipped,
+            stats=self.client.stats,
+            stopped=stopped,
+        )
 
     def _run(self, hashtags: Iterable[str], user_ids: Iterable[str]) -> None:
         cfg, store = self.config, self.store
@@ -272,7 +302,11 @@ class Crawler:
                 log.warning("hashtag #%s# left for a later run: %s", tag, err)
                 self.failed.append(f"#{tag}#")
         if cfg.crawl_users:
-            queue = store.state["user_queue"][: cfg.max_users] if cfg.max_users is not None else store.state["user_queue"]
+            queue = (
+                store.state["user_queue"][: cfg.max_users]
+                if cfg.max_users is not None
+                else store.state["user_queue"]
+            )
             done = set(store.state["users_done"])
             for uid in tqdm(queue, desc="users", disable=not cfg.progress):
                 if uid in done:
@@ -336,8 +370,12 @@ def _flatten_comments(items: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def crawl(config: CrawlConfig, hashtags: Iterable[str] = (), user_ids: Iterable[str] = (),
-          client: WeiboClient | None = None) -> CrawlSummary:
+def crawl(
+    config: CrawlConfig,
+    hashtags: Iterable[str] = (),
+    user_ids: Iterable[str] = (),
+    client: WeiboClient | None = None,
+) -> CrawlSummary:
     """Crawl ``hashtags`` (and ``user_ids``) into ``config.out_dir``, resuming from its checkpoint.
 
     >>> crawl(CrawlConfig(out_dir="data/generated/crawl"), ["北京地铁新进展"])  # doctest: +SKIP

@@ -20,7 +20,12 @@ from socialalign_lib.data.text import HASHTAG
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S"
-_MONTHS = {m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
 _GENDER = {"f": "女", "m": "男"}
 
 
@@ -201,10 +206,18 @@ def mblog_to_post(mblog: dict[str, Any], now: dt.datetime | None = None) -> Post
         if isinstance(mblog.get("retweeted_status"), dict):
             retweet = mblog_to_post(mblog["retweeted_status"], now)
         uid, name = _user_fields(mblog)
-        return Post(post_id=pid, user_id=uid, text=text, created_at=parse_weibo_time(mblog["created_at"], now),
-                    hashtags=tags, retweet=retweet, likes=parse_count(mblog.get("attitudes_count")),
-                    reposts=parse_count(mblog.get("reposts_count")), comments=parse_count(mblog.get("comments_count")),
-                    screen_name=name)
+        return Post(
+            post_id=pid,
+            user_id=uid,
+            text=text,
+            created_at=parse_weibo_time(mblog["created_at"], now),
+            hashtags=tags,
+            retweet=retweet,
+            likes=parse_count(mblog.get("attitudes_count")),
+            reposts=parse_count(mblog.get("reposts_count")),
+            comments=parse_count(mblog.get("comments_count")),
+            screen_name=name,
+        )
     except (ParseError, KeyError, TypeError, ValueError) as err:
         raise ParseError(f"mblog {pid}: {err}") from err
 
@@ -215,8 +228,15 @@ def comment_to_post(comment: dict[str, Any], now: dt.datetime | None = None) -> 
     try:
         text, tags = html_to_text(comment.get("text", ""))
         uid, name = _user_fields(comment)
-        return Post(post_id=cid, user_id=uid, text=text, created_at=parse_weibo_time(comment["created_at"], now),
-                    hashtags=tags, likes=parse_count(comment.get("like_count")), screen_name=name)
+        return Post(
+            post_id=cid,
+            user_id=uid,
+            text=text,
+            created_at=parse_weibo_time(comment["created_at"], now),
+            hashtags=tags,
+            likes=parse_count(comment.get("like_count")),
+            screen_name=name,
+        )
     except (ParseError, KeyError, TypeError, ValueError) as err:
         raise ParseError(f"comment {cid}: {err}") from err
 
@@ -268,6 +288,10 @@ def topic_from_search(hashtag: str, info: dict[str, Any], now: dt.datetime | Non
     """The topic header of a hashtag search (``cardlistInfo``: ``desc`` = the 导语 lead, ``category``,
     ``created_at``). Fields the page does not give stay empty, so a live crawl still yields a usable Topic."""
     created = info.get("created_at")
-    return Topic(topic_id=topic_id, hashtag=hashtag, news=str(info.get("desc") or ""),
-                 category=str(info.get("category") or ""),
-                 time=parse_weibo_time(created, now) if created else "")
+    return Topic(
+        topic_id=topic_id,
+        hashtag=hashtag,
+        news=str(info.get("desc") or ""),
+        category=str(info.get("category") or ""),
+        time=parse_weibo_time(created, now) if created else "",
+    )

@@ -39,7 +39,9 @@ def _diff(kind: str, key: str, got: dict[str, Any], want: dict[str, Any], out: l
         return False
     if len(out) < limit:
         fields = [k for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
-        out.append(f"{kind} {key}: " + "; ".join(f"{k}={got.get(k)!r} != {want.get(k)!r}" for k in fields[:3]))
+        out.append(
+            f"{kind} {key}: " + "; ".join(f"{k}={got.get(k)!r} != {want.get(k)!r}" for k in fields[:3])
+        )
     return True
 
 
@@ -54,7 +56,10 @@ def compare_with_world(data: CrawlData, world: Any, limit: int = 10) -> Comparis
     replies: dict[str, list[Post]] = {}
     for r in world.responses:
         replies.setdefault(r.topic_id, []).append(r.post)
-    counts = {k: Counter({"equal": 0, "differ": 0, "missing": 0, "extra": 0}) for k in ("topics", "posts", "comments", "users")}
+    counts = {
+        k: Counter({"equal": 0, "differ": 0, "missing": 0, "extra": 0})
+        for k in ("topics", "posts", "comments", "users")
+    }
     notes: list[str] = []
 
     true_posts: dict[tuple[str, str], Post] = {}
@@ -92,7 +97,9 @@ def compare_with_world(data: CrawlData, world: Any, limit: int = 10) -> Comparis
         if user.user_id not in world_users:
             counts["users"]["extra"] += 1
             continue
-        differ = _diff("user", user.user_id, user.to_dict(), world_users[user.user_id].to_dict(), notes, limit)
+        differ = _diff(
+            "user", user.user_id, user.to_dict(), world_users[user.user_id].to_dict(), notes, limit
+        )
         counts["users"]["differ" if differ else "equal"] += 1
     counts["users"]["missing"] += len(expected_users - {u.user_id for u in data.users})
     return Comparison({k: dict(v) for k, v in counts.items()}, notes)
@@ -123,6 +130,8 @@ def plot_crawl_stats(stats: ClientStats, title: str = "Crawl requests by outcome
     ax2.invert_yaxis()
     ax2.set_xscale("log")
     ax2.set_xlabel("HTTP attempts (log scale)")
-    ax2.set_title(f"{stats.requests} attempts, {stats.retries} retries, {stats.gave_up} given up", fontsize=10)
+    ax2.set_title(
+        f"{stats.requests} attempts, {stats.retries} retries, {stats.gave_up} given up", fontsize=10
+    )
     fig.tight_layout()
     return fig

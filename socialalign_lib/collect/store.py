@@ -55,14 +55,22 @@ def _lock(folder: Path) -> FileLock:
     try:
         lock.acquire()
     except Timeout:
-        raise OutputLocked(f"{folder}: another crawl is writing to this folder (it holds {folder / LOCK_FILE}); two "
-                           "crawls on one output would duplicate records. Wait for it to finish (or stop it), then "
-                           "rerun to resume, or choose another --out-dir") from None
+        raise OutputLocked(
+            f"{folder}: another crawl is writing to this folder (it holds {folder / LOCK_FILE}); two "
+            "crawls on one output would duplicate records. Wait for it to finish (or stop it), then "
+            "rerun to resume, or choose another --out-dir"
+        ) from None
     return lock
 
 
 def _fresh_state() -> dict[str, Any]:
-    return {"version": VERSION, "sizes": dict.fromkeys(FILES, 0), "search": {}, "user_queue": [], "users_done": []}
+    return {
+        "version": VERSION,
+        "sizes": dict.fromkeys(FILES, 0),
+        "search": {},
+        "user_queue": [],
+        "users_done": [],
+    }
 
 
 class CrawlStore:
@@ -104,17 +112,23 @@ class CrawlStore:
             try:
                 self.state = json.loads(self.ckpt_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{self.ckpt_path}: unreadable checkpoint ({err.msg} at line {err.lineno})") from err
+                raise ValueError(
+                    f"{self.ckpt_path}: unreadable checkpoint ({err.msg} at line {err.lineno})"
+                ) from err
             if not isinstance(self.state, dict) or self.state.get("version") != VERSION:
                 raise ValueError(f"{self.ckpt_path}: not a version-{VERSION} crawl checkpoint")
             self.resumed = True
         else:
             if not self.ckpt_path.exists():
-                foreign = [self.path(n) for n in FILES if self.path(n).exists() and self.path(n).stat().st_size]
+                foreign = [
+                    self.path(n) for n in FILES if self.path(n).exists() and self.path(n).stat().st_size
+                ]
                 if foreign:
-                    raise ValueError(f"{foreign[0]}: not empty, but {self.dir} has no {CHECKPOINT}, so these are not "
-                                     "this crawler's files (or the checkpoint was deleted); nothing was changed. "
-                                     "Choose an empty --out-dir")
+                    raise ValueError(
+                        f"{foreign[0]}: not empty, but {self.dir} has no {CHECKPOINT}, so these are not "
+                        "this crawler's files (or the checkpoint was deleted); nothing was changed. "
+                        "Choose an empty --out-dir"
+                    )
             self.state = _fresh_state()
             self._write_checkpoint()  # before the files are emptied: a kill in between leaves a consistent folder
         for name in FILES:
@@ -122,8 +136,10 @@ class CrawlStore:
             size = self.state["sizes"][name]
             with open(path, "ab") as f:  # creates a missing file; cuts a torn tail back to the last commit
                 if f.tell() < size:
-                    raise ValueError(f"{path}: {f.tell()} bytes on disk but the checkpoint vouches for {size}; "
-                                     "the output folder was changed behind the crawler's back")
+                    raise ValueError(
+                        f"{path}: {f.tell()} bytes on disk but the checkpoint vouches for {size}; "
+                        "the output folder was changed behind the crawler's back"
+                    )
                 f.truncate(size)
             with open(path, encoding="utf-8") as f:
                 for lineno, line in enumerate(f, 1):
@@ -141,7 +157,9 @@ class CrawlStore:
     def commit(self, records: dict[str, list[dict[str, Any]]] | None = None) -> None:
         """Append ``records`` (file name → dicts; keys already present are dropped) and persist ``self.state``."""
         if self._lock is None:
-            raise RuntimeError(f"{self.dir}: the crawl store is closed (its lock released); open a new one to write")
+            raise RuntimeError(
+                f"{self.dir}: the crawl store is closed (its lock released); open a new one to write"
+            )
         for name, recs in (records or {}).items():
             lines = []
             for rec in recs:
@@ -170,7 +188,9 @@ class CrawlData:
 
     topics: list[Topic] = field(default_factory=list)
     posts: list[tuple[str, Post]] = field(default_factory=list)  # (topic_id, post)
-    comments: list[tuple[str, str, Post]] = field(default_factory=list)  # (topic_id, commented post id, comment)
+    comments: list[tuple[str, str, Post]] = field(
+        default_factory=list
+    )  # (topic_id, commented post id, comment)
     users: list[User] = field(default_factory=list)
 
 
@@ -193,6 +213,9 @@ def load_crawl(out_dir: str | os.PathLike) -> CrawlData:
     return CrawlData(
         topics=[Topic.from_dict(r) for r in _read_jsonl(d / "topics.jsonl")],
         posts=[(r["topic_id"], Post.from_dict(r["post"])) for r in _read_jsonl(d / "posts_by_topic.jsonl")],
-        comments=[(r["topic_id"], r["post_id"], Post.from_dict(r["comment"])) for r in _read_jsonl(d / "comments.jsonl")],
+        comments=[
+            (r["topic_id"], r["post_id"], Post.from_dict(r["comment"]))
+            for r in _read_jsonl(d / "comments.jsonl")
+        ],
         users=[User.from_dict(r) for r in _read_jsonl(d / "users.jsonl")],
     )

@@ -115,7 +115,9 @@ class PacLoraConfig(PeftConfig):
     )
     gate_hidden: int = field(default=32, metadata={"help": "Hidden width of the gate MLPs."})
     routing: str = field(default="sequence", metadata={"help": "'sequence' (ours) or 'token' (official)."})
-    spans: str = field(default="auto", metadata={"help": "'auto', 'record' (ours) or 'official' token spans."})
+    spans: str = field(
+        default="auto", metadata={"help": "'auto', 'record' (ours) or 'official' token spans."}
+    )
     gate_mode: str = field(
         default="learned", metadata={"help": "'learned', 'uniform_a', 'uniform_b' or 'uniform' (ablations)."}
     )
@@ -144,7 +146,9 @@ class PacLoraConfig(PeftConfig):
         if self.routing not in ROUTINGS:
             raise ValueError(f"PacLoraConfig: routing must be one of {ROUTINGS}, got {self.routing!r}")
         if self.spans not in ("auto", *SPAN_SCHEMES):
-            raise ValueError(f"PacLoraConfig: spans must be 'auto' or one of {SPAN_SCHEMES}, got {self.spans!r}")
+            raise ValueError(
+                f"PacLoraConfig: spans must be 'auto' or one of {SPAN_SCHEMES}, got {self.spans!r}"
+            )
         if self.gate_mode not in GATE_MODES:
             raise ValueError(f"PacLoraConfig: gate_mode must be one of {GATE_MODES}, got {self.gate_mode!r}")
         if self.target_parameters:

@@ -246,7 +246,9 @@ class PacLoraLayer(BaseTunerLayer):
         n = self.n_experts[adapter_name]
         router = self._router
         if not router.is_prefill:
-            gate_a = x_drop.new_full((batch, seq, n), 1.0 / n)  # softmax of a bias-free gate on a zeroed input
+            gate_a = x_drop.new_full(
+                (batch, seq, n), 1.0 / n
+            )  # softmax of a bias-free gate on a zeroed input
             gate_b = self.gate(adapter_name, "B", x_drop)
             return self._token_mix(adapter_name, x_drop, gate_a, gate_b, result)
         masks = router.prefill_routing(batch, seq).token_masks(x_drop.device, x_drop.dtype)
@@ -258,8 +260,14 @@ class PacLoraLayer(BaseTunerLayer):
         )
         return self._token_mix(adapter_name, x_drop, gate_a, gate_b, result)
 
-    def _token_mix(self, adapter_name: str, x_drop: torch.Tensor, gate_a: torch.Tensor, gate_b: torch.Tensor,
-                   result: torch.Tensor) -> torch.Tensor:
+    def _token_mix(
+        self,
+        adapter_name: str,
+        x_drop: torch.Tensor,
+        gate_a: torch.Tensor,
+        gate_b: torch.Tensor,
+        result: torch.Tensor,
+    ) -> torch.Tensor:
         """`result + scaling * sum_j gB_j B_j(sum_i gA_i A_i x)` with per-token gates `[batch, seq, n]`."""
         batch, seq, _ = x_drop.shape
         n, r = self.n_experts[adapter_name], self.r[adapter_name]

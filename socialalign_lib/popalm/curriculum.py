@@ -27,15 +27,24 @@ import numpy as np
 
 from .data import Event
 
-__all__ = ["DIFFICULTY_MEASURES", "event_difficulty", "curriculum_stages", "CurriculumSampler", "UniformSampler",
-           "self_paced_mask"]
+__all__ = [
+    "DIFFICULTY_MEASURES",
+    "event_difficulty",
+    "curriculum_stages",
+    "CurriculumSampler",
+    "UniformSampler",
+    "self_paced_mask",
+]
 
 DIFFICULTY_MEASURES: tuple[str, ...] = ("rm_margin", "like_gap")
 
 
-def event_difficulty(events: Sequence[Event], measure: str = "rm_margin",
-                     score_fn: Callable[[list[str], list[str]], np.ndarray] | None = None, k: int = 3
-                     ) -> dict[str, float]:
+def event_difficulty(
+    events: Sequence[Event],
+    measure: str = "rm_margin",
+    score_fn: Callable[[list[str], list[str]], np.ndarray] | None = None,
+    k: int = 3,
+) -> dict[str, float]:
     """Difficulty per event (lower = easier): minus the gap between the mean of its ``k`` most-liked and its ``k``
     least-liked replies, measured by the reward model (``"rm_margin"``, ``score_fn(prompts, replies) → [n]``) or by
     ``log1p(likes)`` (``"like_gap"``). ``k`` is capped at half the event's replies so the groups never overlap."""
@@ -84,8 +93,14 @@ class CurriculumSampler:
     """``sampler(step) → (event ids, stage)``: ``batch_size`` events for PPO step ``step`` of ``total_steps``,
     drawn (without replacement when the pool is big enough, seeded) from the stage pool of that step."""
 
-    def __init__(self, stages: Sequence[Sequence[str]], total_steps: int, batch_size: int, cumulative: bool = True,
-                 seed: int = 0):
+    def __init__(
+        self,
+        stages: Sequence[Sequence[str]],
+        total_steps: int,
+        batch_size: int,
+        cumulative: bool = True,
+        seed: int = 0,
+    ):
         if not stages or any(len(s) == 0 for s in stages):
             raise ValueError("every stage needs at least one event")
         self.stages = [list(s) for s in stages]

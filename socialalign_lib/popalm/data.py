@@ -39,9 +39,19 @@ if TYPE_CHECKING:
     from ..world.generate import World
 
 __all__ = [
-    "PROMPT_PREFIX", "HELDOUT_SPLITS", "Event", "PreferencePair", "prompt_text", "events_from_world",
-    "load_comment_threads", "events_from_popalm", "pairs_from_popalm", "split_events", "sft_records",
-    "build_pairs", "pairs_dataset",
+    "PROMPT_PREFIX",
+    "HELDOUT_SPLITS",
+    "Event",
+    "PreferencePair",
+    "prompt_text",
+    "events_from_world",
+    "load_comment_threads",
+    "events_from_popalm",
+    "pairs_from_popalm",
+    "split_events",
+    "sft_records",
+    "build_pairs",
+    "pairs_dataset",
 ]
 
 PROMPT_PREFIX = "请对以下微博做出评论:"  # PopALM's SFT / PPO prompt ("comment on the following Weibo post:")
@@ -77,7 +87,9 @@ class Event:
             raise ValueError(f"event {self.event_id!r} has no replies")
         if self.likes is not None:
             if len(self.likes) != len(self.replies):
-                raise ValueError(f"event {self.event_id!r}: {len(self.replies)} replies but {len(self.likes)} like counts")
+                raise ValueError(
+                    f"event {self.event_id!r}: {len(self.replies)} replies but {len(self.likes)} like counts"
+                )
             order = sorted(range(len(self.likes)), key=lambda i: -self.likes[i])
             self.replies = [self.replies[i] for i in order]
             self.likes = [int(self.likes[i]) for i in order]
@@ -112,8 +124,9 @@ class PreferencePair:
 
 
 # ------------------------------------------------------------------------------------------------ sources
-def events_from_world(world: World, heldout_splits: Sequence[str] = HELDOUT_SPLITS, min_replies: int = 2
-                      ) -> list[Event]:
+def events_from_world(
+    world: World, heldout_splits: Sequence[str] = HELDOUT_SPLITS, min_replies: int = 2
+) -> list[Event]:
     """One event per world topic: the post is ``#hashtag#news``, the replies are the topic's responses with their
     likes. A topic whose replies fall in ``heldout_splits`` (the world's held-out topics) becomes a ``"test"`` event;
     all others are ``"train"`` (their validation/test-user replies included: the split here is by event)."""
@@ -126,8 +139,15 @@ def events_from_world(world: World, heldout_splits: Sequence[str] = HELDOUT_SPLI
         if len(rs) < min_replies:
             continue
         split = "test" if any(r.split in heldout_splits for r in rs) else "train"
-        events.append(Event(topic.topic_id, f"#{topic.hashtag}#{topic.news}", [r.post.text for r in rs],
-                            [r.post.likes for r in rs], split))
+        events.append(
+            Event(
+                topic.topic_id,
+                f"#{topic.hashtag}#{topic.news}",
+                [r.post.text for r in rs],
+                [r.post.likes for r in rs],
+                split,
+            )
+        )
     return events
 
 
@@ -148,35 +168,49 @@ def load_comment_threads(path: PathLike, *, encoding: str = "utf-8", min_comment
     ``comments[3].like_count``) for anything else, and for a post with fewer than ``min_comments`` comments.
     """
     events = []
-    for line, rec in iter_jsonl_numbered(path, required=("weibo", "comments"),
-                                         types={"weibo": str, "comments": list}, encoding=encoding):
+    for line, rec in iter_jsonl_numbered(
+        path, required=("weibo", "comments"), types={"weibo": str, "comments": list}, encoding=encoding
+    ):
         texts, likes = [], []
         for j, c in enumerate(rec["comments"]):
             where = f"comments[{j}]"
             if not isinstance(c, dict):
-                raise DataFormatError(f"expected an object, got {type(c).__name__}", file=path, line=line, field=where)
+                raise DataFormatError(
+                    f"expected an object, got {type(c).__name__}", file=path, line=line, field=where
+                )
             for key in ("text", "like_count"):
                 if key not in c or c[key] is None:
                     raise DataFormatError("missing", file=path, line=line, field=f"{where}.{key}")
             if not isinstance(c["text"], str):
-                raise DataFormatError(f"expected str, got {type(c['text']).__name__}", file=path, line=line,
-                                      field=f"{where}.text")
+                raise DataFormatError(
+                    f"expected str, got {type(c['text']).__name__}",
+                    file=path,
+                    line=line,
+                    field=f"{where}.text",
+                )
             if isinstance(c["like_count"], bool):
-                raise DataFormatError("expected a count, got a bool", file=path, line=line, field=f"{where}.like_count")
+                raise DataFormatError(
+                    "expected a count, got a bool", file=path, line=line, field=f"{where}.like_count"
+                )
             try:
                 n = parse_count(c["like_count"])
             except ParseError as err:
                 raise DataFormatError(str(err), file=path, line=line, field=f"{where}.like_count") from None
             if n < 0:
-                raise DataFormatError(f"negative count {n}", file=path, line=line, field=f"{where}.like_count")
+                raise DataFormatError(
+                    f"negative count {n}", file=path, line=line, field=f"{where}.like_count"
+                )
             texts.append(c["text"])
             likes.append(n)
         if len(texts) < min_comments:
-            raise DataFormatError(f"{len(texts)} comments, need at least {min_comments}", file=path, line=line,
-                                  field="comments")
+            raise DataFormatError(
+                f"{len(texts)} comments, need at least {min_comments}", file=path, line=line, field="comments"
+            )
         split = rec.get("split", "train")
         if split not in ("train", "test"):
-            raise DataFormatError(f"expected 'train' or 'test', got {split!r}", file=path, line=line, field="split")
+            raise DataFormatError(
+                f"expected 'train' or 'test', got {split!r}", file=path, line=line, field="split"
+            )
         event_id = str(rec["id"]) if rec.get("id") is not None else _event_id(rec["weibo"])
         events.append(Event(event_id, rec["weibo"], texts, likes, split))
     return events
@@ -217,8 +251,9 @@ def sft_records(events: Iterable[Event], top_k: int = 3) -> list[dict[str, str]]
     return [{"prompt": e.prompt, "completion": r} for e in events for r in e.top(top_k)]
 
 
-def build_pairs(events: Iterable[Event], min_margin: float = 0.0, max_pairs_per_event: int | None = None,
-                seed: int = 0) -> list[PreferencePair]:
+def build_pairs(
+    events: Iterable[Event], min_margin: float = 0.0, max_pairs_per_event: int | None = None, seed: int = 0
+) -> list[PreferencePair]:
     """All (more-liked, less-liked) pairs of replies within each event whose margin
     ``log1p(likes_i) − log1p(likes_j)`` exceeds ``min_margin`` (ties never pair).
 
@@ -229,12 +264,17 @@ def build_pairs(events: Iterable[Event], min_margin: float = 0.0, max_pairs_per_
     out: list[PreferencePair] = []
     for e in events:
         if e.likes is None:
-            raise ValueError(f"event {e.event_id!r} has no like counts: pairs need them (use pairs_from_popalm "
-                             "for PopALM's RM files)")
+            raise ValueError(
+                f"event {e.event_id!r} has no like counts: pairs need them (use pairs_from_popalm "
+                "for PopALM's RM files)"
+            )
         logl = np.log1p(np.asarray(e.likes, dtype=float))
-        ev = [PreferencePair(e.event_id, e.prompt, e.replies[i], e.replies[j], e.likes[i], e.likes[j])
-              for i in range(len(e.replies)) for j in range(i + 1, len(e.replies))
-              if logl[i] - logl[j] > min_margin]
+        ev = [
+            PreferencePair(e.event_id, e.prompt, e.replies[i], e.replies[j], e.likes[i], e.likes[j])
+            for i in range(len(e.replies))
+            for j in range(i + 1, len(e.replies))
+            if logl[i] - logl[j] > min_margin
+        ]
         if max_pairs_per_event is not None and len(ev) > max_pairs_per_event:
             keep = np.sort(rng.choice(len(ev), size=max_pairs_per_event, replace=False))
             ev = [ev[i] for i in keep]
@@ -250,8 +290,11 @@ def pairs_dataset(pairs: Sequence[PreferencePair], margin_scale: float | None = 
     """
     from datasets import Dataset
 
-    rows: dict[str, list[Any]] = {"prompt": [p.prompt for p in pairs], "chosen": [p.chosen for p in pairs],
-                                  "rejected": [p.rejected for p in pairs]}
+    rows: dict[str, list[Any]] = {
+        "prompt": [p.prompt for p in pairs],
+        "chosen": [p.chosen for p in pairs],
+        "rejected": [p.rejected for p in pairs],
+    }
     if margin_scale is not None:
         rows["margin"] = [float(margin_scale * p.margin) for p in pairs]
     return Dataset.from_dict(rows)

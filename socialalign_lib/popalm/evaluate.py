@@ -31,9 +31,19 @@ from .data import Event
 from .ppo import batch_sequences, response_logprobs, sample_responses
 from .reward import RewardScorer
 
-__all__ = ["GenerationConfig", "generate_replies", "like_weighted_rouge", "text_popularity", "world_like_scores",
-           "sequence_kl",
-           "evaluate_replies", "summary_table", "plot_training", "plot_difficulty", "plot_eval"]
+__all__ = [
+    "GenerationConfig",
+    "generate_replies",
+    "like_weighted_rouge",
+    "text_popularity",
+    "world_like_scores",
+    "sequence_kl",
+    "evaluate_replies",
+    "summary_table",
+    "plot_training",
+    "plot_difficulty",
+    "plot_eval",
+]
 
 
 @dataclass
@@ -50,12 +60,15 @@ class GenerationConfig:
 
 
 @torch.no_grad()
-def generate_replies(model: Any, tokenizer: Any, events: Sequence[Event], cfg: GenerationConfig | None = None
-                     ) -> tuple[list[list[str]], list[list[torch.Tensor]], list[torch.Tensor]]:
+def generate_replies(
+    model: Any, tokenizer: Any, events: Sequence[Event], cfg: GenerationConfig | None = None
+) -> tuple[list[list[str]], list[list[torch.Tensor]], list[torch.Tensor]]:
     """``cfg.n`` sampled replies per event: ``(texts [events][n], response ids [events][n], query ids [events])``.
     Seeded without touching the caller's torch RNG."""
     cfg = cfg or GenerationConfig()
-    queries = [tokenizer(e.prompt, return_tensors="pt", add_special_tokens=False).input_ids[0] for e in events]
+    queries = [
+        tokenizer(e.prompt, return_tensors="pt", add_special_tokens=False).input_ids[0] for e in events
+    ]
     flat = [q for q in queries for _ in range(cfg.n)]
     out: list[torch.Tensor] = []
     device = next(model.parameters()).device
@@ -63,15 +76,28 @@ def generate_replies(model: Any, tokenizer: Any, events: Sequence[Event], cfg: G
         torch.manual_seed(cfg.seed)
         model.eval()
         for s in range(0, len(flat), cfg.batch_size):
-            out += sample_responses(model, flat[s: s + cfg.batch_size], tokenizer.pad_token_id, tokenizer.eos_token_id,
-                                    cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p)
-    ids = [out[i * cfg.n: (i + 1) * cfg.n] for i in range(len(events))]
+            out += sample_responses(
+                model,
+                flat[s : s + cfg.batch_size],
+                tokenizer.pad_token_id,
+                tokenizer.eos_token_id,
+                cfg.max_new_tokens,
+                cfg.temperature,
+                cfg.top_k,
+                cfg.top_p,
+            )
+    ids = [out[i * cfg.n : (i + 1) * cfg.n] for i in range(len(events))]
     texts = [[tokenizer.decode(r, skip_special_tokens=True).strip() for r in row] for row in ids]
     return texts, ids, queries
 
 
-def like_weighted_rouge(reply: str, refs: Sequence[str], likes: Sequence[int] | None, key: str = "rouge-l",
-                        tokenizer: str = "char") -> float:
+def like_weighted_rouge(
+    reply: str,
+    refs: Sequence[str],
+    likes: Sequence[int] | None,
+    key: str = "rouge-l",
+    tokenizer: str = "char",
+) -> float:
     """``Σ_i w_i · ROUGE_F1(reply, refs[i])`` with ``w_i = likes_i / Σ likes`` over the given (top-liked)
     references; uniform weights when ``likes`` is None or all zero. Rewards overlap with what the public liked,
     in proportion to how much they liked it."""
@@ -104,8 +130,13 @@ def text_popularity(texts: Sequence[str], labeller: Any) -> np.ndarray:
     out = []
     for t, p_neu in zip(texts, neutral):
         clauses = len([c for c in t.split("，") if c.strip()])
-        out.append(0.7 * (1.0 - p_neu) + 0.4 * any(e in t for e in emoji) + 0.3 * (2 <= clauses <= 3)
-                   - 0.4 * (clauses >= 4) + 0.6 * any(h in t for h in humour))
+        out.append(
+            0.7 * (1.0 - p_neu)
+            + 0.4 * any(e in t for e in emoji)
+            + 0.3 * (2 <= clauses <= 3)
+            - 0.4 * (clauses >= 4)
+            + 0.6 * any(h in t for h in humour)
+        )
     return np.array(out) * np.array([bool(t.strip()) for t in texts])
 
 
@@ -141,8 +172,14 @@ def world_like_scores(world: Any, events: Sequence[Event]) -> tuple[list[np.ndar
 
 
 @torch.no_grad()
-def sequence_kl(model: Any, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], pad_token_id: int,
-                temperature: float = 1.0, batch_size: int = 64) -> np.ndarray:
+def sequence_kl(
+    model: Any,
+    queries: Sequence[torch.Tensor],
+    responses: Sequence[torch.Tensor],
+    pad_token_id: int,
+    temperature: float = 1.0,
+    batch_size: int = 64,
+) -> np.ndarray:
     """Per-reply ``Σ_t log π(a_t) − log π_ref(a_t)`` for replies sampled from ``model`` (a peft model; its base
     with adapters disabled is the reference): an unbiased estimate of KL(π‖π_ref) per reply, in nats.
     Zeros for a model without adapters (it *is* its reference)."""
@@ -151,8 +188,9 @@ def sequence_kl(model: Any, queries: Sequence[torch.Tensor], responses: Sequence
     device = next(model.parameters()).device
     out = []
     for s in range(0, len(responses), batch_size):
-        ids, mask, rmask, q_len = batch_sequences(queries[s: s + batch_size], responses[s: s + batch_size],
-                                                  pad_token_id, device)
+        ids, mask, rmask, q_len = batch_sequences(
+            queries[s : s + batch_size], responses[s : s + batch_size], pad_token_id, device
+        )
         logp = response_logprobs(model, ids, mask, q_len, temperature)
         with model.disable_adapter():
             ref = response_logprobs(model, ids, mask, q_len, temperature)
@@ -160,9 +198,15 @@ def sequence_kl(model: Any, queries: Sequence[torch.Tensor], responses: Sequence
     return np.concatenate(out)
 
 
-def evaluate_replies(name: str, events: Sequence[Event], replies: Sequence[Sequence[str]], scorer: RewardScorer,
-                     n_refs: int = 10, kl: np.ndarray | None = None,
-                     popularity: Callable[[Sequence[str]], np.ndarray] | None = None) -> pd.DataFrame:
+def evaluate_replies(
+    name: str,
+    events: Sequence[Event],
+    replies: Sequence[Sequence[str]],
+    scorer: RewardScorer,
+    n_refs: int = 10,
+    kl: np.ndarray | None = None,
+    popularity: Callable[[Sequence[str]], np.ndarray] | None = None,
+) -> pd.DataFrame:
     """One row per generated reply: ``model, event_id, reply, rm, rouge_lw, kl, truth (if popularity given),
     length``. ``kl`` is per reply in the same (event-major) order; without it (real replies) ``kl`` is NaN, not
     0: there is no policy to measure."""
@@ -171,9 +215,15 @@ def evaluate_replies(name: str, events: Sequence[Event], replies: Sequence[Seque
     rm = scorer([e.prompt for e, _ in flat], [r for _, r in flat])
     truth = popularity([r for _, r in flat]) if popularity is not None else None
     for i, (e, r) in enumerate(flat):
-        row = {"model": name, "event_id": e.event_id, "reply": r, "rm": float(rm[i]),
-               "rouge_lw": like_weighted_rouge(r, e.top(n_refs), e.top_likes(n_refs)),
-               "kl": float(kl[i]) if kl is not None else float("nan"), "length": len(r)}
+        row = {
+            "model": name,
+            "event_id": e.event_id,
+            "reply": r,
+            "rm": float(rm[i]),
+            "rouge_lw": like_weighted_rouge(r, e.top(n_refs), e.top_likes(n_refs)),
+            "kl": float(kl[i]) if kl is not None else float("nan"),
+            "length": len(r),
+        }
         if truth is not None:
             row["truth"] = float(truth[i])
         rows.append(row)
@@ -188,7 +238,9 @@ def summary_table(per_reply: pd.DataFrame) -> pd.DataFrame:
     mean = by_event.groupby(level="model", sort=False).mean()
     sem = by_event.groupby(level="model", sort=False).sem().add_suffix(" ±")
     out = pd.concat([mean, sem], axis=1)[[c for m in metrics for c in (m, m + " ±")]]
-    out["distinct-2"] = per_reply.groupby("model", sort=False)["reply"].apply(lambda s: distinct_n(list(s), 2))
+    out["distinct-2"] = per_reply.groupby("model", sort=False)["reply"].apply(
+        lambda s: distinct_n(list(s), 2)
+    )
     return out
 
 
@@ -209,7 +261,7 @@ def plot_training(histories: Mapping[str, Sequence[Mapping[str, float]]], smooth
         for ax, key in zip(axes, ("rm", "kl")):
             y = np.array([r.get(key, np.nan) for r in rows], dtype=float)
             ys = _smooth(y, smooth)
-            ax.plot(steps[len(steps) - len(ys):], ys, label=name)
+            ax.plot(steps[len(steps) - len(ys) :], ys, label=name)
         stages = np.array([r.get("stage", 0) for r in rows])
         for b in steps[1:][np.diff(stages) != 0]:
             for ax in axes:
@@ -221,8 +273,11 @@ def plot_training(histories: Mapping[str, Sequence[Mapping[str, float]]], smooth
     return fig
 
 
-def plot_difficulty(difficulty: Mapping[str, float], stages: Sequence[Sequence[str]],
-                    like_gap: Mapping[str, float] | None = None):
+def plot_difficulty(
+    difficulty: Mapping[str, float],
+    stages: Sequence[Sequence[str]],
+    like_gap: Mapping[str, float] | None = None,
+):
     """Training events sorted easy → hard, coloured by curriculum stage; with ``like_gap`` (difficulty from likes
     alone) a second panel shows how the two measures agree."""
     import matplotlib.pyplot as plt
@@ -233,13 +288,22 @@ def plot_difficulty(difficulty: Mapping[str, float], stages: Sequence[Sequence[s
     ax = axes[0, 0]
     colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.9, len(stages)))
     ax.bar(range(len(order)), [-difficulty[e] for e in order], color=[colors[stage_of[e]] for e in order])
-    ax.set(xlabel="training event (easy → hard)", ylabel="RM gap, top vs bottom replies (std)",
-           title="Curriculum: clarity of each event")
+    ax.set(
+        xlabel="training event (easy → hard)",
+        ylabel="RM gap, top vs bottom replies (std)",
+        title="Curriculum: clarity of each event",
+    )
     if like_gap:
         ax2 = axes[0, 1]
-        ax2.scatter([-like_gap[e] for e in order], [-difficulty[e] for e in order],
-                    c=[colors[stage_of[e]] for e in order], s=18)
-        ax2.set(xlabel="log1p(likes) gap top vs bottom replies", ylabel="RM gap", title="Two difficulty measures")
+        ax2.scatter(
+            [-like_gap[e] for e in order],
+            [-difficulty[e] for e in order],
+            c=[colors[stage_of[e]] for e in order],
+            s=18,
+        )
+        ax2.set(
+            xlabel="log1p(likes) gap top vs bottom replies", ylabel="RM gap", title="Two difficulty measures"
+        )
     fig.tight_layout()
     return fig
 
@@ -264,8 +328,13 @@ def plot_eval(summary: pd.DataFrame, metrics: Sequence[str] = ("rm", "rouge_lw",
         values = summary[m].to_numpy(float)
         err = summary[m + " ±"].to_numpy(float) if m + " ±" in summary else np.zeros(len(values))
         missing = ~np.isfinite(values)
-        ax.bar(range(len(summary)), np.where(missing, 0.0, values), yerr=np.where(np.isfinite(err), err, 0.0),
-               capsize=3, color=plt.get_cmap("tab10")(np.arange(len(summary))))
+        ax.bar(
+            range(len(summary)),
+            np.where(missing, 0.0, values),
+            yerr=np.where(np.isfinite(err), err, 0.0),
+            capsize=3,
+            color=plt.get_cmap("tab10")(np.arange(len(summary))),
+        )
         for x in np.flatnonzero(missing):
             ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=8, color="dimgray")
         ax.axhline(0, color="black", lw=0.5)
@@ -292,8 +361,9 @@ def paired_power(sd_diff: float, n: int, effect: float = 0.04, alpha: float = 0.
     return float(stats.nct.sf(t, df, nc) + stats.nct.cdf(-t, df, nc))
 
 
-def events_needed(sd_diff: float, effect: float = 0.04, alpha: float = 0.05, power: float = 0.8,
-                  n_max: int = 1_000_000) -> int:
+def events_needed(
+    sd_diff: float, effect: float = 0.04, alpha: float = 0.05, power: float = 0.8, n_max: int = 1_000_000
+) -> int:
     """The smallest number of held-out events at which :func:`paired_power` reaches ``power`` (``n_max`` + 1
     if none up to ``n_max`` does)."""
     lo, hi = 2, 2

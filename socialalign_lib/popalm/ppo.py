@@ -32,9 +32,19 @@ import torch.nn as nn
 from trl.trainer.utils import pad, selective_log_softmax
 
 __all__ = [
-    "PPOConfig", "masked_mean", "masked_whiten", "compute_gae", "token_rewards", "ppo_losses",
-    "AdaptiveKLController", "ValueHead", "PolicyWithValue", "batch_sequences", "response_logprobs",
-    "sample_responses", "PPOTrainer",
+    "PPOConfig",
+    "masked_mean",
+    "masked_whiten",
+    "compute_gae",
+    "token_rewards",
+    "ppo_losses",
+    "AdaptiveKLController",
+    "ValueHead",
+    "PolicyWithValue",
+    "batch_sequences",
+    "response_logprobs",
+    "sample_responses",
+    "PPOTrainer",
 ]
 
 
@@ -82,8 +92,9 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) 
     return out if shift_mean else out + mean
 
 
-def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
-                lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over response tokens ``[B, R]``.
 
     ``δ_t = r_t + γ V_{t+1} − V_t`` with ``V`` = 0 after the last valid token, ``A_t = δ_t + γλ A_{t+1}``;
@@ -101,8 +112,13 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     return adv, (adv + values) * mask
 
 
-def token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
-                  kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+def token_rewards(
+    scores: torch.Tensor,
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    kl_coef: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token rewards ``[B, R]``: ``−kl_coef · (logπ − logπ_ref)`` on every response token, plus ``scores [B]``
     on each sequence's last valid token. Also returns the per-token KL estimate ``logπ − logπ_ref`` (masked);
     its sum over a sequence estimates KL(π‖π_ref) of that response."""
@@ -113,9 +129,17 @@ def token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: to
     return rewards * mask, kl
 
 
-def ppo_losses(logprobs: torch.Tensor, old_logprobs: torch.Tensor, values: torch.Tensor, old_values: torch.Tensor,
-               advantages: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, cliprange: float = 0.2,
-               cliprange_value: float = 0.2) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+def ppo_losses(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange: float = 0.2,
+    cliprange_value: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """PPO's clipped surrogate and clipped value loss, averaged over masked tokens ``[B, R]``.
 
     ``pg = mean(max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)))`` with ``ρ = exp(logπ − logπ_old)``;
@@ -129,9 +153,11 @@ def ppo_losses(logprobs: torch.Tensor, old_logprobs: torch.Tensor, values: torch
     vf1, vf2 = (values - returns) ** 2, (v_clipped - returns) ** 2
     vf_loss = 0.5 * masked_mean(torch.maximum(vf1, vf2), mask)
     with torch.no_grad():
-        stats = {"clipfrac": masked_mean((pg2 > pg1).float(), mask).item(),
-                 "vf_clipfrac": masked_mean((vf2 > vf1).float(), mask).item(),
-                 "approx_kl": 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask).item()}
+        stats = {
+            "clipfrac": masked_mean((pg2 > pg1).float(), mask).item(),
+            "vf_clipfrac": masked_mean((vf2 > vf1).float(), mask).item(),
+            "approx_kl": 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask).item(),
+        }
     return pg_loss, vf_loss, stats
 
 
@@ -171,15 +197,24 @@ class PolicyWithValue(nn.Module):
     def __init__(self, model: Any):
         super().__init__()
         if not hasattr(model, "disable_adapter"):
-            raise TypeError("the policy must be a peft model (e.g. get_peft_model(sft_model, LoraConfig(...))): "
-                            "its base with adapters disabled is the frozen reference")
+            raise TypeError(
+                "the policy must be a peft model (e.g. get_peft_model(sft_model, LoraConfig(...))): "
+                "its base with adapters disabled is the frozen reference"
+            )
         self.model = model
         hidden = model.get_base_model().config.get_text_config().hidden_size
         self.value_head = ValueHead(hidden).to(next(model.parameters()).device)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                         position_ids=_positions(attention_mask), output_hidden_states=True, use_cache=False)
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=_positions(attention_mask),
+            output_hidden_states=True,
+            use_cache=False,
+        )
         return out.logits, self.value_head(out.hidden_states[-1])
 
 
@@ -188,8 +223,12 @@ def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def batch_sequences(queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], pad_token_id: int,
-                    device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def batch_sequences(
+    queries: Sequence[torch.Tensor],
+    responses: Sequence[torch.Tensor],
+    pad_token_id: int,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """``[pad…, query, response, …pad]`` ids and attention mask ``[B, Q+R]``, the response mask ``[B, R]``
     (float) and ``Q``: queries left-padded to a common end, responses right-padded from a common start, so the
     response tokens of every row sit at columns ``Q..Q+R−1``."""
@@ -202,28 +241,44 @@ def batch_sequences(queries: Sequence[torch.Tensor], responses: Sequence[torch.T
     return torch.cat([q, r], 1), torch.cat([qm, rm], 1), rm.float(), q.shape[1]
 
 
-def response_logprobs(model: Any, ids: torch.Tensor, mask: torch.Tensor, q_len: int, temperature: float = 1.0
-                      ) -> torch.Tensor:
+def response_logprobs(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, q_len: int, temperature: float = 1.0
+) -> torch.Tensor:
     """``log π(response token | prefix)`` at ``temperature`` for a :func:`batch_sequences` batch, ``[B, R]``
     (padding positions hold junk: multiply by the response mask)."""
     logits = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=False).logits
-    return selective_log_softmax(logits[:, q_len - 1: -1], ids[:, q_len:], temperature=temperature)
+    return selective_log_softmax(logits[:, q_len - 1 : -1], ids[:, q_len:], temperature=temperature)
 
 
 @torch.no_grad()
-def sample_responses(model: Any, queries: Sequence[torch.Tensor], pad_token_id: int, eos_token_id: int,
-                     max_new_tokens: int = 32, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                     do_sample: bool = True) -> list[torch.Tensor]:
+def sample_responses(
+    model: Any,
+    queries: Sequence[torch.Tensor],
+    pad_token_id: int,
+    eos_token_id: int,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    do_sample: bool = True,
+) -> list[torch.Tensor]:
     """One sampled response per query (1-D id tensors), each cut after its first eos (kept) or at
     ``max_new_tokens``. Queries are left-padded into one ``generate`` call."""
     device = next(model.parameters()).device
     ids = pad([q.to(device) for q in queries], padding_value=pad_token_id, padding_side="left")
     mask = pad([torch.ones_like(q, device=device) for q in queries], padding_value=0, padding_side="left")
-    gen: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad_token_id,
-                               eos_token_id=eos_token_id)
-    gen.update(dict(temperature=temperature, top_k=top_k, top_p=top_p) if do_sample
-               else dict(temperature=None, top_k=None, top_p=None))
-    out = model.generate(input_ids=ids, attention_mask=mask, **gen)[:, ids.shape[1]:]
+    gen: dict[str, Any] = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_id,
+    )
+    gen.update(
+        dict(temperature=temperature, top_k=top_k, top_p=top_p)
+        if do_sample
+        else dict(temperature=None, top_k=None, top_p=None)
+    )
+    out = model.generate(input_ids=ids, attention_mask=mask, **gen)[:, ids.shape[1] :]
     responses = []
     for row in out:
         hits = (row == eos_token_id).nonzero()
@@ -255,17 +310,33 @@ class PPOTrainer:
     def generate(self, queries: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         c = self.cfg
         self.policy.eval()
-        return sample_responses(self.policy.model, queries, self.pad_token_id, self.eos_token_id, c.max_new_tokens,
-                                c.temperature, c.top_k, c.top_p)
+        return sample_responses(
+            self.policy.model,
+            queries,
+            self.pad_token_id,
+            self.eos_token_id,
+            c.max_new_tokens,
+            c.temperature,
+            c.top_k,
+            c.top_p,
+        )
 
-    def _logprobs(self, ids: torch.Tensor, mask: torch.Tensor, q_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _logprobs(
+        self, ids: torch.Tensor, mask: torch.Tensor, q_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities of the response tokens and the values of the states before them, ``[B, R]``."""
         logits, values = self.policy(ids, mask)
-        logp = selective_log_softmax(logits[:, q_len - 1: -1], ids[:, q_len:], temperature=self.cfg.temperature)
-        return logp, values[:, q_len - 1: -1]
+        logp = selective_log_softmax(
+            logits[:, q_len - 1 : -1], ids[:, q_len:], temperature=self.cfg.temperature
+        )
+        return logp, values[:, q_len - 1 : -1]
 
-    def step(self, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor],
-             scores: torch.Tensor | Sequence[float]) -> dict[str, float]:
+    def step(
+        self,
+        queries: Sequence[torch.Tensor],
+        responses: Sequence[torch.Tensor],
+        scores: torch.Tensor | Sequence[float],
+    ) -> dict[str, float]:
         c = self.cfg
         scores = torch.as_tensor(scores, dtype=torch.float32, device=self.device)
         ids, mask, rmask, q_len = batch_sequences(queries, responses, self.pad_token_id, self.device)
@@ -278,27 +349,49 @@ class PPOTrainer:
             advantages, returns = compute_gae(rewards, old_values, rmask, c.gamma, c.lam)
             if c.whiten_advantages:
                 advantages = masked_whiten(advantages, rmask) * rmask
-        logs: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "vf_clipfrac": [], "approx_kl": []}
+        logs: dict[str, list[float]] = {
+            "pg_loss": [],
+            "vf_loss": [],
+            "clipfrac": [],
+            "vf_clipfrac": [],
+            "approx_kl": [],
+        }
         n = len(queries)
         for _ in range(c.ppo_epochs):
             order = torch.randperm(n, device=self.device)
             for s in range(0, n, c.mini_batch_size):
-                mb = order[s: s + c.mini_batch_size]
+                mb = order[s : s + c.mini_batch_size]
                 logp, values = self._logprobs(ids[mb], mask[mb], q_len)
-                pg_loss, vf_loss, st = ppo_losses(logp, old_logp[mb], values, old_values[mb], advantages[mb],
-                                                  returns[mb], rmask[mb], c.cliprange, c.cliprange_value)
+                pg_loss, vf_loss, st = ppo_losses(
+                    logp,
+                    old_logp[mb],
+                    values,
+                    old_values[mb],
+                    advantages[mb],
+                    returns[mb],
+                    rmask[mb],
+                    c.cliprange,
+                    c.cliprange_value,
+                )
                 loss = pg_loss + c.vf_coef * vf_loss
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_([p for p in self.policy.parameters() if p.requires_grad], c.max_grad_norm)
+                nn.utils.clip_grad_norm_(
+                    [p for p in self.policy.parameters() if p.requires_grad], c.max_grad_norm
+                )
                 self.optimizer.step()
                 logs["pg_loss"].append(pg_loss.item())
                 logs["vf_loss"].append(vf_loss.item())
                 for k, v in st.items():
                     logs[k].append(v)
         seq_kl = kl.sum(1).mean().item()
-        stats = {"score": scores.mean().item(), "kl": seq_kl, "kl_coef": self.kl_ctl.value,
-                 "reward": (scores - self.kl_ctl.value * kl.sum(1)).mean().item(),
-                 "response_len": rmask.sum(1).mean().item(), **{k: sum(v) / len(v) for k, v in logs.items()}}
+        stats = {
+            "score": scores.mean().item(),
+            "kl": seq_kl,
+            "kl_coef": self.kl_ctl.value,
+            "reward": (scores - self.kl_ctl.value * kl.sum(1)).mean().item(),
+            "response_len": rmask.sum(1).mean().item(),
+            **{k: sum(v) / len(v) for k, v in logs.items()},
+        }
         self.kl_ctl.update(seq_kl, n)
         return stats

@@ -34,8 +34,17 @@ import torch
 
 from .data import Event, PreferencePair, pairs_dataset
 
-__all__ = ["RewardConfig", "RewardResult", "load_reward_model", "train_reward_model", "RewardScorer",
-           "pairwise_accuracy", "score_events", "event_pair_accuracy", "shuffled_accuracy_quantile"]
+__all__ = [
+    "RewardConfig",
+    "RewardResult",
+    "load_reward_model",
+    "train_reward_model",
+    "RewardScorer",
+    "pairwise_accuracy",
+    "score_events",
+    "event_pair_accuracy",
+    "shuffled_accuracy_quantile",
+]
 
 
 @dataclass
@@ -77,14 +86,16 @@ def load_reward_model(name_or_path: Any, tokenizer: Any, *, device: str = "cpu",
 
     set_seed(seed)
     with suppress_seqcls_warning():
-        model = AutoModelForSequenceClassification.from_pretrained(str(name_or_path), num_labels=1,
-                                                                   dtype=torch.float32, device_map={"": device})
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(name_or_path), num_labels=1, dtype=torch.float32, device_map={"": device}
+        )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
-def train_reward_model(model: Any, tokenizer: Any, train_pairs: Sequence[PreferencePair],
-                       cfg: RewardConfig | None = None) -> RewardResult:
+def train_reward_model(
+    model: Any, tokenizer: Any, train_pairs: Sequence[PreferencePair], cfg: RewardConfig | None = None
+) -> RewardResult:
     """Train ``model`` (a ``num_labels=1`` sequence classifier, e.g. from :func:`load_reward_model`) on
     ``train_pairs`` with TRL's ``RewardTrainer``; return it in eval mode with the logged history (loss, train
     accuracy, margin per logging step). Pairs longer than ``max_length`` tokens are dropped by TRL."""
@@ -97,16 +108,39 @@ def train_reward_model(model: Any, tokenizer: Any, train_pairs: Sequence[Prefere
         raise ValueError("no training pairs")
     with tempfile.TemporaryDirectory() as tmp:
         args = TRLRewardConfig(
-            output_dir=tmp, learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
-            max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
-            warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", logging_steps=cfg.logging_steps,
-            save_strategy="no", report_to="none", bf16=False, fp16=False, use_cpu=not torch.cuda.is_available(),
-            activation_checkpointing=False, seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
-            max_length=cfg.max_length, center_rewards_coefficient=cfg.center_rewards_coefficient,
-            disable_tqdm=True, **cfg.extra)
-        trainer = RewardTrainer(model=model, args=args, train_dataset=pairs_dataset(train_pairs, cfg.margin_scale),
-                                processing_class=tokenizer, peft_config=cfg.lora)
-        trainer.remove_callback(PrinterCallback)  # the history is returned; no dict per logging step on stdout
+            output_dir=tmp,
+            learning_rate=cfg.learning_rate,
+            num_train_epochs=cfg.num_train_epochs,
+            max_steps=cfg.max_steps,
+            per_device_train_batch_size=cfg.batch_size,
+            weight_decay=cfg.weight_decay,
+            warmup_steps=cfg.warmup_ratio,
+            lr_scheduler_type="cosine",
+            logging_steps=cfg.logging_steps,
+            save_strategy="no",
+            report_to="none",
+            bf16=False,
+            fp16=False,
+            use_cpu=not torch.cuda.is_available(),
+            activation_checkpointing=False,
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            dataloader_num_workers=0,
+            max_length=cfg.max_length,
+            center_rewards_coefficient=cfg.center_rewards_coefficient,
+            disable_tqdm=True,
+            **cfg.extra,
+        )
+        trainer = RewardTrainer(
+            model=model,
+            args=args,
+            train_dataset=pairs_dataset(train_pairs, cfg.margin_scale),
+            processing_class=tokenizer,
+            peft_config=cfg.lora,
+        )
+        trainer.remove_callback(
+            PrinterCallback
+        )  # the history is returned; no dict per logging step on stdout
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
@@ -141,9 +175,15 @@ class RewardScorer:
         tok.padding_side = "right"
         try:
             for s in range(0, len(texts), self.batch_size):
-                enc = tok(texts[s: s + self.batch_size], return_tensors="pt", padding=True, truncation=True,
-                          max_length=self.max_length, add_special_tokens=False).to(device)
-                out[s: s + self.batch_size] = self.model(**enc).logits.squeeze(-1).float().cpu().numpy()
+                enc = tok(
+                    texts[s : s + self.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    add_special_tokens=False,
+                ).to(device)
+                out[s : s + self.batch_size] = self.model(**enc).logits.squeeze(-1).float().cpu().numpy()
         finally:
             tok.padding_side = was_side
         return out
@@ -175,8 +215,9 @@ def score_events(scorer: RewardScorer, events: Sequence[Event]) -> list[np.ndarr
     return [raw[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def event_pair_accuracy(scores: Sequence[np.ndarray], likes: Sequence[Sequence[int]], min_margin: float = 0.0
-                        ) -> float:
+def event_pair_accuracy(
+    scores: Sequence[np.ndarray], likes: Sequence[Sequence[int]], min_margin: float = 0.0
+) -> float:
     """Pairwise accuracy from per-reply scores: over all within-event pairs whose ``log1p(likes)`` differ by more
     than ``min_margin``, the share where the more-liked reply scores higher (ties one half). Equals
     :func:`pairwise_accuracy` on ``build_pairs(events, min_margin)``, with each reply scored once."""
@@ -193,12 +234,21 @@ def event_pair_accuracy(scores: Sequence[np.ndarray], likes: Sequence[Sequence[i
     return hits / n
 
 
-def shuffled_accuracy_quantile(scores: Sequence[np.ndarray], likes: Sequence[Sequence[int]], q: float = 0.95,
-                               n_shuffles: int = 1000, min_margin: float = 0.0, seed: int = 0) -> float:
+def shuffled_accuracy_quantile(
+    scores: Sequence[np.ndarray],
+    likes: Sequence[Sequence[int]],
+    q: float = 0.95,
+    n_shuffles: int = 1000,
+    min_margin: float = 0.0,
+    seed: int = 0,
+) -> float:
     """The ``q`` quantile of :func:`event_pair_accuracy` when each event's scores are randomly permuted among its
     replies: what a reward model with *no* signal reaches by luck on these events. Pairs of one event share
     replies and are not independent, so a binomial test over pairs would be overconfident; the permutation keeps
     that structure. An accuracy above this quantile is better than chance at level ``1 − q``."""
     rng = np.random.default_rng(seed)
-    accs = [event_pair_accuracy([rng.permutation(s) for s in scores], likes, min_margin) for _ in range(n_shuffles)]
+    accs = [
+        event_pair_accuracy([rng.permutation(s) for s in scores], likes, min_margin)
+        for _ in range(n_shuffles)
+    ]
     return float(np.quantile(accs, q))

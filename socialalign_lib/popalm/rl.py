@@ -50,8 +50,11 @@ class PopalmReward:
 
     def __call__(self, events: Sequence[Event], replies: Sequence[str]) -> dict[str, np.ndarray]:
         rm = self.scorer([e.prompt for e in events], list(replies))
-        rouge = (np.array([best_rouge(r, e.top(self.n_refs)) for e, r in zip(events, replies)], dtype=np.float32)
-                 if self.rouge_weight else np.zeros(len(replies), dtype=np.float32))
+        rouge = (
+            np.array([best_rouge(r, e.top(self.n_refs)) for e, r in zip(events, replies)], dtype=np.float32)
+            if self.rouge_weight
+            else np.zeros(len(replies), dtype=np.float32)
+        )
         return {"total": rm + self.rouge_weight * rouge, "rm": rm, "rouge": rouge}
 
 
@@ -76,8 +79,10 @@ class PopalmPPOConfig:
 
     def __post_init__(self) -> None:
         if self.keep_best is not None and not 1 <= self.keep_best <= self.samples_per_prompt:
-            raise ValueError(f"keep_best must be in [1, samples_per_prompt={self.samples_per_prompt}], "
-                             f"got {self.keep_best}")
+            raise ValueError(
+                f"keep_best must be in [1, samples_per_prompt={self.samples_per_prompt}], "
+                f"got {self.keep_best}"
+            )
 
     @classmethod
     def cl_ppo(cls, **overrides: Any) -> PopalmPPOConfig:
@@ -94,7 +99,7 @@ def best_per_group(rewards: np.ndarray, group_size: int, keep: int) -> np.ndarra
         raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
     out = []
     for start in range(0, len(rewards), group_size):
-        order = np.argsort(-rewards[start:start + group_size], kind="stable")[:keep]
+        order = np.argsort(-rewards[start : start + group_size], kind="stable")[:keep]
         out += sorted(start + int(i) for i in order)
     return np.array(out, dtype=int)
 
@@ -109,8 +114,16 @@ class PPORun:
     seconds: float
 
 
-def run_ppo(sft_model: Any, tokenizer: Any, events: Sequence[Event], reward: PopalmReward, sampler: Sampler,
-            cfg: PopalmPPOConfig | None = None, desc: str = "PPO", progress: bool = True) -> PPORun:
+def run_ppo(
+    sft_model: Any,
+    tokenizer: Any,
+    events: Sequence[Event],
+    reward: PopalmReward,
+    sampler: Sampler,
+    cfg: PopalmPPOConfig | None = None,
+    desc: str = "PPO",
+    progress: bool = True,
+) -> PPORun:
     """PPO on a copy of ``sft_model`` (left untouched). ``events`` are the training events the sampler's ids refer
     to. History rows: ``step``, ``stage``, ``score`` (mean total reward), ``rm``, ``rouge``, ``kl`` (nats per
     reply), ``kl_coef``, losses, ``kept`` (samples the PPO step gets: after ``keep_best`` and the self-paced filter).
@@ -125,7 +138,9 @@ def run_ppo(sft_model: Any, tokenizer: Any, events: Sequence[Event], reward: Pop
 
     def query(e: Event) -> torch.Tensor:
         if e.event_id not in query_cache:
-            query_cache[e.event_id] = tokenizer(e.prompt, return_tensors="pt", add_special_tokens=False).input_ids[0]
+            query_cache[e.event_id] = tokenizer(
+                e.prompt, return_tensors="pt", add_special_tokens=False
+            ).input_ids[0]
         return query_cache[e.event_id]
 
     history, pace = [], cfg.pace
@@ -137,15 +152,23 @@ def run_ppo(sft_model: Any, tokenizer: Any, events: Sequence[Event], reward: Pop
         responses = trainer.generate(queries)
         texts = [tokenizer.decode(r, skip_special_tokens=True).strip() for r in responses]
         r = reward(batch, texts)
-        chosen = (best_per_group(r["total"], cfg.samples_per_prompt, cfg.keep_best) if cfg.keep_best is not None
-                  else np.arange(len(batch)))
+        chosen = (
+            best_per_group(r["total"], cfg.samples_per_prompt, cfg.keep_best)
+            if cfg.keep_best is not None
+            else np.arange(len(batch))
+        )
         keep = np.ones(len(chosen), dtype=bool)
         if pace is not None:
             logp = _mean_logprobs(trainer, [queries[i] for i in chosen], [responses[i] for i in chosen])
             keep = self_paced_mask(r["total"][chosen], logp, pace)
             pace *= cfg.pace_decay
-        row: dict[str, float] = {"step": step, "stage": stage, "kept": int(keep.sum()),
-                                 "rm": float(r["rm"].mean()), "rouge": float(r["rouge"].mean())}
+        row: dict[str, float] = {
+            "step": step,
+            "stage": stage,
+            "kept": int(keep.sum()),
+            "rm": float(r["rm"].mean()),
+            "rouge": float(r["rouge"].mean()),
+        }
         if keep.sum() >= cfg.ppo.mini_batch_size:
             idx = chosen[keep]
             stats = trainer.step([queries[i] for i in idx], [responses[i] for i in idx], r["total"][idx])
@@ -157,8 +180,9 @@ def run_ppo(sft_model: Any, tokenizer: Any, events: Sequence[Event], reward: Pop
 
 
 @torch.no_grad()
-def _mean_logprobs(trainer: PPOTrainer, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor]
-                   ) -> np.ndarray:
+def _mean_logprobs(
+    trainer: PPOTrainer, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor]
+) -> np.ndarray:
     ids, mask, rmask, q_len = batch_sequences(queries, responses, trainer.pad_token_id, trainer.device)
     logp = response_logprobs(trainer.policy.model, ids, mask, q_len, trainer.cfg.temperature)
     return ((logp * rmask).sum(1) / rmask.sum(1).clamp(min=1)).cpu().numpy()

@@ -35,8 +35,9 @@ SFTConfig = PopalmSFTConfig
 is ``socialalign_lib.train.SFTConfig``."""
 
 
-def train_sft(model: Any, tokenizer: Any, records: Sequence[dict[str, str]], cfg: SFTRunConfig | None = None
-              ) -> TrainResult:
+def train_sft(
+    model: Any, tokenizer: Any, records: Sequence[dict[str, str]], cfg: SFTRunConfig | None = None
+) -> TrainResult:
     """LoRA SFT of a *copy* of ``model`` on prompt/completion ``records``; returns the merged model (eval mode),
     the loss history and the wall time. ``model`` itself is untouched (it stays the zero-shot baseline)."""
     from datasets import Dataset
@@ -50,10 +51,18 @@ def train_sft(model: Any, tokenizer: Any, records: Sequence[dict[str, str]], cfg
     work = fresh_copy(model).train()
     with tempfile.TemporaryDirectory() as tmp:
         # the shared arguments, with PopALM's warm-up (a share of the steps, rounded up by transformers) and no bars
-        common = {**trl_arguments(cfg, cfg.output_dir or tmp), "warmup_steps": cfg.warmup_ratio, "disable_tqdm": True}
+        common = {
+            **trl_arguments(cfg, cfg.output_dir or tmp),
+            "warmup_steps": cfg.warmup_ratio,
+            "disable_tqdm": True,
+        }
         args = TRLSFTConfig(**common, completion_only_loss=True, packing=False)
-        trainer = SFTTrainer(model=work, args=args, train_dataset=Dataset.from_list(list(records)),
-                             processing_class=tokenizer,
-                             peft_config=None if cfg.lora is None else cfg.lora.peft_config())
+        trainer = SFTTrainer(
+            model=work,
+            args=args,
+            train_dataset=Dataset.from_list(list(records)),
+            processing_class=tokenizer,
+            peft_config=None if cfg.lora is None else cfg.lora.peft_config(),
+        )
         trainer.remove_callback(PrinterCallback)
         return train_and_merge(trainer)

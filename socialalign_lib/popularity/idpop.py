@@ -347,7 +347,9 @@ class PreferenceRunConfig:
     logging_steps: int = 10
     use_cpu: bool | None = None
     output_dir: str | None = None
-    eval_steps: int | None = None  # with eval pairs: evaluate every this many steps (None: every logging step)
+    eval_steps: int | None = (
+        None  # with eval pairs: evaluate every this many steps (None: every logging step)
+    )
 
 
 def split_pairs(

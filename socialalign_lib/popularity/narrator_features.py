@@ -41,8 +41,14 @@ import torch
 
 PAD, UNK = 0, 1
 DEMO_FEATURES: tuple[str, ...] = ("n_faces", "mean_age", "young_adult", "senior", "female_share", "has_face")
-CONTEXT_FEATURES: tuple[str, ...] = ("user_prior", "user_prior_missing", "month_sin", "month_cos", "n_hashtags",
-                                     "n_tags")
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "user_prior",
+    "user_prior_missing",
+    "month_sin",
+    "month_cos",
+    "n_hashtags",
+    "n_tags",
+)
 SENTIMENT_ORDER: tuple[str, ...] = ("negative", "neutral", "positive")
 
 Row = Mapping[str, Any]
@@ -101,7 +107,9 @@ class CharTextEncoder:
         return len(self.vocab)
 
     def encode_texts(self, texts: Sequence[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = torch.tensor([self.vocab.encode(t, length) for t in texts], dtype=torch.long).view(len(texts), length)
+        ids = torch.tensor([self.vocab.encode(t, length) for t in texts], dtype=torch.long).view(
+            len(texts), length
+        )
         return ids, ids != PAD
 
     def encode_tags(self, tags: Sequence[Sequence[str]], max_tags: int, length: int) -> torch.Tensor:
@@ -125,8 +133,9 @@ class HFTextEncoder:
 
     kind = "states"
 
-    def __init__(self, name_or_path: str, batch_size: int = 64, device: str = "cpu",
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self, name_or_path: str, batch_size: int = 64, device: str = "cpu", dtype: torch.dtype = torch.float32
+    ):
         from transformers import AutoModel, AutoTokenizer  # noqa: PLC0415 - optional, heavy import
 
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -141,13 +150,20 @@ class HFTextEncoder:
     def _states(self, texts: Sequence[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
         states, masks = [], []
         for s in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(list(texts[s : s + self.batch_size]), padding="max_length", truncation=True,
-                                 max_length=length, return_tensors="pt").to(self.device)
+            enc = self.tokenizer(
+                list(texts[s : s + self.batch_size]),
+                padding="max_length",
+                truncation=True,
+                max_length=length,
+                return_tensors="pt",
+            ).to(self.device)
             out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             states.append(out.last_hidden_state.to("cpu", self.dtype))
             masks.append(enc["attention_mask"].bool().cpu())
         if not states:
-            return torch.zeros(0, length, self.dim, dtype=self.dtype), torch.zeros(0, length, dtype=torch.bool)
+            return torch.zeros(0, length, self.dim, dtype=self.dtype), torch.zeros(
+                0, length, dtype=torch.bool
+            )
         return torch.cat(states), torch.cat(masks)
 
     def encode_texts(self, texts: Sequence[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,7 +205,11 @@ def _missing(value: Any) -> bool:
 def post_text(row: Row) -> str:
     """Title, image caption and user tags: what a reader sees of the post besides hashtags and the image."""
     tags = row.get("tags")
-    tags = " ".join(map(str, tags)) if isinstance(tags, (list, tuple, np.ndarray)) else ("" if _missing(tags) else str(tags))
+    tags = (
+        " ".join(map(str, tags))
+        if isinstance(tags, (list, tuple, np.ndarray))
+        else ("" if _missing(tags) else str(tags))
+    )
     parts = [row.get("title"), row.get("image_caption"), tags]
     return " ".join(str(p) for p in parts if not _missing(p) and str(p)).strip()
 
@@ -203,8 +223,9 @@ def precomputed_regions(row: Row) -> np.ndarray | None:
     return np.asarray(regions, dtype=np.float32)
 
 
-def torchvision_regions(weights: str | None = None, grid: int = 2,
-                        path_fields: Sequence[str] = ("image_path", "image")) -> Callable[[Row], np.ndarray | None]:
+def torchvision_regions(
+    weights: str | None = None, grid: int = 2, path_fields: Sequence[str] = ("image_path", "image")
+) -> Callable[[Row], np.ndarray | None]:
     """A ResNet-18 feature map pooled to ``grid×grid`` regions (512-d each), for users with images and weights.
 
     Needs ``torchvision`` (not a course dependency) and a local weights file (nothing is downloaded: without
@@ -240,8 +261,17 @@ def demographics_vector(faces: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return np.zeros(len(DEMO_FEATURES), dtype=np.float32)
     ages = np.array([f["age"] for f in faces], dtype=np.float32)
     female = np.mean([f.get("gender") == "female" for f in faces])
-    return np.array([min(len(faces), 3) / 3, ages.mean() / 80, float(((ages >= 18) & (ages <= 35)).any()),
-                     float((ages >= 60).any()), female, 1.0], dtype=np.float32)
+    return np.array(
+        [
+            min(len(faces), 3) / 3,
+            ages.mean() / 80,
+            float(((ages >= 18) & (ages <= 35)).any()),
+            float((ages >= 60).any()),
+            female,
+            1.0,
+        ],
+        dtype=np.float32,
+    )
 
 
 def face_demographics(row: Row) -> np.ndarray:
@@ -254,8 +284,10 @@ def face_demographics(row: Row) -> np.ndarray:
     return out
 
 
-def detector_demographics(detector: Callable[[str], Sequence[Mapping[str, Any]]],
-                          path_fields: Sequence[str] = ("image_path", "image")) -> Callable[[Row], np.ndarray]:
+def detector_demographics(
+    detector: Callable[[str], Sequence[Mapping[str, Any]]],
+    path_fields: Sequence[str] = ("image_path", "image"),
+) -> Callable[[Row], np.ndarray]:
     """Wrap a face detector + age/gender model, ``detector(image_path) -> [{"age", "gender"}, …]``, as a source.
 
     Posts without a local image get no faces. Any detector works (InsightFace, DeepFace, a cloud API's cached
@@ -302,7 +334,9 @@ def truth_sentiment(df: pd.DataFrame) -> Callable[[list[str]], np.ndarray]:
     def sentiment(texts: list[str]) -> np.ndarray:
         missing = [t for t in texts if t not in lut]
         if missing:
-            raise KeyError(f"truth_sentiment: no true sentiment for hashtag(s) {missing[:3]} (not in this DataFrame)")
+            raise KeyError(
+                f"truth_sentiment: no true sentiment for hashtag(s) {missing[:3]} (not in this DataFrame)"
+            )
         return np.stack([lut[t] for t in texts]) if texts else np.zeros((0, 3), np.float32)
 
     return sentiment
@@ -347,11 +381,15 @@ def _month(postdate: Any) -> float | None:
         return None
 
 
-def encode_posts(df: pd.DataFrame, text_encoder: TextEncoder | CharVocab, cfg: FeatureConfig | None = None,
-                 hashtag_sentiment: Callable[[list[str]], np.ndarray] = no_sentiment,
-                 image_source: Callable[[Row], np.ndarray | None] = precomputed_regions,
-                 demographics: Callable[[Row], np.ndarray] = face_demographics,
-                 image_dim: int | None = None) -> dict[str, torch.Tensor]:
+def encode_posts(
+    df: pd.DataFrame,
+    text_encoder: TextEncoder | CharVocab,
+    cfg: FeatureConfig | None = None,
+    hashtag_sentiment: Callable[[list[str]], np.ndarray] = no_sentiment,
+    image_source: Callable[[Row], np.ndarray | None] = precomputed_regions,
+    demographics: Callable[[Row], np.ndarray] = face_demographics,
+    image_dim: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Tensors for every row of ``df`` (the world's ``smp_posts`` or a ``loaders.load_smpd`` / ``load_tpic2017``
     DataFrame). Every column but ``popularity`` is optional: missing hashtags, images, faces, user prior or
     dates give empty masks / zeros (and a "missing" flag for the user prior); a missing label gives NaN.
@@ -370,7 +408,9 @@ def encode_posts(df: pd.DataFrame, text_encoder: TextEncoder | CharVocab, cfg: F
     tag_mask = torch.zeros(n, cfg.max_tags, dtype=torch.bool)
     sent = torch.zeros(n, 3)
     unique = list(dict.fromkeys(t for ts in all_tags for t in ts))  # hashtags repeat: label each once
-    probs = np.asarray(hashtag_sentiment(unique), dtype=np.float32) if unique else np.zeros((0, 3), np.float32)
+    probs = (
+        np.asarray(hashtag_sentiment(unique), dtype=np.float32) if unique else np.zeros((0, 3), np.float32)
+    )
     if probs.shape != (len(unique), 3):
         raise ValueError(f"hashtag_sentiment returned shape {probs.shape}, expected ({len(unique)}, 3)")
     row_of = {t: i for i, t in enumerate(unique)}
@@ -386,14 +426,18 @@ def encode_posts(df: pd.DataFrame, text_encoder: TextEncoder | CharVocab, cfg: F
     for i, reg in enumerate(regions):
         if reg is not None and len(reg):
             if reg.shape[1] != dim:
-                raise ValueError(f"post {i} (pid {rows[i].get('pid')!r}): image regions are {reg.shape[1]}-d, "
-                                 f"expected {dim}")
+                raise ValueError(
+                    f"post {i} (pid {rows[i].get('pid')!r}): image regions are {reg.shape[1]}-d, "
+                    f"expected {dim}"
+                )
             m = min(len(reg), cfg.n_regions)
             image[i, :m] = torch.from_numpy(np.asarray(reg[:m], dtype=np.float32))
             image_mask[i, :m] = True
 
-    demo = torch.tensor(np.stack([demographics(r) for r in rows]) if rows else np.zeros((0, len(DEMO_FEATURES))),
-                        dtype=torch.float32)
+    demo = torch.tensor(
+        np.stack([demographics(r) for r in rows]) if rows else np.zeros((0, len(DEMO_FEATURES))),
+        dtype=torch.float32,
+    )
     context = torch.zeros(n, len(CONTEXT_FEATURES))
     for i, r in enumerate(rows):
         prior = r.get("user_avgview")
@@ -403,13 +447,28 @@ def encode_posts(df: pd.DataFrame, text_encoder: TextEncoder | CharVocab, cfg: F
             context[i, 0] = float(prior)
         month = _month(r.get("postdate"))
         if month is not None:
-            context[i, 2], context[i, 3] = math.sin(2 * math.pi * month / 12), math.cos(2 * math.pi * month / 12)
+            context[i, 2], context[i, 3] = (
+                math.sin(2 * math.pi * month / 12),
+                math.cos(2 * math.pi * month / 12),
+            )
         context[i, 4] = len(all_tags[i]) / cfg.max_tags
         n_tags = len(_list(r.get("tags")))
         if not n_tags and not _missing(r.get("tagcount")):
             n_tags = int(float(r["tagcount"]))  # TPIC gives the count, not the tags
         context[i, 5] = min(n_tags, 10) / 10
-    y = torch.tensor([float("nan") if _missing(r.get("popularity")) else float(r["popularity"]) for r in rows],
-                     dtype=torch.float32)
-    return {"text": text, "text_mask": text_mask, "tags": tags, "tag_mask": tag_mask, "image": image,
-            "image_mask": image_mask, "demo": demo, "sent": sent, "context": context, "y": y}
+    y = torch.tensor(
+        [float("nan") if _missing(r.get("popularity")) else float(r["popularity"]) for r in rows],
+        dtype=torch.float32,
+    )
+    return {
+        "text": text,
+        "text_mask": text_mask,
+        "tags": tags,
+        "tag_mask": tag_mask,
+        "image": image,
+        "image_mask": image_mask,
+        "demo": demo,
+        "sent": sent,
+        "context": context,
+        "y": y,
+    }

@@ -150,7 +150,9 @@ def answer_logps(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _mae_axis_limit(scores: pd.DataFrame, outlier_factor: float = 10.0, headroom: float = 1.35) -> float | None:
+def _mae_axis_limit(
+    scores: pd.DataFrame, outlier_factor: float = 10.0, headroom: float = 1.35
+) -> float | None:
     """The MAE axis's top when some bars are off the scale of the rest, else None (autoscale).
 
     An outlier is an MAE above ``outlier_factor`` × the median MAE (the zero-shot base answers numbers of the
@@ -172,8 +174,9 @@ NO_ANSWER = "no answer"
 CONSTANT = "n/a (constant)"
 
 
-def plot_scores(scores: pd.DataFrame, title: str = "Cold-start popularity (world, SMPD-like)",
-                dash_above: float = 0.5) -> plt.Figure:
+def plot_scores(
+    scores: pd.DataFrame, title: str = "Cold-start popularity (world, SMPD-like)", dash_above: float = 0.5
+) -> plt.Figure:
     """MAE and SRC per k-shot for every method, with 95% bootstrap intervals.
 
     Cells without a number are marked at 0 and explained under the panels, as in :func:`table5`: "no answer"
@@ -196,7 +199,9 @@ def plot_scores(scores: pd.DataFrame, title: str = "Cold-start popularity (world
             v = sub[metric].to_numpy(float)
             lo, hi = sub[f"{metric}_lo"].to_numpy(float), sub[f"{metric}_hi"].to_numpy(float)
             failed = (sub["failure_rate"].to_numpy(float) > dash_above) | np.isnan(sub["MAE"].to_numpy(float))
-            constant = sub["constant"].fillna(False).to_numpy(bool) if "constant" in sub else np.zeros(len(v), bool)
+            constant = (
+                sub["constant"].fillna(False).to_numpy(bool) if "constant" in sub else np.zeros(len(v), bool)
+            )
             off = np.isfinite(v) & (v > top) if top is not None else np.zeros(len(v), bool)
             shown = np.where(np.isfinite(v) & ~failed, np.where(off, top or 0.0, v), 0.0)
             err = np.vstack([shown - lo, hi - shown])
@@ -205,17 +210,29 @@ def plot_scores(scores: pd.DataFrame, title: str = "Cold-start popularity (world
             ax.bar(x, shown, width, yerr=err, capsize=2, label=m, color=color)
             for xi, vi, l_, h_, f_, c_, o_ in zip(x, v, lo, hi, failed, constant, off):
                 if f_:
-                    ax.text(xi, 0, NO_ANSWER, rotation=90, ha="center", va="bottom", fontsize=6.5, color="dimgray")
+                    ax.text(
+                        xi, 0, NO_ANSWER, rotation=90, ha="center", va="bottom", fontsize=6.5, color="dimgray"
+                    )
                     notes.add(NO_ANSWER)
                 elif np.isnan(vi):
                     label = CONSTANT if c_ or metric == "SRC" else "n/a"
-                    ax.text(xi, 0, label, rotation=90, ha="center", va="bottom", fontsize=6.5, color="dimgray")
+                    ax.text(
+                        xi, 0, label, rotation=90, ha="center", va="bottom", fontsize=6.5, color="dimgray"
+                    )
                     notes.add(label)
                 elif o_:
                     ax.bar(xi, top, width, color="none", edgecolor="white", hatch="///", lw=0)
                     ci = f" [{l_:.0f}, {h_:.0f}]" if np.isfinite(l_) else ""
-                    ax.text(xi, top * 0.97, f"{vi:.0f}{ci} ↑", rotation=90, ha="center", va="top", fontsize=6.5,
-                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+                    ax.text(
+                        xi,
+                        top * 0.97,
+                        f"{vi:.0f}{ci} ↑",
+                        rotation=90,
+                        ha="center",
+                        va="top",
+                        fontsize=6.5,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+                    )
                     notes.add("off-scale")
         if top is not None:
             ax.set_ylim(0, top)
@@ -233,8 +250,15 @@ def plot_scores(scores: pd.DataFrame, title: str = "Cold-start popularity (world
         "n/a": "n/a: not computable",
     }
     if notes:
-        fig.text(0.01, 0.0, "   ·   ".join(explain[k] for k in explain if k in notes), fontsize=7.5, ha="left",
-                 va="top", color="dimgray")
+        fig.text(
+            0.01,
+            0.0,
+            "   ·   ".join(explain[k] for k in explain if k in notes),
+            fontsize=7.5,
+            ha="left",
+            va="top",
+            color="dimgray",
+        )
     fig.tight_layout()
     return fig
 

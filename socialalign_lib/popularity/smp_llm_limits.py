@@ -55,12 +55,23 @@ class CurveConfig:
 
 CURVES: tuple[CurveConfig, ...] = (
     CurveConfig(
-        "full FT, scores-only prompt, +700 users", fields=(), include_uid=False, lora=False,
-        extra_users=700, steps=120, every=40,
+        "full FT, scores-only prompt, +700 users",
+        fields=(),
+        include_uid=False,
+        lora=False,
+        extra_users=700,
+        steps=120,
+        every=40,
     ),
     CurveConfig(
-        "same, integer answers (1 digit token)", fields=(), include_uid=False, lora=False,
-        extra_users=700, steps=120, every=40, decimals=0,
+        "same, integer answers (1 digit token)",
+        fields=(),
+        include_uid=False,
+        lora=False,
+        extra_users=700,
+        steps=120,
+        every=40,
+        decimals=0,
     ),
 )
 
@@ -100,24 +111,46 @@ def measure_curve(base: Any, tok: Any, world: Any, c: CurveConfig, seed: int = 0
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
             if state.global_step % c.every:
                 return
-            pred, _ = st.predict_scores(model, tok, test, st.GenerationSettings(batch_size=75, progress=False))
+            pred, _ = st.predict_scores(
+                model, tok, test, st.GenerationSettings(batch_size=75, progress=False)
+            )
             model.train()
             ok = ~np.isnan(pred)
             mae, src = smp.mae_src(y[ok], pred[ok])
-            rows.append({"curve": c.name, "step": state.global_step, "examples_seen": state.global_step
-                         * c.batch_size, "train_examples": len(train), "MAE": mae, "SRC": src,
-                         "distinct_answers": int(len(np.unique(pred[ok]))), "failed": float((~ok).mean()),
-                         "seconds": time.perf_counter() - start})
+            rows.append(
+                {
+                    "curve": c.name,
+                    "step": state.global_step,
+                    "examples_seen": state.global_step * c.batch_size,
+                    "train_examples": len(train),
+                    "MAE": mae,
+                    "SRC": src,
+                    "distinct_answers": int(len(np.unique(pred[ok]))),
+                    "failed": float((~ok).mean()),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
 
-    run = st.SFTRunConfig(lora=st.LoraSettings() if c.lora else None, learning_rate=c.learning_rate,
-                          max_steps=c.steps, batch_size=c.batch_size, seed=seed, logging_steps=c.every)
+    run = st.SFTRunConfig(
+        lora=st.LoraSettings() if c.lora else None,
+        learning_rate=c.learning_rate,
+        max_steps=c.steps,
+        batch_size=c.batch_size,
+        seed=seed,
+        logging_steps=c.every,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        args = SFTConfig(**st._trl_common(run, tmp), completion_only_loss=True, packing=False,
-                         dataset_num_proc=None)
-        trainer = SFTTrainer(model=st.fresh_copy(base).train(), args=args,
-                             train_dataset=Dataset.from_list(st.answer_records(train, tok)),
-                             processing_class=tok, peft_config=run.lora.peft_config() if run.lora else None,
-                             callbacks=[Probe()])
+        args = SFTConfig(
+            **st._trl_common(run, tmp), completion_only_loss=True, packing=False, dataset_num_proc=None
+        )
+        trainer = SFTTrainer(
+            model=st.fresh_copy(base).train(),
+            args=args,
+            train_dataset=Dataset.from_list(st.answer_records(train, tok)),
+            processing_class=tok,
+            peft_config=run.lora.peft_config() if run.lora else None,
+            callbacks=[Probe()],
+        )
         trainer.train()
     return rows
 
@@ -131,8 +164,9 @@ def measure_all(size: str = "course", seed: int = 0, out: Path = CURVES_FILE) ->
     world = generate_world(size=size, seed=seed)
     base, tok, _ = st.resolve_base_model()
     rows = [r for c in CURVES for r in measure_curve(base, tok, world, c, seed)]
-    df = pd.DataFrame(rows).assign(config_hash=config_hash(), data_fingerprint=data_fingerprint(world),
-                                   size=size, seed=seed)
+    df = pd.DataFrame(rows).assign(
+        config_hash=config_hash(), data_fingerprint=data_fingerprint(world), size=size, seed=seed
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, df.to_csv(index=False))
     return df
@@ -175,12 +209,16 @@ def summary_sentence(curves: pd.DataFrame) -> str:
     best = curves.loc[curves["SRC"].idxmax()] if curves["SRC"].notna().any() else None
     most = int(curves["distinct_answers"].max())
     seen = int(curves["examples_seen"].max())
-    head = (f"Across {curves['curve'].nunique()} SFT configurations and up to {seen:,} training examples seen, "
-            f"the model answered at most {most} distinct number(s) for the 150 test users; ")
+    head = (
+        f"Across {curves['curve'].nunique()} SFT configurations and up to {seen:,} training examples seen, "
+        f"the model answered at most {most} distinct number(s) for the 150 test users; "
+    )
     if best is None:
         return head + "SRC was NaN at every checkpoint (one answer for every user)."
-    return head + (f"the best SRC was {best['SRC']:.2f} ({best['curve']}, {int(best['examples_seen']):,} "
-                   f"examples seen), against the target 0.5.")
+    return head + (
+        f"the best SRC was {best['SRC']:.2f} ({best['curve']}, {int(best['examples_seen']):,} "
+        f"examples seen), against the target 0.5."
+    )
 
 
 def check_committed(world: Any, path: Path = CURVES_FILE) -> list[str]:
@@ -189,11 +227,15 @@ def check_committed(world: Any, path: Path = CURVES_FILE) -> list[str]:
     df = load_committed(path)
     problems = []
     if set(df["config_hash"]) != {config_hash()}:
-        problems.append(f"{path}: config hash {sorted(set(df['config_hash']))} != {config_hash()} "
-                        "(rebuild: python -m socialalign_lib.popularity.smp_llm_limits)")
+        problems.append(
+            f"{path}: config hash {sorted(set(df['config_hash']))} != {config_hash()} "
+            "(rebuild: python -m socialalign_lib.popularity.smp_llm_limits)"
+        )
     if set(df["data_fingerprint"]) != {data_fingerprint(world)}:
-        problems.append(f"{path}: data fingerprint differs from the world's "
-                        "(rebuild: python -m socialalign_lib.popularity.smp_llm_limits)")
+        problems.append(
+            f"{path}: data fingerprint differs from the world's "
+            "(rebuild: python -m socialalign_lib.popularity.smp_llm_limits)"
+        )
     return problems
 
 

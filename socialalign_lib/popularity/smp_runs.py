@@ -38,9 +38,28 @@ from . import idpop
 from . import smp_llm as smp
 from . import smp_llm_train as st
 
-__all__ = ["BUDGETS", "HELD_OUT", "LOSS", "Budget", "CourseData", "CourseRuns", "RunStore", "build", "check",
-           "course_data", "course_runs", "key_of", "model_fingerprint", "preference_config", "preference_key",
-           "preference_or_load", "sampling_settings", "sft_config", "sft_key", "sft_or_load"]
+__all__ = [
+    "BUDGETS",
+    "HELD_OUT",
+    "LOSS",
+    "Budget",
+    "CourseData",
+    "CourseRuns",
+    "RunStore",
+    "build",
+    "check",
+    "course_data",
+    "course_runs",
+    "key_of",
+    "model_fingerprint",
+    "preference_config",
+    "preference_key",
+    "preference_or_load",
+    "sampling_settings",
+    "sft_config",
+    "sft_key",
+    "sft_or_load",
+]
 
 
 @dataclass(frozen=True)
@@ -60,12 +79,42 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "tiny": Budget(sft_steps=6, pref_steps=2, batch=8, n_boot=100, standin_steps=20, tpic_users=20, probe_pairs=40,
-                   seeds=2, eval_every=1, eval_pairs=16),
-    "course": Budget(sft_steps=64, pref_steps=24, batch=16, n_boot=1000, standin_steps=120, tpic_users=100,
-                     probe_pairs=200, seeds=3, eval_every=8, eval_pairs=64),
-    "large": Budget(sft_steps=600, pref_steps=150, batch=16, n_boot=1000, standin_steps=300, tpic_users=300,
-                    probe_pairs=1000, seeds=3, eval_every=15, eval_pairs=400),
+    "tiny": Budget(
+        sft_steps=6,
+        pref_steps=2,
+        batch=8,
+        n_boot=100,
+        standin_steps=20,
+        tpic_users=20,
+        probe_pairs=40,
+        seeds=2,
+        eval_every=1,
+        eval_pairs=16,
+    ),
+    "course": Budget(
+        sft_steps=64,
+        pref_steps=24,
+        batch=16,
+        n_boot=1000,
+        standin_steps=120,
+        tpic_users=100,
+        probe_pairs=200,
+        seeds=3,
+        eval_every=8,
+        eval_pairs=64,
+    ),
+    "large": Budget(
+        sft_steps=600,
+        pref_steps=150,
+        batch=16,
+        n_boot=1000,
+        standin_steps=300,
+        tpic_users=300,
+        probe_pairs=1000,
+        seeds=3,
+        eval_every=15,
+        eval_pairs=400,
+    ),
 }
 
 #: The loss settings of notebook 08 (β, λ, α, δ, μ_max): the same for DPO (which reads β only) and IDPOP.
@@ -76,22 +125,35 @@ HELD_OUT = 0.25  # share of the alignment users whose pairs are held out for the
 def sft_config(budget: Budget, seed: int, method: str = "lora") -> st.SFTRunConfig:
     """The SFT run of notebook 08: LoRA at 3e-3 (``method="full"``: full fine-tuning at 2e-3)."""
     lora = st.LoraSettings() if method == "lora" else None
-    return st.SFTRunConfig(lora=lora, max_steps=budget.sft_steps, batch_size=budget.batch, seed=seed,
-                           learning_rate=3e-3 if lora else 2e-3, logging_steps=max(1, budget.sft_steps // 8))
+    return st.SFTRunConfig(
+        lora=lora,
+        max_steps=budget.sft_steps,
+        batch_size=budget.batch,
+        seed=seed,
+        learning_rate=3e-3 if lora else 2e-3,
+        logging_steps=max(1, budget.sft_steps // 8),
+    )
 
 
 def preference_config(budget: Budget, seed: int, method: str = "lora") -> idpop.PreferenceRunConfig:
     """The DPO / IDPOP run of notebook 08 (both methods share it: the comparison changes only the loss)."""
-    return idpop.PreferenceRunConfig(loss=LOSS, lora=st.LoraSettings() if method == "lora" else None,
-                                     max_steps=budget.pref_steps, batch_size=max(2, budget.batch // 2),
-                                     learning_rate=5e-3 if method == "lora" else 1e-3, seed=seed,
-                                     logging_steps=budget.eval_every, eval_steps=budget.eval_every)
+    return idpop.PreferenceRunConfig(
+        loss=LOSS,
+        lora=st.LoraSettings() if method == "lora" else None,
+        max_steps=budget.pref_steps,
+        batch_size=max(2, budget.batch // 2),
+        learning_rate=5e-3 if method == "lora" else 1e-3,
+        seed=seed,
+        logging_steps=budget.eval_every,
+        eval_steps=budget.eval_every,
+    )
 
 
 def sampling_settings(seed: int) -> st.GenerationSettings:
     """Two sampled answers per alignment prompt: the raw material of the preference pairs."""
-    return st.GenerationSettings(do_sample=True, temperature=1.0, num_return_sequences=2, batch_size=64, seed=seed,
-                                 progress=False)
+    return st.GenerationSettings(
+        do_sample=True, temperature=1.0, num_return_sequences=2, batch_size=64, seed=seed, progress=False
+    )
 
 
 @dataclass
@@ -113,9 +175,14 @@ def course_data(posts: Any, seed: int = 0, language: str = "zh") -> CourseData:
     cold = smp.select_users(posts, smp.SampleConfig(min_posts=5, keep_last=5, seed=seed))
     main, align = smp.split_users(cold, align_fraction=0.5, seed=seed)
     prompt_cfg = smp.PromptConfig(language=language, post_ids="index")
-    return CourseData(main, align, smp.build_examples(main, (1, 2, 3), "train", prompt_cfg),
-                      smp.build_examples(main, (1, 2, 3), "test", prompt_cfg),
-                      smp.build_examples(align, (1, 2, 3), "test", prompt_cfg), prompt_cfg)
+    return CourseData(
+        main,
+        align,
+        smp.build_examples(main, (1, 2, 3), "train", prompt_cfg),
+        smp.build_examples(main, (1, 2, 3), "test", prompt_cfg),
+        smp.build_examples(align, (1, 2, 3), "test", prompt_cfg),
+        prompt_cfg,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -125,6 +192,7 @@ def course_data(posts: Any, seed: int = 0, language: str = "zh") -> CourseData:
 
 def key_of(*parts: Any) -> str:
     """sha256 of the parts as sorted-keys JSON (dataclasses as dicts)."""
+
     def plain(x: Any) -> Any:
         return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x
 
@@ -160,17 +228,33 @@ def sft_key(base_fingerprint: str, train_ex: Sequence[smp.Example], cfg: st.SFTR
     return key_of("sft", base_fingerprint, _examples_blob(train_ex), _train_cfg(cfg))
 
 
-def preference_key(sft: str, method: str, align_ex: Sequence[smp.Example], sampling: st.GenerationSettings,
-                   cfg: idpop.PreferenceRunConfig, n_eval_pairs: int, held_out: float = HELD_OUT,
-                   split_seed: int = 0) -> str:
+def preference_key(
+    sft: str,
+    method: str,
+    align_ex: Sequence[smp.Example],
+    sampling: st.GenerationSettings,
+    cfg: idpop.PreferenceRunConfig,
+    n_eval_pairs: int,
+    held_out: float = HELD_OUT,
+    split_seed: int = 0,
+) -> str:
     """The key of a DPO / IDPOP run: its SFT run, what made the pairs (alignment prompts, sampling, loss settings,
     the held-out split), how many held-out pairs the curve reads, the method and the config (``logging_steps``
     stays in: it sets where the held-out curve is measured)."""
     cfg_d = dataclasses.asdict(cfg)
     for k in ("output_dir", "use_cpu"):
         cfg_d.pop(k, None)
-    return key_of("preference", sft, method, _examples_blob(align_ex), sampling, cfg_d, n_eval_pairs, held_out,
-                  split_seed)
+    return key_of(
+        "preference",
+        sft,
+        method,
+        _examples_blob(align_ex),
+        sampling,
+        cfg_d,
+        n_eval_pairs,
+        held_out,
+        split_seed,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -223,15 +307,28 @@ class RunStore:
             return
         tmp, out = self.root / f".{name}.tmp", self.root / name
         (tmp / "README.md").unlink(missing_ok=True)  # peft's model-card template: noise in the repository
-        (tmp / "run.json").write_text(json.dumps(
-            {"key": key, "config": dataclasses.asdict(config), "seconds": round(run.seconds, 1),
-             "history": run.history}, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        (tmp / "run.json").write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "config": dataclasses.asdict(config),
+                    "seconds": round(run.seconds, 1),
+                    "history": run.history,
+                },
+                indent=1,
+                ensure_ascii=False,
+                default=str,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
 
 
-def sft_or_load(store: RunStore, base: Any, tok: Any, train_ex: Sequence[smp.Example], cfg: st.SFTRunConfig,
-                key: str) -> tuple[st.TrainResult, bool]:
+def sft_or_load(
+    store: RunStore, base: Any, tok: Any, train_ex: Sequence[smp.Example], cfg: st.SFTRunConfig, key: str
+) -> tuple[st.TrainResult, bool]:
     """(SFT run, loaded?): the committed run with this key, else a fresh one (kept when the store saves)."""
     name = f"sft-seed{cfg.seed}"
     run = store.load(name, key, base) if cfg.lora is not None else None
@@ -242,16 +339,24 @@ def sft_or_load(store: RunStore, base: Any, tok: Any, train_ex: Sequence[smp.Exa
     return run, False
 
 
-def preference_or_load(store: RunStore, sft_model: Any, tok: Any, train_pairs: Sequence[idpop.PreferencePair],
-                       method: str, cfg: idpop.PreferenceRunConfig, eval_pairs: Sequence[idpop.PreferencePair],
-                       key: str) -> tuple[st.TrainResult, bool]:
+def preference_or_load(
+    store: RunStore,
+    sft_model: Any,
+    tok: Any,
+    train_pairs: Sequence[idpop.PreferencePair],
+    method: str,
+    cfg: idpop.PreferenceRunConfig,
+    eval_pairs: Sequence[idpop.PreferencePair],
+    key: str,
+) -> tuple[st.TrainResult, bool]:
     """(DPO / IDPOP run, loaded?), like :func:`sft_or_load`."""
     name = f"{method}-seed{cfg.seed}"
     run = store.load(name, key, sft_model) if cfg.lora is not None else None
     if run is not None:
         return run, True
-    run = idpop.train_preference(sft_model, tok, train_pairs, method, cfg, eval_pairs=eval_pairs,
-                                 adapter_dir=store.staging(name))
+    run = idpop.train_preference(
+        sft_model, tok, train_pairs, method, cfg, eval_pairs=eval_pairs, adapter_dir=store.staging(name)
+    )
     store.commit(name, key, run, cfg)
     return run, False
 
@@ -274,8 +379,15 @@ class CourseRuns:
     pref_cfgs: dict[int, idpop.PreferenceRunConfig]
 
     def pref_key(self, method: str, s: int) -> str:
-        return preference_key(self.sft_key, method, self.data.align_ex, sampling_settings(self.seed),
-                              self.pref_cfgs[s], self.budget.eval_pairs, split_seed=self.seed)
+        return preference_key(
+            self.sft_key,
+            method,
+            self.data.align_ex,
+            sampling_settings(self.seed),
+            self.pref_cfgs[s],
+            self.budget.eval_pairs,
+            split_seed=self.seed,
+        )
 
 
 def course_runs(size: str = "course", seed: int = 0, base: Any | None = None) -> CourseRuns:
@@ -288,8 +400,15 @@ def course_runs(size: str = "course", seed: int = 0, base: Any | None = None) ->
     budget = BUDGETS[size]
     data = course_data(smp.posts_frame(generate_world(size=size, seed=seed).smp_posts), seed)
     cfg = sft_config(budget, seed)
-    return CourseRuns(size, seed, budget, data, cfg, sft_key(model_fingerprint(base), data.train_ex, cfg),
-                      {seed + s: preference_config(budget, seed + s) for s in range(budget.seeds)})
+    return CourseRuns(
+        size,
+        seed,
+        budget,
+        data,
+        cfg,
+        sft_key(model_fingerprint(base), data.train_ex, cfg),
+        {seed + s: preference_config(budget, seed + s) for s in range(budget.seeds)},
+    )
 
 
 def check(size: str = "course") -> list[str]:
@@ -302,8 +421,10 @@ def check(size: str = "course") -> list[str]:
     for name, key in want.items():
         have = store.committed_key(name)
         if have != key:
-            problems.append(f"{store.root / name}: {'missing' if have is None else 'stale (key differs)'}; "
-                            "rerun `make checkpoints`")
+            problems.append(
+                f"{store.root / name}: {'missing' if have is None else 'stale (key differs)'}; "
+                "rerun `make checkpoints`"
+            )
     return problems
 
 
@@ -321,8 +442,16 @@ def build(size: str = "course", seed: int = 0) -> None:
     train_pairs, held_pairs = idpop.split_pairs(pairs, held_out=HELD_OUT, seed=seed)
     for s, cfg in runs.pref_cfgs.items():
         for method in ("dpo", "idpop"):
-            preference_or_load(store, sft.model, tok, train_pairs, method, cfg,
-                               held_pairs[: runs.budget.eval_pairs], runs.pref_key(method, s))
+            preference_or_load(
+                store,
+                sft.model,
+                tok,
+                train_pairs,
+                method,
+                cfg,
+                held_pairs[: runs.budget.eval_pairs],
+                runs.pref_key(method, s),
+            )
             print(f"{method} seed {s}: done at {time.perf_counter() - t0:.0f} s", flush=True)
 
 

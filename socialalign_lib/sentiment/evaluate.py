@@ -33,7 +33,9 @@ def evaluate_labeller(labeller: SentimentLabeller, texts: Sequence[str], gold: S
     labels = list(labeller.labels)
     unknown = sorted(set(gold) - set(labels))
     if unknown:
-        raise ValueError(f"evaluate_labeller: gold labels {unknown} are not in the labeller's labels {labels}")
+        raise ValueError(
+            f"evaluate_labeller: gold labels {unknown} are not in the labeller's labels {labels}"
+        )
     shared = warn_if_shared(getattr(labeller, "train_keys", None), list(texts), "evaluate_labeller")
     pred = labeller.predict(list(texts))
     n = len(gold)
@@ -43,7 +45,13 @@ def evaluate_labeller(labeller: SentimentLabeller, texts: Sequence[str], gold: S
         "n": n,
         "accuracy": float(accuracy_score(gold, pred)),
         "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
-        "f1": dict(zip(labels, f1_score(gold, pred, labels=labels, average=None, zero_division=0).tolist(), strict=True)),
+        "f1": dict(
+            zip(
+                labels,
+                f1_score(gold, pred, labels=labels, average=None, zero_division=0).tolist(),
+                strict=True,
+            )
+        ),
         "confusion": confusion_matrix(gold, pred, labels=labels).tolist(),
         "majority_accuracy": counts_gold.most_common(1)[0][1] / n,
         "gold_share": [counts_gold[lab] / n for lab in labels],
@@ -52,8 +60,13 @@ def evaluate_labeller(labeller: SentimentLabeller, texts: Sequence[str], gold: S
     }
 
 
-def plot_confusion(cm: np.ndarray | Sequence[Sequence[int]], labels: Sequence[str], title: str,
-                   normalize: bool = True, ax=None):
+def plot_confusion(
+    cm: np.ndarray | Sequence[Sequence[int]],
+    labels: Sequence[str],
+    title: str,
+    normalize: bool = True,
+    ax=None,
+):
     """Heatmap of a confusion matrix (rows = gold, columns = predicted); returns the matplotlib Figure.
 
     With ``normalize`` the colour is the share of each gold row (so rare classes are as visible as frequent
@@ -69,15 +82,29 @@ def plot_confusion(cm: np.ndarray | Sequence[Sequence[int]], labels: Sequence[st
         raise ValueError(f"plot_confusion: matrix shape {cm.shape} does not fit {len(labels)} labels")
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    annot = np.array([[f"{int(c)}\n{s:.0%}" if normalize else f"{int(c)}" for c, s in zip(cr, sr, strict=True)]
-                      for cr, sr in zip(cm, share, strict=True)])
+    annot = np.array(
+        [
+            [f"{int(c)}\n{s:.0%}" if normalize else f"{int(c)}" for c, s in zip(cr, sr, strict=True)]
+            for cr, sr in zip(cm, share, strict=True)
+        ]
+    )
     if ax is None:
         fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.2, 1.0 * len(labels) + 1.4))
     else:
         fig = ax.figure
-    sns.heatmap(share if normalize else cm, annot=annot, fmt="", cmap="Blues", vmin=0,
-                vmax=1 if normalize else None, xticklabels=list(labels), yticklabels=list(labels), square=True,
-                cbar_kws={"label": "share of gold row" if normalize else "replies"}, ax=ax)
+    sns.heatmap(
+        share if normalize else cm,
+        annot=annot,
+        fmt="",
+        cmap="Blues",
+        vmin=0,
+        vmax=1 if normalize else None,
+        xticklabels=list(labels),
+        yticklabels=list(labels),
+        square=True,
+        cbar_kws={"label": "share of gold row" if normalize else "replies"},
+        ax=ax,
+    )
     ax.set_xlabel("predicted label")
     ax.set_ylabel("gold label")
     ax.set_title(title)

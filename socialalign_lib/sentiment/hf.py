@@ -25,9 +25,17 @@ class HFLabeller:
     retrying the network). ``batch_size`` replies are scored per forward pass, truncated to ``max_length`` tokens.
     """
 
-    def __init__(self, model: str | Path, labels: Sequence[str] = DEFAULT_LABELS,
-                 label_map: Mapping[int | str, str] | None = None, device: str | None = None,
-                 batch_size: int = 32, max_length: int = 128, strip_hashtags: bool = True, **from_pretrained_kw):
+    def __init__(
+        self,
+        model: str | Path,
+        labels: Sequence[str] = DEFAULT_LABELS,
+        label_map: Mapping[int | str, str] | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+        max_length: int = 128,
+        strip_hashtags: bool = True,
+        **from_pretrained_kw,
+    ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -37,7 +45,11 @@ class HFLabeller:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, **from_pretrained_kw)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.model_name, **from_pretrained_kw)
         self.model.to(self.device).eval()
-        self.batch_size, self.max_length, self.strip_hashtags = int(batch_size), int(max_length), bool(strip_hashtags)
+        self.batch_size, self.max_length, self.strip_hashtags = (
+            int(batch_size),
+            int(max_length),
+            bool(strip_hashtags),
+        )
         self.mapping = self._resolve_mapping(label_map)  # [n_model_classes, n_labels], 0/1
 
     def _resolve_mapping(self, label_map: Mapping[int | str, str] | None) -> np.ndarray:
@@ -51,14 +63,24 @@ class HFLabeller:
                 if target is None:
                     continue  # an unmapped model class is dropped; its mass is renormalised away
             else:
-                target = next((lab for lab in self.labels if lab.lower() == name.lower()
-                               or lab.lower()[:3] == name.lower()[:3]), None)
+                target = next(
+                    (
+                        lab
+                        for lab in self.labels
+                        if lab.lower() == name.lower() or lab.lower()[:3] == name.lower()[:3]
+                    ),
+                    None,
+                )
                 if target is None:
-                    raise ValueError(f"{self.model_name}: model class {i} is named {name!r}, which matches none of "
-                                     f"{self.labels}; pass label_map={{{i}: '<label>', ...}}")
+                    raise ValueError(
+                        f"{self.model_name}: model class {i} is named {name!r}, which matches none of "
+                        f"{self.labels}; pass label_map={{{i}: '<label>', ...}}"
+                    )
             if target not in self.labels:
-                raise ValueError(f"{self.model_name}: label_map sends model class {i} ({name!r}) to {target!r}, "
-                                 f"not one of {self.labels}")
+                raise ValueError(
+                    f"{self.model_name}: label_map sends model class {i} ({name!r}) to {target!r}, "
+                    f"not one of {self.labels}"
+                )
             m[i, self.labels.index(target)] = 1.0
         if m.sum() == 0:
             raise ValueError(f"{self.model_name}: label_map maps no model class to any of {self.labels}")
@@ -74,8 +96,13 @@ class HFLabeller:
         out = []
         with torch.inference_mode():
             for start in range(0, len(prepared), self.batch_size):
-                batch = self.tokenizer(prepared[start:start + self.batch_size], padding=True, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt").to(self.device)
+                batch = self.tokenizer(
+                    prepared[start : start + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
                 logits = self.model(**batch).logits.float()
                 out.append(torch.softmax(logits, dim=-1).cpu().numpy())
         probs = np.concatenate(out) if out else np.zeros((0, self.mapping.shape[0]))

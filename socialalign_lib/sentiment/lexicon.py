@@ -33,15 +33,75 @@ from .base import DEFAULT_LABELS, check_labels, labels_from_proba, normalise_tex
 from .data import text_keys
 
 EMOJI_POSITIVE: tuple[str, ...] = (
-    "[赞]", "[哈哈]", "[心]", "[鼓掌]", "[good]", "[爱你]", "[太开心]", "[威武]", "[给力]", "[偷笑]", "[笑哈哈]",
-    "[好喜欢]", "[耶]", "[抱抱]", "[送花花]", "[赞啊]", "👍", "🎉", "❤", "😄", "😊", "🥰", "👏", "💪", "😍",
+    "[赞]",
+    "[哈哈]",
+    "[心]",
+    "[鼓掌]",
+    "[good]",
+    "[爱你]",
+    "[太开心]",
+    "[威武]",
+    "[给力]",
+    "[偷笑]",
+    "[笑哈哈]",
+    "[好喜欢]",
+    "[耶]",
+    "[抱抱]",
+    "[送花花]",
+    "[赞啊]",
+    "👍",
+    "🎉",
+    "❤",
+    "😄",
+    "😊",
+    "🥰",
+    "👏",
+    "💪",
+    "😍",
 )
 EMOJI_NEGATIVE: tuple[str, ...] = (
-    "[怒]", "[泪]", "[允悲]", "[吐]", "[抓狂]", "[伤心]", "[悲伤]", "[衰]", "[怒骂]", "[鄙视]", "[哼]", "[委屈]",
-    "[失望]", "[生病]", "[晕]", "[弱]", "[裂开]", "😡", "😭", "🙄", "💢", "😠", "😤", "😢", "💔", "👎", "😞",
+    "[怒]",
+    "[泪]",
+    "[允悲]",
+    "[吐]",
+    "[抓狂]",
+    "[伤心]",
+    "[悲伤]",
+    "[衰]",
+    "[怒骂]",
+    "[鄙视]",
+    "[哼]",
+    "[委屈]",
+    "[失望]",
+    "[生病]",
+    "[晕]",
+    "[弱]",
+    "[裂开]",
+    "😡",
+    "😭",
+    "🙄",
+    "💢",
+    "😠",
+    "😤",
+    "😢",
+    "💔",
+    "👎",
+    "😞",
 )
 EMOJI_WITHHOLDING: tuple[str, ...] = (
-    "[思考]", "[吃瓜]", "[doge]", "[二哈]", "[费解]", "[疑问]", "[摊手]", "[并不简单]", "🤔", "👀", "😶", "🍉", "😐",
+    "[思考]",
+    "[吃瓜]",
+    "[doge]",
+    "[二哈]",
+    "[费解]",
+    "[疑问]",
+    "[摊手]",
+    "[并不简单]",
+    "🤔",
+    "👀",
+    "😶",
+    "🍉",
+    "😐",
 )
 CUES: tuple[str, ...] = ("snownlp", "cnsenti", "emoji_pos", "emoji_neg", "emoji_withholding", "score")
 _CLAUSE = re.compile(r"[，,。！!？?；;…~\s]+")
@@ -76,8 +136,11 @@ def _count(words: list[str], vocab: frozenset[str]) -> int:
 
 def emoji_counts(text: str) -> tuple[int, int, int]:
     """(positive, negative, withholding) emoji occurrences; a repeated code counts each time."""
-    return (sum(text.count(e) for e in EMOJI_POSITIVE), sum(text.count(e) for e in EMOJI_NEGATIVE),
-            sum(text.count(e) for e in EMOJI_WITHHOLDING))
+    return (
+        sum(text.count(e) for e in EMOJI_POSITIVE),
+        sum(text.count(e) for e in EMOJI_NEGATIVE),
+        sum(text.count(e) for e in EMOJI_WITHHOLDING),
+    )
 
 
 def _strip_emoji(text: str) -> str:
@@ -96,14 +159,26 @@ class LexiconLabeller:
     ``temperature`` sets how soft ``predict_proba`` is (see there).
     """
 
-    def __init__(self, labels: Sequence[str] = DEFAULT_LABELS, thresholds: Sequence[float] | None = None,
-                 temperature: float = 0.25, use_snownlp: bool = True, use_cnsenti: bool | str = "auto",
-                 use_emoji: bool = True, strip_hashtags: bool = True):
+    def __init__(
+        self,
+        labels: Sequence[str] = DEFAULT_LABELS,
+        thresholds: Sequence[float] | None = None,
+        temperature: float = 0.25,
+        use_snownlp: bool = True,
+        use_cnsenti: bool | str = "auto",
+        use_emoji: bool = True,
+        strip_hashtags: bool = True,
+    ):
         self.labels = check_labels(labels)
-        self.thresholds = (default_thresholds(len(self.labels)) if thresholds is None
-                           else np.sort(np.asarray(thresholds, dtype=np.float64)))
+        self.thresholds = (
+            default_thresholds(len(self.labels))
+            if thresholds is None
+            else np.sort(np.asarray(thresholds, dtype=np.float64))
+        )
         if len(self.thresholds) != len(self.labels) - 1:
-            raise ValueError(f"{len(self.labels)} labels need {len(self.labels) - 1} thresholds, got {len(self.thresholds)}")
+            raise ValueError(
+                f"{len(self.labels)} labels need {len(self.labels) - 1} thresholds, got {len(self.thresholds)}"
+            )
         if use_cnsenti == "auto":
             use_cnsenti = cnsenti_available()
         elif use_cnsenti and not cnsenti_available():
@@ -111,7 +186,11 @@ class LexiconLabeller:
         if not (use_snownlp or use_cnsenti or use_emoji):
             raise ValueError("LexiconLabeller needs at least one cue (snownlp, cnsenti or emoji)")
         self.temperature = float(temperature)
-        self.use_snownlp, self.use_cnsenti, self.use_emoji = bool(use_snownlp), bool(use_cnsenti), bool(use_emoji)
+        self.use_snownlp, self.use_cnsenti, self.use_emoji = (
+            bool(use_snownlp),
+            bool(use_cnsenti),
+            bool(use_emoji),
+        )
         self.strip_hashtags = bool(strip_hashtags)
         self.train_keys: frozenset[str] = frozenset()  # digests of the texts thresholds were tuned on
 
@@ -172,8 +251,13 @@ class LexiconLabeller:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return labels_from_proba(self.predict_proba(texts), self.labels)
 
-    def fit_thresholds(self, texts: Sequence[str], gold: Sequence[str], n_candidates: int = 41,
-                       temperatures: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0)) -> LexiconLabeller:
+    def fit_thresholds(
+        self,
+        texts: Sequence[str],
+        gold: Sequence[str],
+        n_candidates: int = 41,
+        temperatures: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0),
+    ) -> LexiconLabeller:
         """Choose thresholds maximising macro-F1 (then accuracy) on ``texts``; then the temperature with the
         lowest log-loss. Candidates are ``n_candidates`` quantiles of the scores; with up to 3 labels every
         ordered combination is tried, with more a few coordinate-ascent sweeps. Ties go to the candidate closest
@@ -186,14 +270,18 @@ class LexiconLabeller:
         y = np.array([self.labels.index(g) for g in gold])
         self.train_keys = text_keys(texts)
         cands = np.unique(np.quantile(z, np.linspace(0, 1, n_candidates)))
-        cands = np.unique(np.concatenate([(cands[:-1] + cands[1:]) / 2, self.thresholds]))  # cut between scores
+        cands = np.unique(
+            np.concatenate([(cands[:-1] + cands[1:]) / 2, self.thresholds])
+        )  # cut between scores
         k = len(self.labels) - 1
 
         def quality(th: np.ndarray) -> tuple[float, float, float]:
             pred = np.searchsorted(th, z, side="right")
             cm = np.bincount(y * (k + 1) + pred, minlength=(k + 1) ** 2).reshape(k + 1, k + 1)
             tp = np.diag(cm).astype(float)
-            f1 = np.divide(2 * tp, cm.sum(0) + cm.sum(1), out=np.zeros(k + 1), where=(cm.sum(0) + cm.sum(1)) > 0)
+            f1 = np.divide(
+                2 * tp, cm.sum(0) + cm.sum(1), out=np.zeros(k + 1), where=(cm.sum(0) + cm.sum(1)) > 0
+            )
             return float(f1.mean()), float(tp.sum() / len(y)), -float(np.abs(th - self.thresholds).sum())
 
         if k <= 2:
@@ -205,7 +293,9 @@ class LexiconLabeller:
                     lo = best[j - 1] if j > 0 else -np.inf
                     hi = best[j + 1] if j < k - 1 else np.inf
                     options = [c for c in cands if lo <= c <= hi] or [best[j]]
-                    best[j] = max(options, key=lambda c, j=j: quality(np.concatenate([best[:j], [c], best[j + 1:]])))
+                    best[j] = max(
+                        options, key=lambda c, j=j: quality(np.concatenate([best[:j], [c], best[j + 1 :]]))
+                    )
         self.thresholds = np.asarray(best, dtype=np.float64)
 
         def log_loss(t: float) -> float:
@@ -216,7 +306,16 @@ class LexiconLabeller:
         return self
 
     def __repr__(self) -> str:
-        cues = [n for n, on in (("snownlp", self.use_snownlp), ("cnsenti", self.use_cnsenti),
-                                ("emoji", self.use_emoji)) if on]
-        return (f"LexiconLabeller(labels={self.labels}, cues={cues}, thresholds={np.round(self.thresholds, 3).tolist()}, "
-                f"temperature={self.temperature})")
+        cues = [
+            n
+            for n, on in (
+                ("snownlp", self.use_snownlp),
+                ("cnsenti", self.use_cnsenti),
+                ("emoji", self.use_emoji),
+            )
+            if on
+        ]
+        return (
+            f"LexiconLabeller(labels={self.labels}, cues={cues}, thresholds={np.round(self.thresholds, 3).tolist()}, "
+            f"temperature={self.temperature})"
+        )

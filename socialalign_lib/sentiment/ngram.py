@@ -36,8 +36,16 @@ class NgramLogRegLabeller:
     damps repeated emoji ("[怒][怒][怒]") so one repeated code cannot outvote the words.
     """
 
-    def __init__(self, labels: Sequence[str] = DEFAULT_LABELS, ngram_range: tuple[int, int] = (1, 3), C: float = 10.0,
-                 min_df: int = 1, sublinear_tf: bool = True, strip_hashtags: bool = True, max_iter: int = 2000):
+    def __init__(
+        self,
+        labels: Sequence[str] = DEFAULT_LABELS,
+        ngram_range: tuple[int, int] = (1, 3),
+        C: float = 10.0,
+        min_df: int = 1,
+        sublinear_tf: bool = True,
+        strip_hashtags: bool = True,
+        max_iter: int = 2000,
+    ):
         self.labels = check_labels(labels)
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.C = float(C)
@@ -57,11 +65,18 @@ class NgramLogRegLabeller:
         return [normalise_text(t) if self.strip_hashtags else t for t in texts]
 
     def _new_vectorizer(self, vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
-        return TfidfVectorizer(analyzer="char", ngram_range=self.ngram_range, min_df=self.min_df,
-                               sublinear_tf=self.sublinear_tf, lowercase=True, vocabulary=vocabulary)
+        return TfidfVectorizer(
+            analyzer="char",
+            ngram_range=self.ngram_range,
+            min_df=self.min_df,
+            sublinear_tf=self.sublinear_tf,
+            lowercase=True,
+            vocabulary=vocabulary,
+        )
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str],
-            held_out: Sequence[str] | None = None) -> NgramLogRegLabeller:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[str], held_out: Sequence[str] | None = None
+    ) -> NgramLogRegLabeller:
         """Fit on labelled replies. Every label of ``self.labels`` must occur at least once in ``labels``.
 
         The labeller remembers digests of its training texts (``train_keys``, saved with it), so
@@ -120,8 +135,10 @@ class NgramLogRegLabeller:
             raise RuntimeError("NgramLogRegLabeller is not fitted")
         names = self._vectorizer.get_feature_names_out()
         coef = np.vstack([-self._coef[0], self._coef[0]]) if len(self.labels) == 2 else self._coef
-        return {lab: [(str(names[j]), round(float(coef[i, j]), 3)) for j in np.argsort(-coef[i])[:k]]
-                for i, lab in enumerate(self.labels)}
+        return {
+            lab: [(str(names[j]), round(float(coef[i, j]), 3)) for j in np.argsort(-coef[i])[:k]]
+            for i, lab in enumerate(self.labels)
+        }
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -132,9 +149,14 @@ class NgramLogRegLabeller:
         doc = {
             "format": FORMAT,
             "labels": list(self.labels),
-            "settings": {"ngram_range": list(self.ngram_range), "C": self.C, "min_df": self.min_df,
-                         "sublinear_tf": self.sublinear_tf, "strip_hashtags": self.strip_hashtags,
-                         "max_iter": self.max_iter},
+            "settings": {
+                "ngram_range": list(self.ngram_range),
+                "C": self.C,
+                "min_df": self.min_df,
+                "sublinear_tf": self.sublinear_tf,
+                "strip_hashtags": self.strip_hashtags,
+                "max_iter": self.max_iter,
+            },
             "vocabulary": [term for term, _ in vocab],
             "idf": self._vectorizer.idf_.tolist(),
             "coef": self._coef.tolist(),
@@ -156,15 +178,24 @@ class NgramLogRegLabeller:
         if doc.get("format") != FORMAT:
             raise ValueError(f"{path}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
         s = doc["settings"]
-        self = cls(labels=doc["labels"], ngram_range=tuple(s["ngram_range"]), C=s["C"], min_df=s["min_df"],
-                   sublinear_tf=s["sublinear_tf"], strip_hashtags=s["strip_hashtags"], max_iter=s["max_iter"])
+        self = cls(
+            labels=doc["labels"],
+            ngram_range=tuple(s["ngram_range"]),
+            C=s["C"],
+            min_df=s["min_df"],
+            sublinear_tf=s["sublinear_tf"],
+            strip_hashtags=s["strip_hashtags"],
+            max_iter=s["max_iter"],
+        )
         vocab = {term: i for i, term in enumerate(doc["vocabulary"])}
         vec = self._new_vectorizer(vocabulary=vocab)
         vec.idf_ = np.asarray(doc["idf"], dtype=np.float64)
         coef = np.asarray(doc["coef"], dtype=np.float64)
         if coef.shape[1] != len(vocab) or len(doc["idf"]) != len(vocab):
-            raise ValueError(f"{path}: 'coef' has {coef.shape[1]} columns, 'idf' {len(doc['idf'])}, "
-                             f"but 'vocabulary' has {len(vocab)} terms")
+            raise ValueError(
+                f"{path}: 'coef' has {coef.shape[1]} columns, 'idf' {len(doc['idf'])}, "
+                f"but 'vocabulary' has {len(vocab)} terms"
+            )
         self._vectorizer, self._coef = vec, coef
         self._intercept = np.asarray(doc["intercept"], dtype=np.float64)
         self.train_keys = frozenset(doc.get("train_keys", ()))  # absent in files saved before it existed

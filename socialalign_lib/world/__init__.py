@@ -9,5 +9,15 @@ True
 from .generate import SIZES, World, WorldConfig, generate_world, iter_world, write_world
 from .latent import CATEGORY_KEYS, LatentTopic, LatentUser, sentiment_probs
 
-__all__ = ["SIZES", "CATEGORY_KEYS", "LatentTopic", "LatentUser", "World", "WorldConfig", "generate_world", "iter_world",
-           "sentiment_probs", "write_world"]
+__all__ = [
+    "SIZES",
+    "CATEGORY_KEYS",
+    "LatentTopic",
+    "LatentUser",
+    "World",
+    "WorldConfig",
+    "generate_world",
+    "iter_world",
+    "sentiment_probs",
+    "write_world",
+]

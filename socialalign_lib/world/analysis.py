@@ -33,7 +33,8 @@ def explained_sentiment(world: World) -> pd.DataFrame:
     category_crowd = {c: np.mean(v, axis=0) for c, v in by_category.items()}
     lts = list(world.latent_topics.values())
     user_avg = {
-        uid: np.mean([sentiment_probs(lu, lt, labels) for lt in lts], axis=0) for uid, lu in world.latent_users.items()
+        uid: np.mean([sentiment_probs(lu, lt, labels) for lt in lts], axis=0)
+        for uid, lu in world.latent_users.items()
     }
     preds = {
         "marginal": np.tile(marginal, (len(y), 1)),

@@ -28,7 +28,11 @@ def fill(template: str, topic: LatentTopic | None = None, rng: np.random.Generat
 
 def hashtag(topic: LatentTopic) -> str:
     """Short and specific, like a trending hashtag: city + entity + the event's gist."""
-    gist = {"good": ["获点赞", "新进展", "好消息"], "bad": ["引争议", "惹众怒", "出问题"], "mixed": ["最新消息", "怎么看", "新动向"]}
+    gist = {
+        "good": ["获点赞", "新进展", "好消息"],
+        "bad": ["引争议", "惹众怒", "出问题"],
+        "mixed": ["最新消息", "怎么看", "新动向"],
+    }
     return f"{topic.city}{topic.entity}{gist[topic.kind][topic.num % 3]}"
 
 
@@ -37,7 +41,9 @@ def news_text(topic: LatentTopic, rng: np.random.Generator) -> str:
     leads = [str(x) for x in rng.choice(spec[topic.kind], size=2, replace=False)]
     lead = fill(leads[0], topic)
     # a second sentence adds detail; informational topics mix both sides, as real news does
-    detail_tpl = str(rng.choice(spec[str(rng.choice(["good", "bad"]))])) if topic.kind == "mixed" else leads[1]
+    detail_tpl = (
+        str(rng.choice(spec[str(rng.choice(["good", "bad"]))])) if topic.kind == "mixed" else leads[1]
+    )
     detail = fill(detail_tpl, topic)
     closing = str(
         rng.choice(
@@ -56,8 +62,14 @@ def _end(text: str, user: LatentUser) -> str:
     return text + lx.END_PUNCT[user.end_punct]
 
 
-def reply_text(user: LatentUser, topic: LatentTopic, sentiment: str, labels: tuple[str, ...],
-               rng: np.random.Generator, tag: str | None = None) -> str:
+def reply_text(
+    user: LatentUser,
+    topic: LatentTopic,
+    sentiment: str,
+    labels: tuple[str, ...],
+    rng: np.random.Generator,
+    tag: str | None = None,
+) -> str:
     """One reply in the user's voice. ``tag`` (the topic hashtag) is included per the user's hashtag habit."""
     pol = polarity(sentiment, labels)
     spec = lx.CATEGORIES[topic.category]
@@ -77,7 +89,11 @@ def reply_text(user: LatentUser, topic: LatentTopic, sentiment: str, labels: tup
         clauses.insert(0, str(rng.choice(user.catch_phrases)))
     text = "，".join(clauses)
     if rng.random() < user.emoji_rate:
-        emo = user.favourite_emoji[_POLAR_KEY[pol]] if rng.random() < 0.7 else str(rng.choice(lx.EMOJI[_POLAR_KEY[pol]]))
+        emo = (
+            user.favourite_emoji[_POLAR_KEY[pol]]
+            if rng.random() < 0.7
+            else str(rng.choice(lx.EMOJI[_POLAR_KEY[pol]]))
+        )
         text = _end(text, user) + emo * int(rng.integers(1, 3))
     else:
         text = _end(text, user)

@@ -41,9 +41,30 @@ EPOCH = dt.datetime(2023, 1, 1, 8, 0, 0)
 _USER, _TOPIC, _BG, _REPLY, _HIST, _SPLIT = 1, 2, 3, 4, 5, 6
 
 SIZES: dict[str, dict[str, object]] = {
-    "tiny": {"n_users": 60, "n_topics": 16, "n_background_topics": 30, "replies_per_topic": 12, "history_len": (8, 12), "n_smp_users": 40},
-    "course": {"n_users": 400, "n_topics": 60, "n_background_topics": 120, "replies_per_topic": 30, "history_len": (10, 16), "n_smp_users": 300},
-    "large": {"n_users": 8000, "n_topics": 1800, "n_background_topics": 1500, "replies_per_topic": 30, "history_len": (10, 16), "n_smp_users": 3000},
+    "tiny": {
+        "n_users": 60,
+        "n_topics": 16,
+        "n_background_topics": 30,
+        "replies_per_topic": 12,
+        "history_len": (8, 12),
+        "n_smp_users": 40,
+    },
+    "course": {
+        "n_users": 400,
+        "n_topics": 60,
+        "n_background_topics": 120,
+        "replies_per_topic": 30,
+        "history_len": (10, 16),
+        "n_smp_users": 300,
+    },
+    "large": {
+        "n_users": 8000,
+        "n_topics": 1800,
+        "n_background_topics": 1500,
+        "replies_per_topic": 30,
+        "history_len": (10, 16),
+        "n_smp_users": 3000,
+    },
 }
 
 
@@ -77,7 +98,9 @@ class WorldConfig:
         self.labels = tuple(self.labels)
         self.history_len = tuple(self.history_len)  # type: ignore[assignment]
         if len(self.labels) not in (2, 3, 5):
-            raise ValueError(f"labels must have 2, 3 or 5 classes ordered negative→positive, got {self.labels!r}")
+            raise ValueError(
+                f"labels must have 2, 3 or 5 classes ordered negative→positive, got {self.labels!r}"
+            )
 
 
 @dataclass
@@ -112,8 +135,16 @@ class World:
         for r in self.responses:
             if splits is not None and r.split not in splits:
                 continue
-            out.append(Case(case_id=f"{r.topic_id}-{r.post.user_id}", topic=self.topic(r.topic_id),
-                            user=self.user(r.post.user_id), response=r.post, sentiment=r.sentiment, split=r.split))
+            out.append(
+                Case(
+                    case_id=f"{r.topic_id}-{r.post.user_id}",
+                    topic=self.topic(r.topic_id),
+                    user=self.user(r.post.user_id),
+                    response=r.post,
+                    sentiment=r.sentiment,
+                    split=r.split,
+                )
+            )
         return out
 
     def true_crowd(self) -> dict[str, list[float]]:
@@ -137,17 +168,28 @@ def _iso(d: dt.datetime) -> str:
 
 def _topic_record(lt: LatentTopic, rng: np.random.Generator, day_offset: int) -> Topic:
     when = EPOCH + dt.timedelta(days=day_offset + lt.day % 360, hours=int(rng.integers(0, 14)))
-    return Topic(topic_id=lt.topic_id, hashtag=compose.hashtag(lt), news=compose.news_text(lt, rng),
-                 category=str(lx.CATEGORIES[lt.category]["name"]), time=_iso(when))
+    return Topic(
+        topic_id=lt.topic_id,
+        hashtag=compose.hashtag(lt),
+        news=compose.news_text(lt, rng),
+        category=str(lx.CATEGORIES[lt.category]["name"]),
+        time=_iso(when),
+    )
 
 
-def _history(cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic]], rng: np.random.Generator) -> list[Post]:
+def _history(
+    cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic]], rng: np.random.Generator
+) -> list[Post]:
     """History posts: opinions on background news (reveal stance and style), reposts, daily life, junk."""
     lo, hi = cfg.history_len  # type: ignore[misc]
     n = int(rng.integers(lo, hi + 1))
     # the self-selection of replies: fans, critics and locals post about "their" news (latent.reply_weight)
-    weights = np.array([reply_weight(lu, lt, cfg.crowd_selection * HISTORY_SELECTION, floor=0.02,
-                                     opinion_term=False) for lt, _ in bg])
+    weights = np.array(
+        [
+            reply_weight(lu, lt, cfg.crowd_selection * HISTORY_SELECTION, floor=0.02, opinion_term=False)
+            for lt, _ in bg
+        ]
+    )
     posts: list[Post] = []
     for j in range(n):
         r = rng.random()
@@ -156,25 +198,52 @@ def _history(cfg: WorldConfig, lu: LatentUser, bg: list[tuple[LatentTopic, Topic
         pid = f"{lu.user_id}h{j:03d}"
         if r < cfg.junk_rate:
             junk = compose.junk_post(rng)
-            posts.append(Post(pid, lu.user_id, junk, _iso(when), hashtags=extract_hashtags(junk),
-                              screen_name=lu.screen_name))
+            posts.append(
+                Post(
+                    pid,
+                    lu.user_id,
+                    junk,
+                    _iso(when),
+                    hashtags=extract_hashtags(junk),
+                    screen_name=lu.screen_name,
+                )
+            )
             continue
         if r < cfg.junk_rate + 0.1:
-            posts.append(Post(pid, lu.user_id, compose.daily_post(lu, rng), _iso(when), screen_name=lu.screen_name))
+            posts.append(
+                Post(pid, lu.user_id, compose.daily_post(lu, rng), _iso(when), screen_name=lu.screen_name)
+            )
             continue
         p = sentiment_probs(lu, lt, cfg.labels)
         s = cfg.labels[int(rng.choice(len(p), p=p))]
         text = compose.reply_text(lu, lt, s, cfg.labels, rng, tag=None)
         if r < cfg.junk_rate + 0.1 + cfg.repost_rate:
             media = str(rng.choice(lx.MEDIA_ACCOUNTS))
-            original = Post(f"{lt.topic_id}m", f"media{lx.MEDIA_ACCOUNTS.index(media)}", f"#{topic.hashtag}#{topic.news}",
-                            topic.time, hashtags=[topic.hashtag], screen_name=media, likes=int(rng.integers(100, 50000)))
-            posts.append(Post(pid, lu.user_id, text, _iso(when), retweet=original, screen_name=lu.screen_name))
+            original = Post(
+                f"{lt.topic_id}m",
+                f"media{lx.MEDIA_ACCOUNTS.index(media)}",
+                f"#{topic.hashtag}#{topic.news}",
+                topic.time,
+                hashtags=[topic.hashtag],
+                screen_name=media,
+                likes=int(rng.integers(100, 50000)),
+            )
+            posts.append(
+                Post(pid, lu.user_id, text, _iso(when), retweet=original, screen_name=lu.screen_name)
+            )
         else:
             with_tag = rng.random() < 0.4
-            posts.append(Post(pid, lu.user_id, (f"#{topic.hashtag}#" if with_tag else "") + text, _iso(when),
-                              hashtags=[topic.hashtag] if with_tag else [], screen_name=lu.screen_name,
-                              likes=int(np.expm1(rng.normal(1.0, 0.8)).clip(0))))
+            posts.append(
+                Post(
+                    pid,
+                    lu.user_id,
+                    (f"#{topic.hashtag}#" if with_tag else "") + text,
+                    _iso(when),
+                    hashtags=[topic.hashtag] if with_tag else [],
+                    screen_name=lu.screen_name,
+                    likes=int(np.expm1(rng.normal(1.0, 0.8)).clip(0)),
+                )
+            )
     posts.sort(key=lambda p: (p.created_at, p.post_id))
     return posts
 
@@ -185,16 +254,36 @@ def iter_world(cfg: WorldConfig, progress: bool = True) -> Iterator[tuple[str, o
     The generator form lets ``write_world`` stream a large world to disk.
     """
     seed = cfg.seed
-    bg_latent = [sample_topic(np.random.default_rng([seed, _BG, i]), i, prefix="b") for i in range(cfg.n_background_topics)]
-    bg = [(lt, _topic_record(lt, np.random.default_rng([seed, _BG, i, 1]), 0)) for i, lt in enumerate(bg_latent)]
+    bg_latent = [
+        sample_topic(np.random.default_rng([seed, _BG, i]), i, prefix="b")
+        for i in range(cfg.n_background_topics)
+    ]
+    bg = [
+        (lt, _topic_record(lt, np.random.default_rng([seed, _BG, i, 1]), 0)) for i, lt in enumerate(bg_latent)
+    ]
     latent_users = [sample_user(np.random.default_rng([seed, _USER, i]), i) for i in range(cfg.n_users)]
     split_rng = np.random.default_rng([seed, _SPLIT])
-    heldout_users = set(split_rng.choice(cfg.n_users, size=int(round(cfg.heldout_user_frac * cfg.n_users)), replace=False).tolist())
-    heldout_topics = set(split_rng.choice(cfg.n_topics, size=max(1, int(round(cfg.heldout_topic_frac * cfg.n_topics))), replace=False).tolist())
+    heldout_users = set(
+        split_rng.choice(
+            cfg.n_users, size=int(round(cfg.heldout_user_frac * cfg.n_users)), replace=False
+        ).tolist()
+    )
+    heldout_topics = set(
+        split_rng.choice(
+            cfg.n_topics, size=max(1, int(round(cfg.heldout_topic_frac * cfg.n_topics))), replace=False
+        ).tolist()
+    )
     for i, lu in enumerate(tqdm(latent_users, desc="users", disable=not progress)):
         rng = np.random.default_rng([seed, _HIST, i])
-        user = User(user_id=lu.user_id, screen_name=lu.screen_name, history=_history(cfg, lu, bg, rng), gender=lu.gender,
-                    location=lu.location, description="", followers=lu.followers)
+        user = User(
+            user_id=lu.user_id,
+            screen_name=lu.screen_name,
+            history=_history(cfg, lu, bg, rng),
+            gender=lu.gender,
+            location=lu.location,
+            description="",
+            followers=lu.followers,
+        )
         yield "user", (user, lu)
     for ti in tqdm(range(cfg.n_topics), desc="topics", disable=not progress):
         lt = sample_topic(np.random.default_rng([seed, _TOPIC, ti]), ti)
@@ -211,13 +300,28 @@ def iter_world(cfg: WorldConfig, progress: bool = True) -> Iterator[tuple[str, o
             s = cfg.labels[int(rng.choice(len(p), p=p))]
             text = compose.reply_text(lu, lt, s, cfg.labels, rng, tag=topic.hashtag)
             has_emoji = any(e in text for es in lx.EMOJI.values() for e in es)
-            mu = likes_mu(lt.heat, lu.followers, polarity(s, cfg.labels), lu.personality, has_emoji, lu.length_class, rank)
+            mu = likes_mu(
+                lt.heat,
+                lu.followers,
+                polarity(s, cfg.labels),
+                lu.personality,
+                has_emoji,
+                lu.length_class,
+                rank,
+            )
             likes = int(np.expm1(rng.normal(mu, 0.6)).clip(0))
             when = start + dt.timedelta(minutes=int(5 + 7 * rank + rng.integers(0, 10)))
-            post = Post(f"{lt.topic_id}r{rank:03d}", lu.user_id, text, _iso(when),
-                        hashtags=[topic.hashtag] if text.startswith("#") else [], likes=likes,
-                        reposts=int(rng.poisson(0.1 * likes)), comments=int(rng.poisson(0.2 * likes)),
-                        screen_name=lu.screen_name)
+            post = Post(
+                f"{lt.topic_id}r{rank:03d}",
+                lu.user_id,
+                text,
+                _iso(when),
+                hashtags=[topic.hashtag] if text.startswith("#") else [],
+                likes=likes,
+                reposts=int(rng.poisson(0.1 * likes)),
+                comments=int(rng.poisson(0.2 * likes)),
+                screen_name=lu.screen_name,
+            )
             u_out, t_out = int(ui) in heldout_users, ti in heldout_topics
             split = ("test_both" if u_out else "test_topic") if t_out else ("test_user" if u_out else "train")
             if split == "train" and rng.random() < cfg.validation_frac:
@@ -267,7 +371,16 @@ def write_world(cfg: WorldConfig, out_dir: str | os.PathLike, progress: bool = T
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "truth").mkdir()
-        names = ["topics", "users", "responses", "smp_posts", "truth/personas", "truth/topics", "truth/response_probs", "truth/crowd"]
+        names = [
+            "topics",
+            "users",
+            "responses",
+            "smp_posts",
+            "truth/personas",
+            "truth/topics",
+            "truth/response_probs",
+            "truth/crowd",
+        ]
         files = {n: open(tmp / f"{n}.jsonl", "w", encoding="utf-8") for n in names}  # noqa: SIM115
         counts = dict.fromkeys(["users", "topics", "responses", "smp_posts", "history_posts"], 0)
         split_counts: dict[str, int] = {}
@@ -286,14 +399,27 @@ def write_world(cfg: WorldConfig, out_dir: str | os.PathLike, progress: bool = T
                 emp = np.zeros(len(cfg.labels))
                 for r in rs:
                     files["responses"].write(_dumps(r.to_dict()) + "\n")
-                    files["truth/response_probs"].write(_dumps({"topic_id": t.topic_id, "user_id": r.post.user_id,
-                                                                "probs": ps[r.post.user_id]}) + "\n")
+                    files["truth/response_probs"].write(
+                        _dumps(
+                            {"topic_id": t.topic_id, "user_id": r.post.user_id, "probs": ps[r.post.user_id]}
+                        )
+                        + "\n"
+                    )
                     dist += np.asarray(ps[r.post.user_id])
                     emp[cfg.labels.index(r.sentiment)] += 1
                     split_counts[r.split] = split_counts.get(r.split, 0) + 1
-                files["truth/crowd"].write(_dumps({"topic_id": t.topic_id, "labels": list(cfg.labels),
-                                                   "expected": np.round(dist / len(rs), 6).tolist(),
-                                                   "empirical": np.round(emp / len(rs), 6).tolist(), "n": len(rs)}) + "\n")
+                files["truth/crowd"].write(
+                    _dumps(
+                        {
+                            "topic_id": t.topic_id,
+                            "labels": list(cfg.labels),
+                            "expected": np.round(dist / len(rs), 6).tolist(),
+                            "empirical": np.round(emp / len(rs), 6).tolist(),
+                            "n": len(rs),
+                        }
+                    )
+                    + "\n"
+                )
                 counts["topics"] += 1
                 counts["responses"] += len(rs)
             else:
@@ -301,7 +427,12 @@ def write_world(cfg: WorldConfig, out_dir: str | os.PathLike, progress: bool = T
                 counts["smp_posts"] += 1
         for f in files.values():
             f.close()
-        meta = {"config": asdict(cfg), "counts": counts, "splits": dict(sorted(split_counts.items())), "labels": list(cfg.labels)}
+        meta = {
+            "config": asdict(cfg),
+            "counts": counts,
+            "splits": dict(sorted(split_counts.items())),
+            "labels": list(cfg.labels),
+        }
         (tmp / "world.json").write_text(_dumps(meta) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)

@@ -44,7 +44,12 @@ from .generate import World
 from .latent import CATEGORY_KEYS, LatentTopic, reply_weight, sample_topic, sentiment_probs
 
 PREDICTORS: tuple[str, ...] = (
-    "uniform", "category prior", "news prior", "persona-blind", "topic oracle", "repliers' oracle",
+    "uniform",
+    "category prior",
+    "news prior",
+    "persona-blind",
+    "topic oracle",
+    "repliers' oracle",
 )
 _PRIOR_STREAM = 9_417  # rng stream of the fresh topics behind the priors (apart from the world's own)
 
@@ -103,7 +108,9 @@ def _priors(truth: _Truth, n_per_category: int, n: int, seed: int) -> tuple[dict
     by_cat: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORY_KEYS}
     by_kind: dict[tuple[str, str], list[np.ndarray]] = {}
     i = 0
-    while min(len(v) for v in by_cat.values()) < n_per_category and i < 100 * n_per_category * len(CATEGORY_KEYS):
+    while min(len(v) for v in by_cat.values()) < n_per_category and i < 100 * n_per_category * len(
+        CATEGORY_KEYS
+    ):
         lt = sample_topic(np.random.default_rng([seed, _PRIOR_STREAM, i]), i, prefix="p")
         i += 1
         if len(by_cat[lt.category]) >= n_per_category:
@@ -129,8 +136,9 @@ def _crowd_sizes(world: World) -> dict[str, int]:
     return sizes
 
 
-def headroom(world: World, topic_ids: Sequence[str] | None = None,
-             cfg: HeadroomConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def headroom(
+    world: World, topic_ids: Sequence[str] | None = None, cfg: HeadroomConfig | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(crowd table, micro table) for ``topic_ids`` (default: all topics of the world).
 
     Crowd table: one row per predictor of :data:`PREDICTORS`, columns ``JS (infinite crowd)`` (mean over topics
@@ -148,8 +156,11 @@ def headroom(world: World, topic_ids: Sequence[str] | None = None,
     n_labels = len(labels)
     inf: dict[str, list[float]] = {p: [] for p in PREDICTORS}
     fin: dict[str, list[float]] = {p: [] for p in PREDICTORS}
-    micro_hits: dict[str, list[float]] = {"majority class": [], "persona-blind (topic argmax)": [],
-                                          "oracle (argmax p(s|u,t))": []}
+    micro_hits: dict[str, list[float]] = {
+        "majority class": [],
+        "persona-blind (topic argmax)": [],
+        "oracle (argmax p(s|u,t))": [],
+    }
     topics = _topics(world, topic_ids)
     expected = {}
     for lt in topics:
@@ -184,13 +195,17 @@ def headroom(world: World, topic_ids: Sequence[str] | None = None,
         micro_hits["persona-blind (topic argmax)"].append(float(included @ probs[:, int(np.argmax(crowd))]))
         micro_hits["oracle (argmax p(s|u,t))"].append(float(included @ probs.max(axis=1)))
     size_note = cfg.crowd_size or "each topic's own"
-    crowd_table = pd.DataFrame({
-        "JS (infinite crowd)": {p: float(np.mean(v)) for p, v in inf.items()},
-        "JS (n replies)": {p: float(np.mean(v)) if v else np.nan for p, v in fin.items()},
-    })
+    crowd_table = pd.DataFrame(
+        {
+            "JS (infinite crowd)": {p: float(np.mean(v)) for p, v in inf.items()},
+            "JS (n replies)": {p: float(np.mean(v)) if v else np.nan for p, v in fin.items()},
+        }
+    )
     crowd_table.index.name = "predictor"
     crowd_table.attrs["crowd size"] = size_note
-    micro = pd.Series({k: float(np.mean(v)) for k, v in micro_hits.items()}, name="expected accuracy").to_frame()
+    micro = pd.Series(
+        {k: float(np.mean(v)) for k, v in micro_hits.items()}, name="expected accuracy"
+    ).to_frame()
     micro.index.name = "predictor"
     return crowd_table, micro
 
@@ -201,8 +216,15 @@ def persona_share(crowd_table: pd.DataFrame, column: str = "JS (infinite crowd)"
     return float(crowd_table.loc["persona-blind", column] - crowd_table.loc["topic oracle", column])
 
 
-def power(world: World, topic_ids: Sequence[str], seeds: int = 3, crowd_size: int | None = None,
-          alpha: float = 0.05, n_experiments: int = 300, seed: int = 0) -> float:
+def power(
+    world: World,
+    topic_ids: Sequence[str],
+    seeds: int = 3,
+    crowd_size: int | None = None,
+    alpha: float = 0.05,
+    n_experiments: int = 300,
+    seed: int = 0,
+) -> float:
     """P(detect persona-blind worse than persona-aware) for the course's design, with perfect models.
 
     Each simulated experiment draws, for each topic, a real crowd (repliers by self-selection, then their

@@ -97,7 +97,9 @@ class LatentUser:
     followers: int
     gender: str
     location: str
-    entity_affinity: dict[str, float] = field(default_factory=dict)  # entity -> +AFFINITY (fan) / -AFFINITY (critic)
+    entity_affinity: dict[str, float] = field(
+        default_factory=dict
+    )  # entity -> +AFFINITY (fan) / -AFFINITY (critic)
 
     to_dict = asdict
 
@@ -155,7 +157,11 @@ def sentiment_probs(user: LatentUser, topic: LatentTopic, labels: tuple[str, ...
     the polar classes by strength (strongly negative, negative, neutral, positive, strongly positive)."""
     z = opinion(user, topic)
     k = user.expressiveness
-    neu = topic.neutral_bias + user.neutral_tendency - GAMMA_INTEREST * user.interests.get(topic.category, 0.0) * 3
+    neu = (
+        topic.neutral_bias
+        + user.neutral_tendency
+        - GAMMA_INTEREST * user.interests.get(topic.category, 0.0) * 3
+    )
     neu -= LOCAL_NEUTRAL_DROP * (user.location == topic.city)
     if len(labels) == 3:
         return softmax(np.array([-k * z, neu, k * z]))
@@ -169,18 +175,26 @@ def sentiment_probs(user: LatentUser, topic: LatentTopic, labels: tuple[str, ...
 def opinion(user: LatentUser, topic: LatentTopic) -> float:
     """z(u,t): the signed strength of u's opinion on t (> 0 praise, < 0 criticism)."""
     rho = -1.0 if user.contrarian else 1.0
-    return (rho * topic.valence + user.stance.get(topic.category, 0.0) + user.baseline_value
-            + user.entity_affinity.get(topic.entity, 0.0))
+    return (
+        rho * topic.valence
+        + user.stance.get(topic.category, 0.0)
+        + user.baseline_value
+        + user.entity_affinity.get(topic.entity, 0.0)
+    )
 
 
-def reply_weight(user: LatentUser, topic: LatentTopic, selection: float, floor: float = 0.03,
-                 opinion_term: bool = True) -> float:
+def reply_weight(
+    user: LatentUser, topic: LatentTopic, selection: float, floor: float = 0.03, opinion_term: bool = True
+) -> float:
     """w(u,t) of the module docstring: how likely u is among t's repliers (relative to other users).
     ``opinion_term=False`` drops the |z| term: histories are drawn that way, so that what a user posts about
     still follows their interests (a history dominated by whatever they feel strongly about would hide them)."""
     a, loc, op = SELECTION_TERMS
-    score = (a * abs(user.entity_affinity.get(topic.entity, 0.0)) + loc * (user.location == topic.city)
-             + (op * abs(opinion(user, topic)) if opinion_term else 0.0))
+    score = (
+        a * abs(user.entity_affinity.get(topic.entity, 0.0))
+        + loc * (user.location == topic.city)
+        + (op * abs(opinion(user, topic)) if opinion_term else 0.0)
+    )
     return (user.interests.get(topic.category, 0.0) + floor) * math.exp(selection * score)
 
 
@@ -191,8 +205,9 @@ def polarity(label: str, labels: tuple[str, ...]) -> int:
     return int(np.sign(i - mid))
 
 
-def likes_mu(heat: float, followers: int, polar: int, personality: str, has_emoji: bool, length_class: str,
-             rank: int) -> float:
+def likes_mu(
+    heat: float, followers: int, polar: int, personality: str, has_emoji: bool, length_class: str, rank: int
+) -> float:
     return (
         heat
         + 0.35 * np.log10(1 + followers)
@@ -219,7 +234,9 @@ def sample_user(rng: np.random.Generator, index: int) -> LatentUser:
     baseline = str(rng.choice(list(lx.EMOTIONAL_BASELINES), p=[0.3, 0.4, 0.3]))
     length_class = str(rng.choice(list(lx.LENGTH_CLASSES), p=[0.35, 0.45, 0.2]))
     fav = {s: str(rng.choice(v)) for s, v in lx.EMOJI.items()}
-    name = f"{rng.choice(lx.NAME_PREFIX)}{rng.choice(lx.NAME_CORE)}" + (str(rng.integers(10, 2025)) if rng.random() < 0.5 else "")
+    name = f"{rng.choice(lx.NAME_PREFIX)}{rng.choice(lx.NAME_CORE)}" + (
+        str(rng.integers(10, 2025)) if rng.random() < 0.5 else ""
+    )
     user = LatentUser(
         user_id=f"u{index:06d}",
         screen_name=f"{name}_{index}",
@@ -234,7 +251,9 @@ def sample_user(rng: np.random.Generator, index: int) -> LatentUser:
         emoji_rate=float(rng.choice([0.0, 0.3, 0.8], p=[0.35, 0.35, 0.3])),
         favourite_emoji=fav,
         end_punct=str(rng.choice(list(lx.END_PUNCT))),
-        catch_phrases=[str(x) for x in rng.choice(lx.CATCH_PHRASES, size=int(rng.integers(0, 3)), replace=False)],
+        catch_phrases=[
+            str(x) for x in rng.choice(lx.CATCH_PHRASES, size=int(rng.integers(0, 3)), replace=False)
+        ],
         catch_rate=float(rng.choice([0.3, 0.7])),
         hashtag_rate=float(rng.choice([0.0, 0.2, 0.6], p=[0.5, 0.3, 0.2])),
         followers=int(np.exp(rng.normal(5.0, 1.6))),
@@ -259,7 +278,9 @@ def fan_share(entity: str) -> float:
 def sample_topic(rng: np.random.Generator, index: int, prefix: str = "t") -> LatentTopic:
     category = CATEGORY_KEYS[int(rng.integers(len(CATEGORY_KEYS)))]
     kind = str(rng.choice(["good", "bad", "mixed"], p=[0.38, 0.38, 0.24]))
-    valence = {"good": rng.uniform(0.6, 1.6), "bad": -rng.uniform(0.6, 1.6), "mixed": rng.uniform(-0.4, 0.4)}[kind]
+    valence = {"good": rng.uniform(0.6, 1.6), "bad": -rng.uniform(0.6, 1.6), "mixed": rng.uniform(-0.4, 0.4)}[
+        kind
+    ]
     spec = lx.CATEGORIES[category]
     return LatentTopic(
         topic_id=f"{prefix}{index:05d}",

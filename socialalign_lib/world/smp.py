@@ -42,9 +42,11 @@ REGION_DIM = 16
 N_REGIONS = 4
 # Hashtag templates per sentiment. A template either names a concept (it has a theme: what it claims the photo
 # shows) or is generic ("随手拍": no theme, so it can neither match nor contradict the image).
-HASHTAG_SENTIMENT = {"positive": ["{concept}太美了", "治愈系{concept}", "今日份快乐"],
-                     "neutral": ["{concept}摄影", "随手拍", "{concept}日记"],
-                     "negative": ["{concept}踩雷", "失望的{concept}", "再也不去了"]}
+HASHTAG_SENTIMENT = {
+    "positive": ["{concept}太美了", "治愈系{concept}", "今日份快乐"],
+    "neutral": ["{concept}摄影", "随手拍", "{concept}日记"],
+    "negative": ["{concept}踩雷", "失望的{concept}", "再也不去了"],
+}
 
 
 def _concepts() -> list[tuple[str, str, str]]:
@@ -61,7 +63,9 @@ def concept_themes(seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def hashtag_alignment(hashtag_concept: str, subject: str, background: list[str], sub_of: dict[str, str]) -> float:
+def hashtag_alignment(
+    hashtag_concept: str, subject: str, background: list[str], sub_of: dict[str, str]
+) -> float:
     """How well a photo shows what a concept-naming hashtag claims (the module docstring's ``align`` levels)."""
     if hashtag_concept == subject:
         return 1.0
@@ -72,7 +76,9 @@ def hashtag_alignment(hashtag_concept: str, subject: str, background: list[str],
     return 0.0
 
 
-def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], themes: dict[str, np.ndarray]) -> list[dict]:
+def sample_smp_user_posts(
+    seed: int, index: int, n_posts: tuple[int, int], themes: dict[str, np.ndarray]
+) -> list[dict]:
     rng = np.random.default_rng([seed, 7, index])
     concepts = _concepts()
     sub_of = {k: s for _, s, k in concepts}
@@ -92,16 +98,25 @@ def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], theme
         sub, concept = options[int(rng.integers(len(options)))]
         spec = lx.SMP_CATEGORIES[cat]
         place = str(rng.choice(lx.CITIES))
-        title = str(rng.choice(lx.SMP_TITLE)).format(concept=concept, time=rng.choice(lx.SMP_TIMES), place=place)
+        title = str(rng.choice(lx.SMP_TITLE)).format(
+            concept=concept, time=rng.choice(lx.SMP_TIMES), place=place
+        )
         scene = str(rng.choice(lx.SMP_SCENES))
-        caption = str(rng.choice(lx.SMP_CAPTION)).format(concept=concept, scene=scene, light=rng.choice(lx.SMP_LIGHT))
-        extra_tags = [str(x) for x in rng.choice([k for _, _, k in concepts], size=int(rng.integers(0, 8)), replace=False)]
+        caption = str(rng.choice(lx.SMP_CAPTION)).format(
+            concept=concept, scene=scene, light=rng.choice(lx.SMP_LIGHT)
+        )
+        extra_tags = [
+            str(x)
+            for x in rng.choice([k for _, _, k in concepts], size=int(rng.integers(0, 8)), replace=False)
+        ]
         tags = list(dict.fromkeys([concept, sub, str(spec["zh"]), place, *extra_tags]))
         # image regions: the concept itself plus background regions (half from the subject's category)
         regions = [themes[concept] + rng.normal(0, 0.12, REGION_DIM)]
         background = []
         for _ in range(N_REGIONS - 1):
-            pool = [k for c, _, k in concepts if c == cat] if rng.random() < 0.5 else [k for _, _, k in concepts]
+            pool = (
+                [k for c, _, k in concepts if c == cat] if rng.random() < 0.5 else [k for _, _, k in concepts]
+            )
             other = pool[int(rng.integers(len(pool)))]
             background.append(other)
             regions.append(0.8 * themes[other] + rng.normal(0, 0.15, REGION_DIM))
@@ -111,17 +126,29 @@ def sample_smp_user_posts(seed: int, index: int, n_posts: tuple[int, int], theme
             # users tag the subject, something in the background, a related concept, or something unrelated
             kind = rng.choice(4, p=[0.45, 0.25, 0.1, 0.2])
             siblings = [k for _, s_, k in concepts if s_ == sub and k != concept]
-            h_concept = (concept if kind == 0 else background[int(rng.integers(len(background)))] if kind == 1
-                         else siblings[int(rng.integers(len(siblings)))] if kind == 2
-                         else concepts[int(rng.integers(len(concepts)))][2])
+            h_concept = (
+                concept
+                if kind == 0
+                else background[int(rng.integers(len(background)))]
+                if kind == 1
+                else siblings[int(rng.integers(len(siblings)))]
+                if kind == 2
+                else concepts[int(rng.integers(len(concepts)))][2]
+            )
             h_sent = str(rng.choice(list(HASHTAG_SENTIMENT), p=[0.5, 0.35, 0.15]))
             template = str(rng.choice(HASHTAG_SENTIMENT[h_sent]))
-            hashtags.append((template.format(concept=h_concept), h_concept if "{concept}" in template else None))
+            hashtags.append(
+                (template.format(concept=h_concept), h_concept if "{concept}" in template else None)
+            )
             hashtag_sents.append(h_sent)
-        faces = [{"age": int(rng.integers(3, 80)), "gender": str(rng.choice(["male", "female"]))}
-                 for _ in range(int(rng.choice([0, 1, 2, 3], p=[0.45, 0.3, 0.15, 0.1])))]
-        align = max((hashtag_alignment(hc, concept, background, sub_of) for _, hc in hashtags if hc is not None),
-                    default=0.0)
+        faces = [
+            {"age": int(rng.integers(3, 80)), "gender": str(rng.choice(["male", "female"]))}
+            for _ in range(int(rng.choice([0, 1, 2, 3], p=[0.45, 0.3, 0.15, 0.1])))
+        ]
+        align = max(
+            (hashtag_alignment(hc, concept, background, sub_of) for _, hc in hashtags if hc is not None),
+            default=0.0,
+        )
         pop = (
             base
             + float(spec["effect"])
