@@ -53,6 +53,7 @@ test-browser: env
 
 lint: env
 	$(BIN)/ruff check socialalign_lib tests tools benchmarks notebooks/solutions
+	$(BIN)/ruff format --check socialalign_lib tests tools benchmarks notebooks/solutions
 
 bench: env
 	$(BIN)/python -m benchmarks.run

@@ -116,7 +116,7 @@ def bench_quant(
             nf4_linear,
             "bytes",
             device=label,
-            notes=f"{8 * nf4_linear / sum(dict(full.named_modules())[n].weight.numel() for n in names):.2f} bits per weight "
+            notes=f"{8 * nf4_linear / sum(dict(full.named_modules())[n].weight.numel() for n in names):.2f} bits per weight "  # noqa: E501
             "incl. quantisation state",
         ),
         Result(
@@ -133,7 +133,7 @@ def bench_quant(
             nf4_model / full_model,
             "x",
             device=label,
-            notes=f"whole model: {full_model / 2**20:.2f} MiB -> {nf4_model / 2**20:.2f} MiB (parameters, buffers, quant state)",
+            notes=f"whole model: {full_model / 2**20:.2f} MiB -> {nf4_model / 2**20:.2f} MiB (parameters, buffers, quant state)",  # noqa: E501
         ),
     ]
     if batch is not None:
@@ -155,7 +155,7 @@ def bench_quant(
                 device=label,
                 notes=(
                     f"PAC-LoRA train step, batch {rows}x{seq}, no gradient checkpointing; {dtype_name} "
-                    f"{statistics.median(values['full']) * 1e3:.0f} ms vs NF4 {statistics.median(values['nf4']) * 1e3:.0f} ms; "
+                    f"{statistics.median(values['full']) * 1e3:.0f} ms vs NF4 {statistics.median(values['nf4']) * 1e3:.0f} ms; "  # noqa: E501
                     f"median of {cfg.quant_rounds} interleaved rounds, per-round ratios "
                     f"{spread(per_round_ratios(values, 'nf4', 'full'))}"
                 ),

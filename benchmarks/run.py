@@ -108,7 +108,7 @@ def _run(cfg: BenchConfig, only: Sequence[str], device: str, threads_why: str) -
             peak / 1e9,
             "GFLOP/s",
             device=label,
-            notes=f"best median square torch.matmul ({str(dtype).removeprefix('torch.')}) over sizes {list(cfg.peak_sizes)}",
+            notes=f"best median square torch.matmul ({str(dtype).removeprefix('torch.')}) over sizes {list(cfg.peak_sizes)}",  # noqa: E501
         )
     ]
     large_name = f"random-{cfg.large_shape.label()}"

@@ -97,7 +97,7 @@ def bench_train_step(
     rows_, seq = batch["input_ids"].shape
     how = (
         f"batch {rows_}x{seq} ({tokens} tokens), n={cfg.n_experts} r={cfg.r}, 7 projections, AdamW; "
-        f"median of {rounds} interleaved rounds x {repeats} steps, per-round ratios {spread(per_round_ratios(values, 'pac', 'lora'))}"
+        f"median of {rounds} interleaved rounds x {repeats} steps, per-round ratios {spread(per_round_ratios(values, 'pac', 'lora'))}"  # noqa: E501
     )
     notes = how
     met = ratio <= STEP_TARGET

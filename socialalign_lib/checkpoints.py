@@ -16,7 +16,8 @@ Guarantees:
 * **Rebuilt bit for bit.** Training runs on one CPU thread with seeded initialisation and data order, so
   ``make checkpoints`` reproduces the same adapter bytes on the same software (``--verify`` retrains one run and
   compares its sha256 with the committed one).
-* **Learning curves.** While training LoRA and PAC-LoRA (every seed of ``CheckpointPlan.curve_seeds``), :class:`LearningCurve` records the validation
+* **Learning curves.** While training LoRA and PAC-LoRA (every seed of ``CheckpointPlan.curve_seeds``),
+:class:`LearningCurve` records the validation
   reply loss and the sentiment accuracy of replies generated for the validation split every ``curve_every`` steps;
   ``figures/03_learning_curve.csv`` keeps them and notebook 03 plots them (the training budget is chosen on the
   validation split, never on the test splits).
@@ -189,7 +190,7 @@ def stale_checkpoints(plan: CheckpointPlan | None = None, data: Any | None = Non
 def _probe(
     plan: CheckpointPlan, data: Any, labeller: Any, method: str, variant: str, seed: int, cfg: Any
 ) -> LearningCurve | None:
-    """The learning-curve callback of a run that records one (``plan.curve_seeds`` × ``plan.curve_specs``), else None."""
+    """The learning-curve callback of a run that records one (``plan.curve_seeds`` × ``plan.curve_specs``), else None."""  # noqa: E501
     if seed not in plan.curve_seeds or (method, variant) not in plan.curve_specs:
         return None
     from transformers import AutoTokenizer

@@ -4,7 +4,8 @@
 ``notebooks/executed/`` (committed from the same run that writes ``figures/``, so a reader on the web sees every
 result; ``tests/test_executed_notebooks.py`` fails when a copy's code no longer matches its notebook); the
 notebooks in ``notebooks/`` stay output-free. Beside each copy, ``NN_summary.json`` holds the key numbers its
-"what you should see" cells showed (``reference.py``): the reference the next reader's run is compared with. Parameters are injected into each notebook's
+"what you should see" cells showed (``reference.py``): the reference the next reader's run is compared with.
+Parameters are injected into each notebook's
 ``parameters`` cell (papermill convention), so ``--size tiny`` runs the same notebooks at test scale.
 """
 

@@ -7,7 +7,8 @@ logger in the process goes through, before any handler or formatter sees the rec
 
 >>> import logging
 >>> with redacting_logs(lambda text: text.replace("s3cret", "<redacted>")):
-...     record = logging.getLogger("httpcore.http11").makeRecord("x", logging.DEBUG, "f", 1, "cookie=%s", ("s3cret",), None)
+...     record = logging.getLogger("httpcore.http11").makeRecord(
+...         "x", logging.DEBUG, "f", 1, "cookie=%s", ("s3cret",), None)
 >>> record.getMessage()
 'cookie=<redacted>'
 """

@@ -265,7 +265,7 @@ def show_expected(
             f"{size!r}: the numbers are not comparable; run at {attrs['reference_size']!r} to check them."
         )
     else:
-        note = f"Reference: the committed `make course` run of {attrs['reference_date']} (size {attrs['reference_size']!r})."
+        note = f"Reference: the committed `make course` run of {attrs['reference_date']} (size {attrs['reference_size']!r})."  # noqa: E501
     try:
         from IPython.display import Markdown, display
 

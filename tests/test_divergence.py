@@ -218,7 +218,7 @@ def test_one_crowd_bootstrap_behind_compare_crowds_and_macro():
     from socialalign_lib.crowd.divergences import mean_divergences
 
     real, pred = _crowds()
-    counts = lambda df: (
+    counts = lambda df: (  # noqa: E731
         pd.crosstab(df.topic_id, df.sentiment).reindex(columns=LABELS, fill_value=0).to_numpy(float)
     )  # noqa: E731
     rng = np.random.default_rng(11)

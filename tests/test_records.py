@@ -17,7 +17,8 @@ from socialalign_lib.build.records.template import (
 )
 from socialalign_lib.data.schema import Persona, Post
 
-# The official templates (docs/formats.md#socialalign-alpaca-json, organize_alphca_dataset.py), verbatim, for an independent check.
+# The official templates (docs/formats.md#socialalign-alpaca-json, organize_alphca_dataset.py), verbatim, for
+# an independent check.
 OFFICIAL = {
     "full": """
 你的用户名为{user_name}, 以下是你的五条历史博文:␣
@@ -425,7 +426,8 @@ def test_a_user_with_two_histories_is_not_served_from_a_cache(world, personas):
 
 def test_official_spans_are_the_official_codes_token_indices(all_records, tokenizer):
     """``spans="official"``: the official fine-tuning script's ``user_mask`` / ``news_mask``, computed here the way
-    that script does (token counts of the prompt prefix before "现在你看到了一则新闻" and before "，请发一条关于hashtag"),
+    that script does (token counts of the prompt prefix before "现在你看到了一则新闻" and before
+    "，请发一条关于hashtag"),
     for every record of the tiny world. Gate A then sees the hashtag sentence; gate B the system prompt."""
     n = 0
     for rec in all_records:

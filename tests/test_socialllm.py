@@ -181,7 +181,7 @@ def test_greedy_generation_is_batch_invariant(run, held_out):
 
 @pytest.mark.slow
 def test_sampling_depends_on_seed_and_record_not_on_batch(run, held_out):
-    gen = lambda **kw: generate_replies(
+    gen = lambda **kw: generate_replies(  # noqa: E731
         run.model,
         run.tokenizer,
         held_out,  # noqa: E731

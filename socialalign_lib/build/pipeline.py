@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # annotations only: build never imports the simulator at modu
 
 @dataclass
 class CourseDataConfig:
-    """What to build. ``retrieval.k``: history posts per prompt (paper: 5). ``persona_posts``: the posts each persona is extracted from (the ``k`` most recent when
+    """What to build. ``retrieval.k``: history posts per prompt (paper: 5). ``persona_posts``: the posts each
+    persona is extracted from (the ``k`` most recent when
     no news is at hand; the paper extracts from the BM25-retrieved posts)."""
 
     size: str = "course"  # world size: "tiny" (tests), "course" (notebooks), "large"
@@ -46,7 +47,7 @@ class CourseDataConfig:
     persona_cache_dir: str | None = None  # folder for the personas.jsonl cache (None: keep in memory)
     retrieval: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(k=5))
     num_proc: int | None = None  # processes rendering the records (datasets.map); None = this one
-    persona_protocol: str = "user"  # "user" (ours): one persona per user; "user_topic" (official): one per (user, topic) from that news' retrieved posts
+    persona_protocol: str = "user"  # "user" (ours): one persona per user; "user_topic" (official): one per (user, topic) from that news' retrieved posts  # noqa: E501
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Relevant-history retrieval as SocialAlign does it: BM25 over one user's history, query = the news text.
 
-Upstream (``utils/retrieve_relevant_doc.py``, docs/methods.md#history-retrieval) hand-rolls BM25 with jieba tokens, k1=1.5,
+Upstream (``utils/retrieve_relevant_doc.py``, docs/methods.md#history-retrieval) hand-rolls BM25 with jieba
+tokens, k1=1.5,
 b=0.75, idf = ln((N − df + 0.5)/(df + 0.5) + 1), one index per user, and keeps the top 5 posts. We use
 ``bm25s`` (its "lucene" variant has exactly that idf) and multiply by (k1 + 1), the factor Lucene dropped
 from the numerator, so our scores *equal* upstream's, not just rank like them.

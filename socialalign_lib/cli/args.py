@@ -262,7 +262,8 @@ class DataclassArgs:
 
     ``groups`` maps a group name (also the config-file table name) to a dataclass type; ``fallback_help`` gives
     extra classes to borrow field help from; ``extra_help`` (``{"group.field": text}``) documents fields their class
-    leaves undocumented or documents only in bulk (it wins over the class's text); ``exclude`` names fields (``group.field``) that the command sets itself; ``defaults``
+    leaves undocumented or documents only in bulk (it wins over the class's text); ``exclude`` names fields
+    (``group.field``) that the command sets itself; ``defaults``
     overrides a group's defaults (``{"sft": {"max_steps": 10}}``)."""
 
     def __init__(

@@ -12,7 +12,7 @@ from .common import CommandError
 @dataclass
 class EvaluateOptions:
     replies: tuple[str, ...]  # replies JSONL file(s) from `socialalign generate` (shards are concatenated)
-    labeller: str = "world"  # sentiment labeller of generated and real replies: world (n-gram, trained on the world's train split), lexicon, or a saved labeller .json
+    labeller: str = "world"  # sentiment labeller of generated and real replies: world (n-gram, trained on the world's train split), lexicon, or a saved labeller .json  # noqa: E501
     size: str = "course"  # world for --labeller world and the persona histories
     seed: int = 0  # world seed
     method: str = "model"  # the method's name in the output table
@@ -20,7 +20,7 @@ class EvaluateOptions:
     out: str | None = None  # metrics CSV (default: beside the first replies file, .metrics.csv)
     n_boot: int = 1000  # bootstrap replicates for the confidence intervals
     gold: Literal["auto", "dataset", "labeller"] = (
-        "auto"  # the real reply's label: the dataset's own (world truth, human), the labeller's, or auto (dataset's when every row has one)
+        "auto"  # the real reply's label: the dataset's own (world truth, human), the labeller's, or auto (dataset's when every row has one)  # noqa: E501
     )
     labels: tuple[str, ...] = ("negative", "neutral", "positive")  # sentiment label set
 

@@ -1,4 +1,5 @@
-"""Collection: a crawler for Weibo's mobile JSON API and a local mock of it (docs/design.md#collection, docs/formats.md#weibo-mobile-api).
+"""Collection: a crawler for Weibo's mobile JSON API and a local mock of it (docs/design.md#collection,
+docs/formats.md#weibo-mobile-api).
 
 >>> from socialalign_lib.collect import CrawlConfig, FaultConfig, MockWeiboServer, crawl
 >>> from socialalign_lib.world import generate_world

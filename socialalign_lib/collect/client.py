@@ -200,7 +200,7 @@ class WeiboClient:
         self._redaction = redacting_logs(config.redact).start()
 
     def __repr__(self) -> str:
-        return f"WeiboClient(base_url={self.config.base_url!r}, cookie={'<redacted>' if self.config.has_cookie else None})"
+        return f"WeiboClient(base_url={self.config.base_url!r}, cookie={'<redacted>' if self.config.has_cookie else None})"  # noqa: E501
 
     def close(self) -> None:
         self._http.close()

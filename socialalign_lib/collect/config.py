@@ -60,7 +60,8 @@ def is_loopback(base_url: str) -> bool:
 class CrawlConfig:
     """What to fetch, how fast, and how hard to try.
 
-    Live defaults follow the upstream crawler's manners (docs/formats.md#rate-limits-and-retries - seconds between pages, exponential
+    Live defaults follow the upstream crawler's manners (docs/formats.md#rate-limits-and-retries - seconds
+    between pages, exponential
     backoff up to minutes). Tests against the local mock set ``rate_per_s=None`` and millisecond backoffs.
     """
 

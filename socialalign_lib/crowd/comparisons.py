@@ -141,7 +141,7 @@ def describe_best(result: Mapping[str, object], metric: str, split: str) -> str:
         return (
             f"{split} · {metric}: **{result['best']}** is best, separated from {result['runner_up']} ({ci})."
         )
-    return f"{split} · {metric}: no single best — {result['best']} and {result['runner_up']} cannot be told apart ({ci})."
+    return f"{split} · {metric}: no single best — {result['best']} and {result['runner_up']} cannot be told apart ({ci})."  # noqa: E501
 
 
 def best_marks(

@@ -20,7 +20,7 @@ SPECIAL_TOKENS = (EOS_TOKEN, IM_START, IM_END)
 
 # Qwen2's pre-tokenizer split (tokenizer.json of Qwen2/Qwen2.5): letter runs (a whole run of CJK characters is one
 # piece, so BPE can learn words), single digits, punctuation/emoji runs, newlines, spaces.
-QWEN2_SPLIT_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2_SPLIT_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"  # noqa: E501
 
 # ChatML as Qwen2 renders it, without Qwen's default system message. The {% generation %} markers are no-ops for
 # rendering; they let ``apply_chat_template(return_assistant_tokens_mask=True)`` (TRL's assistant_only_loss) find

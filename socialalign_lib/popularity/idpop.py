@@ -268,7 +268,8 @@ class _Recorder:
 class IDPOPTrainer(DPOTrainer):
     """``DPOTrainer`` + IDPOP's penalty. The dataset carries a float ``mu`` per pair.
 
-    Three places would silently drop that column (docs/engineering.md#dpotrainer): the trainer's unused-column removal (so
+    Three places would silently drop that column (docs/engineering.md#dpotrainer): the trainer's unused-column
+    removal (so
     ``mu`` joins the signature columns), the collator (:class:`MuCollator`) and the model call (``mu`` is
     popped before ``super()._compute_loss``, which would otherwise pass it to the model's ``**kwargs``). The
     DPO part is TRL's own computation, so with μ = 0 the loss *is* TRL's sigmoid DPO loss, bit for bit.

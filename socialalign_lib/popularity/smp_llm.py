@@ -183,7 +183,7 @@ INSTRUCTION = {
         "Input a user's historical posts on social media along with the popularity of these posts, "
         "and provide the popularity score for this new post based on this information. Output a number."
     ),
-    "zh": "输入一个用户在社交媒体上的历史帖子以及这些帖子的流行度，请根据这些信息给出这条新帖子的流行度得分。输出一个数字。",
+    "zh": "输入一个用户在社交媒体上的历史帖子以及这些帖子的流行度，请根据这些信息给出这条新帖子的流行度得分。输出一个数字。",  # noqa: E501
 }
 _TEXT = {
     "en": {

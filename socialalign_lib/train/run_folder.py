@@ -109,7 +109,7 @@ def _slug(text: str) -> str:
 
 
 def run_name(cfg: SocialLLMConfig) -> str:
-    """``<base>-<method>-<variant>-<hash8>``: a run folder's name, the same under ``outputs/`` and ``data/checkpoints``."""
+    """``<base>-<method>-<variant>-<hash8>``: a run folder's name, the same under ``outputs/`` and ``data/checkpoints``."""  # noqa: E501
     return f"{_slug(cfg.base_model)}-{cfg.method}-{cfg.variant}-{cfg.config_hash()[:8]}"
 
 

@@ -1,7 +1,8 @@
 """Supervised fine-tuning of SocialLLMs (PAC-LoRA, plain LoRA) with the stock HF ``Trainer``.
 
 Why not TRL's ``SFTTrainer``: it patches a fused LM head and calls the backbone directly, so the PAC-LoRA spans
-would be silently ignored (docs/engineering.md#fused-lm-head). The HF ``Trainer`` with our collator is enough: the collator pads and
+would be silently ignored (docs/engineering.md#fused-lm-head). The HF ``Trainer`` with our collator is enough:
+the collator pads and
 carries the spans, ``remove_unused_columns=False`` keeps them, and the loss is on the response tokens only (the
 records' labels are -100 on the prompt). Gradient checkpointing, DDP (``torchrun`` / ``accelerate launch``),
 checkpoint resume and 4-bit (QLoRA) come from the Trainer unchanged.

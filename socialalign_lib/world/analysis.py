@@ -1,6 +1,7 @@
 """How much of a reply's sentiment does the topic alone, the persona alone, or both explain?
 
-docs/design.md#the-embedded-world asks that the world make personalisation *matter*. We measure it with the truth: the mean
+docs/design.md#the-embedded-world asks that the world make personalisation *matter*. We measure it with the
+truth: the mean
 log-likelihood of the observed labels under five predictors, reported as McFadden's pseudo-R²
 ``1 - NLL(model) / NLL(marginal)``:
 

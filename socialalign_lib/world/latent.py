@@ -8,7 +8,8 @@ Sentiment model, for user u replying to topic t of category c about entity x_t, 
 
 * ``v_t``          topic valence: good news > 0, bad news < 0, informational ~ 0;
 * ``rho_u``        +1, or -1 for the few contrarians who take the other side of every story;
-* ``stance_u[c]``  per-category stance from the user's values archetype plus noise (warm about tech, angry about prices);
+* ``stance_u[c]``  per-category stance from the user's values archetype plus noise (warm about tech, angry
+about prices);
 * ``e_u``          emotional baseline (pessimist / even / optimist);
 * ``kappa_u``      expressiveness from personality (emotional users rarely stay neutral);
 * ``beta_t``       how informational the topic is (more neutral replies); ``beta_u`` a neutral tendency;

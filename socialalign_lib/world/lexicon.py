@@ -515,7 +515,8 @@ PERSONALITIES: dict[str, dict[str, object]] = {
     },
 }
 
-# Values archetypes set the user's stance per category (added to the sentiment logit, docs/design.md#the-embedded-world).
+# Values archetypes set the user's stance per category (added to the sentiment logit,
+# docs/design.md#the-embedded-world).
 ARCHETYPES: dict[str, dict[str, object]] = {
     "tech_optimist": {
         "zh": "相信科技进步",

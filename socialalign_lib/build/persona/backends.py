@@ -99,7 +99,8 @@ class OpenAIConfig:
     it cannot end up in a repr, a log line or a cache file). The key is sent only when asked for
     (``require_key=True``, the default) and never over plain ``http://`` to a host other than this machine;
     ``require_key=False`` suits local servers (vLLM, Ollama) that need none, and then no key is sent even if
-    the variable is set (an exported GPT-4 key must not reach whatever server ``base_url`` names). ``temperature=None`` sends no sampling parameters,
+    the variable is set (an exported GPT-4 key must not reach whatever server ``base_url`` names).
+    ``temperature=None`` sends no sampling parameters,
     i.e. the endpoint's defaults, as the official script does.
     """
 

@@ -1,6 +1,7 @@
 """NARRATOR: a hashtag-guided attentive network for multimodal post popularity (arXiv 2412.10737).
 
-No official code exists; the component choices here are ours (docs/methods.md#narrator). Hashtags act as *queries* over the
+No official code exists; the component choices here are ours (docs/methods.md#narrator). Hashtags act as
+*queries* over the
 post's content — text character states and image region features, one attention per modality — because a hashtag
 says what the post claims to be about, and what matters for popularity is whether the content shows it. Scores
 are **cosine** similarities times a learned scale, so a hashtag and a region match by direction, not by norm, and
