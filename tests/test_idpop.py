@@ -363,3 +363,12 @@ def test_held_out_pairs_are_evaluated_during_alignment(tiny, examples, method):
     assert curve["margin"].iloc[0] == pytest.approx(0.0, abs=1e-6)
     assert curve["margin"].iloc[-1] != pytest.approx(0.0, abs=1e-4)
     assert curve["accuracy"].between(0, 1).all() and curve["chosen_logp"].notna().all()
+    if curve["margin"].iloc[0] == 0:  # every pair a tie at the reference: chance, not TRL's "all wrong"
+        assert curve["accuracy"].iloc[0] == 0.5
+
+
+def test_eval_curve_reads_the_step_0_tie_as_chance():
+    tie = {"step": 0, "eval_rewards/margins": 0.0, "eval_rewards/accuracies": 0.0, "eval_loss": 0.69}
+    moved = {"step": 8, "eval_rewards/margins": 0.0, "eval_rewards/accuracies": 0.0, "eval_loss": 0.7}
+    curve = eval_curve([tie, moved, {"step": 8, "loss": 0.5}])
+    assert list(curve["accuracy"]) == [0.5, 0.0]  # only the reference's exact tie; a later 0 stays 0

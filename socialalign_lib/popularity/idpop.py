@@ -381,13 +381,20 @@ def eval_curve(history: Sequence[dict[str, float]]) -> pd.DataFrame:
     mean β·(log-ratio chosen − log-ratio rejected) (DPO's implicit reward margin), ``accuracy`` = share of
     pairs with a positive margin, ``chosen_reward`` = β·log π(y_w)/π_ref(y_w) (below zero: the chosen answer
     became less likely than under the SFT model), ``chosen_logp`` and the loss (IDPOP's includes its
-    penalty)."""
+    penalty).
+
+    Step 0 is read as chance: there the policy *is* the reference, so every margin is exactly 0 - a tie, which TRL
+    counts as a wrong answer (accuracy 0). Plotted as 0, the curve would seem to jump from 0 to 0.6 in the first
+    steps when it moved from 0.5 to 0.6; a tie counts half here."""
 
     rows = [
         {"step": int(h["step"]), **{v: h[k] for k, v in EVAL_KEYS.items() if k in h}}
         for h in history
         if "eval_rewards/margins" in h
     ]
+    for row in rows:
+        if row["step"] == 0 and row.get("margin") == 0 and row.get("accuracy") == 0:
+            row["accuracy"] = 0.5
     return pd.DataFrame(rows, columns=["step", *EVAL_KEYS.values()])
 
 
