@@ -145,3 +145,23 @@ def test_cli_refuses_an_unknown_row():
     with pytest.raises(SystemExit) as exc:
         checkpoints.main(["--only", "Lora"])
     assert exc.value.code == 2
+
+
+def test_portable_adapter_writes_the_same_bytes_whatever_order_peft_wrote_the_modules_in(tmp_path):
+    """peft writes ``target_modules`` from a set (string-hash order, new in every process): the committed bytes
+    must not depend on it, or ``--verify`` reports a rebuilt run as different."""
+    import json
+
+    from socialalign_lib.train.run_folder import portable_adapter
+
+    written = []
+    for order in (["q_proj", "v_proj", "k_proj"], ["k_proj", "q_proj", "v_proj"]):
+        folder = tmp_path / "-".join(order)
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps({"target_modules": order, "r": 8}))
+        (folder / "README.md").write_text("card")
+        portable_adapter(folder)
+        written.append((folder / "adapter_config.json").read_bytes())
+        assert not (folder / "README.md").exists()
+    assert written[0] == written[1]
+    assert json.loads(written[0])["target_modules"] == ["k_proj", "q_proj", "v_proj"]

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from .. import paths
+from ..train.run_folder import portable_adapter
 from . import idpop
 from . import smp_llm as smp
 from . import smp_llm_train as st
@@ -306,7 +307,7 @@ class RunStore:
         if not self.save:
             return
         tmp, out = self.root / f".{name}.tmp", self.root / name
-        (tmp / "README.md").unlink(missing_ok=True)  # peft's model-card template: noise in the repository
+        portable_adapter(tmp)  # repository-relative base path, sorted module lists, no model-card template
         (tmp / "run.json").write_text(
             json.dumps(
                 {

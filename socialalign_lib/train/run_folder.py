@@ -185,13 +185,19 @@ def read_finished_state(output_dir: str | Path) -> dict[str, Any]:
 def portable_adapter(adapter_dir: str | Path) -> None:
     """Make a saved adapter folder independent of the checkout: peft writes the base model's absolute path into
     ``adapter_config.json`` and a boilerplate model card ``README.md`` that repeats it; the path becomes
-    repository-relative (``paths.portable``) and the card is dropped (``socialllm.json`` documents the run)."""
+    repository-relative (``paths.portable``) and the card is dropped (``socialllm.json`` documents the run).
+    peft keeps ``target_modules`` as a set and writes it in the process's string-hash order, so two identical runs
+    wrote different bytes; the lists are sorted here (peft reads them back into a set), and ``make checkpoints``
+    rebuilds every file bit for bit."""
     folder = Path(adapter_dir)
     config = folder / ADAPTER_CONFIG
     if config.exists():
         data = read_json(config)
         if data.get("base_model_name_or_path"):
             data["base_model_name_or_path"] = paths.portable(data["base_model_name_or_path"])
+        for key in ("target_modules", "modules_to_save", "exclude_modules"):
+            if isinstance(data.get(key), list):
+                data[key] = sorted(data[key])
         write_json(config, data)
     (folder / "README.md").unlink(missing_ok=True)
 
