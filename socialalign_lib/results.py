@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from socialalign_lib.crowd.baselines import true_crowd
+from socialalign_lib.crowd.baselines import BASELINE_ROWS, true_crowd
 from socialalign_lib.crowd.distributions import PRED_COL, crowd_frames
 from socialalign_lib.crowd.divergences import mean_divergences
 from socialalign_lib.data.schema import SENTIMENTS
@@ -81,14 +81,7 @@ METHOD_ORDER: tuple[str, ...] = (
     "PAC-LoRA w/o persona",
     "PAC-LoRA w/o history",
     "PAC-LoRA uniform gates",
-    "majority class",
-    "uniform",
-    "category prior",
-    "news prior",
-    "topic's training crowd",
-    "persona-blind oracle",
-    "oracle (true p(s|u,t))",
-    "oracle argmax",
+    *BASELINE_ROWS,
 )
 """Row order of the table (methods not in this list follow, in order of appearance)."""
 SPLITS: tuple[str, ...] = ("test_user", "test_topic")

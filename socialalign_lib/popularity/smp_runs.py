@@ -26,7 +26,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,17 +327,32 @@ class RunStore:
         tmp.rename(out)
 
 
+def _load_or_train(
+    store: RunStore, name: str, key: str, model: Any, cfg: Any, train: Callable[[Path | None], st.TrainResult]
+) -> tuple[st.TrainResult, bool]:
+    """(run, loaded?): the committed run ``name`` merged into ``model`` when its key is ``key``, else
+    ``train(adapter_dir)`` (kept under ``name`` when the store saves). Full fine-tuning (``cfg.lora is None``)
+    leaves no adapter, so it always trains."""
+    run = store.load(name, key, model) if cfg.lora is not None else None
+    if run is not None:
+        return run, True
+    run = train(store.staging(name))
+    store.commit(name, key, run, cfg)
+    return run, False
+
+
 def sft_or_load(
     store: RunStore, base: Any, tok: Any, train_ex: Sequence[smp.Example], cfg: st.SFTRunConfig, key: str
 ) -> tuple[st.TrainResult, bool]:
-    """(SFT run, loaded?): the committed run with this key, else a fresh one (kept when the store saves)."""
-    name = f"sft-seed{cfg.seed}"
-    run = store.load(name, key, base) if cfg.lora is not None else None
-    if run is not None:
-        return run, True
-    run = st.train_sft(base, tok, train_ex, cfg, adapter_dir=store.staging(name))
-    store.commit(name, key, run, cfg)
-    return run, False
+    """(SFT run, loaded?): see :func:`_load_or_train`."""
+    return _load_or_train(
+        store,
+        f"sft-seed{cfg.seed}",
+        key,
+        base,
+        cfg,
+        lambda out: st.train_sft(base, tok, train_ex, cfg, adapter_dir=out),
+    )
 
 
 def preference_or_load(
@@ -350,16 +365,17 @@ def preference_or_load(
     eval_pairs: Sequence[idpop.PreferencePair],
     key: str,
 ) -> tuple[st.TrainResult, bool]:
-    """(DPO / IDPOP run, loaded?), like :func:`sft_or_load`."""
-    name = f"{method}-seed{cfg.seed}"
-    run = store.load(name, key, sft_model) if cfg.lora is not None else None
-    if run is not None:
-        return run, True
-    run = idpop.train_preference(
-        sft_model, tok, train_pairs, method, cfg, eval_pairs=eval_pairs, adapter_dir=store.staging(name)
+    """(DPO / IDPOP run, loaded?): see :func:`_load_or_train`."""
+    return _load_or_train(
+        store,
+        f"{method}-seed{cfg.seed}",
+        key,
+        sft_model,
+        cfg,
+        lambda out: idpop.train_preference(
+            sft_model, tok, train_pairs, method, cfg, eval_pairs=eval_pairs, adapter_dir=out
+        ),
     )
-    store.commit(name, key, run, cfg)
-    return run, False
 
 
 # ------------------------------------------------------------------------------------------------------------
