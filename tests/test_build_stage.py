@@ -109,3 +109,15 @@ def test_build_from_world_is_the_build_half_of_course_data(tiny_world, tiny_cour
     }
     for split in tiny_course.dataset:
         assert dataset[split].to_list() == tiny_course.split(split, "full").to_list()
+
+
+def test_build_from_cases_gives_the_world_path_s_records_for_the_world_s_cases(tiny_world):
+    """The CLI's path (cases, personas extracted only for users that lack one) and the notebooks' path (a world)
+    render the same records: one build, two entries."""
+    from socialalign_lib.build.pipeline import CourseDataConfig, build_from_cases, build_from_world
+
+    from_world = build_from_world(tiny_world, variants=("full",)).dataset
+    from_cases = build_from_cases(tiny_world.cases(), CourseDataConfig(variants=("full",)))
+    assert sorted(from_cases) == sorted(from_world)
+    for split in from_world:
+        assert from_cases[split].to_list() == from_world[split].to_list(), split

@@ -5,6 +5,8 @@ the same ``(size, seed)``. On the embedded world the whole path takes seconds, s
 except the personas (the one step that is expensive with a real LLM backend); a real dataset enters through
 ``socialalign_lib.loaders`` and ``records.build_dataset`` instead.
 
+:func:`build_from_cases` is the same for cases from elsewhere (official records, a crawl), with given personas and
+the official history filter: the CLI's ``build`` command.
 :func:`build_from_world` is the build half (personas + records for a world already made), reusable by anything that
 has its own world (the background corpus of the embedded model builds records for other worlds the same way).
 :func:`course_data` adds the one step before it, making the course's world from ``(size, seed)``: the only place the
@@ -13,6 +15,7 @@ build stage touches the simulator, imported there and only there (see the commen
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -27,6 +30,8 @@ from .persona import (
 )
 from .records import VARIANTS, build_dataset
 from .retrieval import RetrievalConfig
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # annotations only: build never imports the simulator at module level
     from socialalign_lib.world import World
@@ -101,6 +106,62 @@ def build_from_world(
             world, cfg.retrieval, personas_of(records), variants=cfg.variants, num_proc=cfg.num_proc
         )
     return WorldBuild(dataset, records)
+
+
+def build_from_cases(
+    cases: list[Any],
+    config: CourseDataConfig | None = None,
+    personas: dict[Any, Any] | None = None,
+    history_filter: Any | None = None,
+    progress: bool = False,
+) -> Any:
+    """Records for cases that did not come from ``(size, seed)``: official or crawled cases, or a world's with
+    extra options (the CLI's ``build --cases`` / ``--personas`` / ``--history-filter``). Returns the
+    ``DatasetDict``.
+
+    ``personas`` (by user id) are used as given; users still without one, and not carrying their own
+    (``case.user.persona``, or official records rendered verbatim through ``case.record_parts``), are extracted
+    with the offline statistical backend (``config.persona_cache_dir`` caches them), unless every variant
+    renders without a persona. ``config.persona_protocol="user_topic"`` extracts one persona per (user, topic)
+    from that news' retrieved posts instead, the official protocol."""
+    cfg = config or CourseDataConfig()
+    personas = dict(personas or {})
+    missing = {
+        case.user.user_id: case.user
+        for case in cases
+        if case.record_parts is None and case.user.user_id not in personas and case.user.persona is None
+    }
+    if missing and cfg.persona_protocol == "user" and any(v != "without_persona" for v in cfg.variants):
+        log.warning("%d user(s) have no persona: extracting them with the statistical backend", len(missing))
+        extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=cfg.persona_cache_dir)
+        personas.update(
+            personas_of(
+                extractor.extract_users(
+                    missing.values(), lambda u: persona_posts(u, k=cfg.persona_posts), progress=progress
+                )
+            )
+        )
+    by_topic = None
+    if cfg.persona_protocol == "user_topic":  # the official protocol: one persona per (user, topic)
+        extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=cfg.persona_cache_dir)
+        by_topic = personas_of(
+            personas_per_topic(
+                [c for c in cases if c.record_parts is None],
+                extractor,
+                cfg.retrieval,
+                history_filter,
+                progress=progress,
+            )
+        )
+    return build_dataset(
+        cases,
+        cfg.retrieval,
+        personas,
+        variants=cfg.variants,
+        history_filter=history_filter,
+        num_proc=cfg.num_proc,
+        persona_by_user_topic=by_topic,
+    )
 
 
 def course_data(

@@ -3,7 +3,6 @@ JSONL per split and ``build.json``), replaced as a whole so a kill never leaves 
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,6 @@ from typing import Any
 from .args import to_config_dict
 from .common import CommandError, _outputs_dir
 from .inputs import BUILD_FILE, DATASET_DIR, JSONL_DIR, Source, load_cases, read_personas
-
-log = logging.getLogger("socialalign")
 
 
 @dataclass
@@ -33,8 +30,8 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
     """Records for every split → ``<out>/dataset`` (``DatasetDict.save_to_disk``), ``<out>/jsonl/<split>.jsonl``
     and ``<out>/build.json`` (the settings used and the split sizes; ``train`` reads the world size and seed from it
     to name its default run folder as the notebooks do)."""
-    from socialalign_lib.build.pipeline import course_data
-    from socialalign_lib.build.records.dataset import build_dataset, export_jsonl
+    from socialalign_lib.build.pipeline import build_from_cases, course_data
+    from socialalign_lib.build.records.dataset import export_jsonl
 
     data, src, opt = c["data"], c["source"], c["build"]
     hfilter = None
@@ -58,57 +55,7 @@ def cmd_build(c: dict[str, Any]) -> dict[str, Any]:
             cases = generate_world(size=data.size, seed=data.seed).cases()
             name = f"{data.size}-seed{data.seed}"
         personas = read_personas(opt.personas) if opt.personas else {}
-        # cases read from official records keep their own persona (records.build_records renders them verbatim)
-        missing = {
-            case.user.user_id: case.user
-            for case in cases
-            if case.record_parts is None and case.user.user_id not in personas and case.user.persona is None
-        }
-        if missing and data.persona_protocol == "user" and any(v != "without_persona" for v in data.variants):
-            from socialalign_lib.build.persona.extractor import PersonaExtractor, persona_posts, personas_of
-            from socialalign_lib.build.persona.statistical import StatisticalPersonaBackend
-
-            log.warning(
-                "%d user(s) have no persona: extracting them with the statistical backend", len(missing)
-            )
-            extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=data.persona_cache_dir)
-            personas.update(
-                personas_of(
-                    extractor.extract_users(
-                        missing.values(),
-                        lambda u: persona_posts(u, k=data.persona_posts),
-                        progress=c["run"].progress,
-                    )
-                )
-            )
-        by_topic = None
-        if data.persona_protocol == "user_topic":  # the official protocol: one persona per (user, topic)
-            from socialalign_lib.build.persona.extractor import (
-                PersonaExtractor,
-                personas_of,
-                personas_per_topic,
-            )
-            from socialalign_lib.build.persona.statistical import StatisticalPersonaBackend
-
-            extractor = PersonaExtractor(StatisticalPersonaBackend(), cache_dir=data.persona_cache_dir)
-            by_topic = personas_of(
-                personas_per_topic(
-                    [c for c in cases if c.record_parts is None],
-                    extractor,
-                    data.retrieval,
-                    hfilter,
-                    progress=c["run"].progress,
-                )
-            )
-        dataset = build_dataset(
-            cases,
-            data.retrieval,
-            personas,
-            variants=data.variants,
-            history_filter=hfilter,
-            num_proc=data.num_proc,
-            persona_by_user_topic=by_topic,
-        )
+        dataset = build_from_cases(cases, data, personas, hfilter, progress=c["run"].progress)
     counts = {split: len(ds) for split, ds in dataset.items()}
     if not sum(counts.values()):
         raise CommandError(
