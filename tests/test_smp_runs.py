@@ -91,3 +91,19 @@ def test_a_kept_run_loads_back_bit_for_bit_and_only_under_its_key(tiny_world, tm
     assert idpop.eval_curve(back.history).equals(idpop.eval_curve(run.history)) and len(
         idpop.eval_curve(back.history)
     )
+
+
+def test_a_damaged_committed_run_is_an_error_naming_the_file(tmp_path):
+    store = R.RunStore(tmp_path)
+    run = tmp_path / "sft-seed0"
+    run.mkdir()
+    (run / "run.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"sft-seed0/run\.json"):
+        store.committed_key("sft-seed0")
+    (run / "run.json").write_text('{"key": "k", "history": []}', encoding="utf-8")
+    with pytest.raises(ValueError, match="'seconds'"):
+        store.committed_key("sft-seed0")
+    (run / "run.json").write_text('{"key": "k", "history": [], "seconds": 1}', encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+        store.load("sft-seed0", "k", model=None)
+    assert store.committed_key("dpo-seed0") is None  # never committed: not an error

@@ -277,8 +277,24 @@ class RunStore:
         return cls(paths.CHECKPOINTS_DIR / f"08-{size}", **kw)
 
     def _info(self, name: str) -> dict[str, Any] | None:
+        """The run's ``run.json`` (None when the run was never committed). A damaged folder is an error that names
+        the file and the field, never a silent retrain or a crash deep inside peft."""
         file = self.root / name / "run.json"
-        return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
+        if not file.exists():
+            return None
+        try:
+            info = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{file}: not a readable run file ({err}); rerun `make checkpoints`") from err
+        for field_name in ("key", "history", "seconds"):
+            if field_name not in info:
+                raise ValueError(f"{file}: field {field_name!r} is missing; rerun `make checkpoints`")
+        for adapter_file in ("adapter_config.json", "adapter_model.safetensors"):
+            if not (file.parent / adapter_file).exists():
+                raise FileNotFoundError(
+                    f"{file.parent / adapter_file}: missing beside run.json; rerun `make checkpoints`"
+                )
+        return info
 
     def committed_key(self, name: str) -> str | None:
         info = self._info(name)
@@ -474,7 +490,7 @@ def build(size: str = "course", seed: int = 0) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="course")
+    ap.add_argument("--size", default="course", choices=sorted(BUDGETS))
     ap.add_argument("--check", action="store_true", help="only list committed runs that are missing or stale")
     args = ap.parse_args(argv)
     if not args.check:
