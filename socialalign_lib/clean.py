@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from socialalign_lib.data import encoding as _encoding
 from socialalign_lib.data import history as _history
 from socialalign_lib.data import text as _text
@@ -30,6 +28,7 @@ from socialalign_lib.data.text import (
     is_only_hashtags,
     strip_hashtags,
 )
+from socialalign_lib.exports import forward_names
 
 __all__ = [
     "CleanConfig",
@@ -53,9 +52,4 @@ __all__ = [
 _MODULES = (_text, _encoding, _history)
 
 
-def __getattr__(name: str) -> Any:
-    """Any other name of the old ``clean`` (private helpers too) from the module it moved to."""
-    for module in _MODULES:
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_names(__name__, _MODULES)

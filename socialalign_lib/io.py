@@ -8,8 +8,6 @@ name not listed below is looked up in those modules.
 
 from __future__ import annotations
 
-from typing import Any
-
 from socialalign_lib.data import append as _append
 from socialalign_lib.data import checks as _checks
 from socialalign_lib.data import encoding as _encoding
@@ -56,6 +54,7 @@ from socialalign_lib.data.write import (
     write_parquet,
     write_text,
 )
+from socialalign_lib.exports import forward_names
 
 __all__ = [
     "DataFormatError",
@@ -103,9 +102,4 @@ _PUBLIC = (PathLike, TypeSpec, _atomic_write)  # re-exported names used by other
 _MODULES = (_errors, _write, _append, _read, _checks, _validate, _hf, _encoding)
 
 
-def __getattr__(name: str) -> Any:
-    """Any other name of the old ``io`` (private helpers too) from the module it moved to."""
-    for module in _MODULES:
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_names(__name__, _MODULES)

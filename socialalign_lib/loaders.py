@@ -6,8 +6,6 @@ helper) is looked up in its format modules.
 
 from __future__ import annotations
 
-from typing import Any
-
 import socialalign_lib.data.loaders._common as _common
 import socialalign_lib.data.loaders.lamp as _lamp
 import socialalign_lib.data.loaders.popalm as _popalm
@@ -44,6 +42,7 @@ from socialalign_lib.data.loaders import (
 )
 from socialalign_lib.data.loaders.weibo import _need
 from socialalign_lib.data.read import iter_csv_rows as _csv_rows
+from socialalign_lib.exports import forward_names
 
 __all__ = [
     "parse_count",
@@ -77,9 +76,4 @@ _PUBLIC = (parse_persona_text, _csv_rows, _need)  # re-exported names used by ot
 _MODULES = (_common, _socialalign, _weibo, _lamp, _smp, _popalm)
 
 
-def __getattr__(name: str) -> Any:
-    """Any other name of the old ``loaders`` (private helpers too) from the format module it moved to."""
-    for module in _MODULES:
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_names(__name__, _MODULES)

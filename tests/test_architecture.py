@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "logsafe": 0,
     "plots": 0,
     "reference": 0,
+    "exports": 0,
     "data": 1,
     "collect": 2,
     "sentiment": 2,

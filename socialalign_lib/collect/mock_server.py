@@ -5,7 +5,7 @@ Every name of the old module is found here: the public ones re-exported below, p
 
 from __future__ import annotations
 
-from typing import Any
+from socialalign_lib.exports import forward_names
 
 from .mock import faults as _faults
 from .mock import render as _render
@@ -30,8 +30,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    for module in (_render, _faults, _server):
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_names(__name__, (_render, _faults, _server))

@@ -13,8 +13,7 @@ the other names of the former ``train.py`` module keep working.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from socialalign_lib.exports import lazy_names
 
 _NAMES: dict[str, str] = {
     # the former socialalign_lib/train.py
@@ -48,14 +47,4 @@ _NAMES: dict[str, str] = {
 __all__ = [name for name in _NAMES if not name.startswith("_")]
 
 
-def __getattr__(name: str) -> Any:
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_NAMES})
+__getattr__, __dir__ = lazy_names(__name__, _NAMES, globals())

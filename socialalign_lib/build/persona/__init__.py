@@ -17,10 +17,8 @@ here). This package never imports the world simulator nor the generation code at
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from socialalign_lib.data.persona_text import MAX_ITEM_CHARS, PersonaError, PersonaParseError, parse_persona
+from socialalign_lib.exports import forward_names
 
 from .backends import (
     FATAL_STATUS,
@@ -110,11 +108,5 @@ __all__ = [
 _SUBMODULES = ("prompt", "backends", "statistical", "extractor", "recovery")
 
 
-def __getattr__(name: str) -> Any:
-    """Private helpers of the old flat ``persona`` module (``_redact``, ``_fit``…), found in the submodule that now
-    holds them, so code written against the old module keeps working."""
-    for sub in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{sub}")
-        if name in vars(module):
-            return vars(module)[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# private helpers of the old flat module (``_SpanWriter``, ``_redact`` …), found in the submodule that holds them
+__getattr__ = forward_names(__name__, [f"{__name__}.{sub}" for sub in _SUBMODULES], own_only=True)

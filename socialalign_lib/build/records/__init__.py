@@ -13,8 +13,7 @@ Span units (docs/design.md#span-units): a record's ``user_span`` / ``news_span``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from socialalign_lib.exports import forward_names
 
 from .chat import (
     SPAN_SCHEMES,
@@ -78,11 +77,5 @@ __all__ = [
 _SUBMODULES = ("template", "chat", "dataset")
 
 
-def __getattr__(name: str) -> Any:
-    """Private helpers of the old flat ``records`` module (``_SpanWriter``, ``_encode_with_spans``…), found in the
-    submodule that now holds them, so code written against the old module keeps working."""
-    for sub in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{sub}")
-        if name in vars(module):
-            return vars(module)[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# private helpers of the old flat module (``_SpanWriter``, ``_redact`` …), found in the submodule that holds them
+__getattr__ = forward_names(__name__, [f"{__name__}.{sub}" for sub in _SUBMODULES], own_only=True)
